@@ -1,0 +1,1 @@
+//! File mode: Kubernetes-style YAML documents read into [`Resources`].

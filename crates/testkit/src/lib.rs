@@ -1,0 +1,1 @@
+//! Test support for herald. Dev-only: nothing in a shipped binary depends on it.
