@@ -1,1 +1,57 @@
-fn main() {}
+//! The `herald` binary: command line, wiring, metrics/health HTTP and signals.
+//!
+//! Owns no protocol or configuration logic of its own: it reads configuration through
+//! `model`, and (later) hands plans to the L2, BGP and election actuators.
+
+mod check;
+mod cli;
+mod config;
+mod http;
+mod logging;
+mod metrics;
+mod render;
+mod speaker;
+mod state;
+mod watch;
+
+use clap::Parser as _;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Check(args) => match check::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("herald check: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        cli::Command::Speaker(args) => run_speaker(args),
+    }
+}
+
+fn run_speaker(args: cli::SpeakerArgs) -> ExitCode {
+    if let Err(e) = logging::init(&args.log) {
+        eprintln!("herald speaker: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("herald")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(speaker::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "herald speaker failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The command line: what a user (or a DaemonSet manifest) can say to herald.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Announces bare-metal Kubernetes LoadBalancer addresses by ARP/NDP and BGP",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate configuration files offline and show what a node would announce.
+    ///
+    /// Exits 0 only when the configuration has no errors.
+    Check(CheckArgs),
+    /// Run the node speaker daemon.
+    Speaker(SpeakerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// YAML files of Kubernetes-style documents (metallb.io resources, v1 Services, v1 Nodes).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Show the plan of this node. Without it, the plan of every Node object in the files.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// Also print notes (e.g. documents of kinds herald does not read).
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct SpeakerArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// The node this speaker runs on [default: $NODE_NAME, else the hostname].
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// Where to serve /metrics, /healthz, /readyz and /status.
+    #[arg(
+        long,
+        env = "HERALD_METRICS_ADDR",
+        default_value = "0.0.0.0:7472",
+        value_name = "ADDR"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Where the configuration comes from.
+///
+/// Only file mode exists so far. Kubernetes mode (`--kubeconfig`, `--namespace`, in-cluster
+/// config) will join here as an alternative to `--config`.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// A YAML file of Kubernetes-style documents; repeat for several. Reloaded when it
+    /// changes on disk and on SIGHUP.
+    #[arg(long = "config", required = true, value_name = "FILE")]
+    pub config: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log line format (logs go to standard error).
+    #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives
+    /// such as `info,herald::http=debug`.
+    #[arg(long, env = "HERALD_LOG_LEVEL", default_value = "info", value_name = "FILTER",
+          value_parser = parse_log_filter)]
+    pub log_level: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Rejects a bad filter as a usage error (exit 2) instead of failing later.
+fn parse_log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not a log level or tracing filter: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn speaker_defaults() {
+        let cli = Cli::try_parse_from([
+            "herald", "speaker", "--config", "a.yaml", "--config", "b.yaml", "--node", "n1",
+        ])
+        .expect("parses");
+        let Command::Speaker(args) = cli.command else {
+            panic!("not speaker")
+        };
+        assert_eq!(args.source.config.len(), 2);
+        assert_eq!(args.node.as_deref(), Some("n1"));
+        assert_eq!(args.metrics_addr, "0.0.0.0:7472".parse().expect("addr"));
+        assert_eq!(args.log.log_format, LogFormat::Text);
+        assert_eq!(args.log.log_level, "info");
+    }
+
+    #[test]
+    fn bad_log_filter_is_usage_error() {
+        let err = Cli::try_parse_from([
+            "herald",
+            "speaker",
+            "--config",
+            "a.yaml",
+            "--log-level",
+            "info,=[",
+        ])
+        .expect_err("rejected");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn check_needs_a_file() {
+        let err = Cli::try_parse_from(["herald", "check"]).expect_err("rejected");
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,97 @@
+//! Reading configuration files into a checked `World`: the one path `check` and `speaker`
+//! share, so both accept and reject exactly the same files.
+
+use model::diag::has_errors;
+use model::{Diagnostic, NodePlan, ResourceRef, Severity, World};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+
+/// The outcome of reading and checking a set of files.
+#[derive(Clone, Debug)]
+pub struct Evaluated {
+    /// Loading and validation diagnostics, in that order.
+    pub diagnostics: Vec<Diagnostic>,
+    /// `Some` exactly when no diagnostic is an error.
+    pub world: Option<World>,
+}
+
+impl Evaluated {
+    pub fn errors(&self) -> usize {
+        self.count(Severity::Error)
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.count(Severity::Warning)
+    }
+
+    fn count(&self, severity: Severity) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == severity)
+            .count()
+    }
+}
+
+/// Loads every file and validates what was read. Validation runs even when loading found
+/// errors, so one run reports as many problems as possible.
+pub fn evaluate(files: &[PathBuf]) -> Evaluated {
+    guarded("reading the configuration", || {
+        let loaded = model::file::load_files(files);
+        let checked = model::validate(&loaded.resources);
+        let mut diagnostics = loaded.diagnostics;
+        diagnostics.extend(checked.diagnostics);
+        let world = if has_errors(&diagnostics) {
+            None
+        } else {
+            checked.world
+        };
+        Evaluated { diagnostics, world }
+    })
+    .unwrap_or_else(|bug| Evaluated {
+        diagnostics: vec![*bug],
+        world: None,
+    })
+}
+
+/// What the speaker needs from one read: every diagnostic, and the node's plan when the
+/// configuration is valid.
+pub struct Planned {
+    pub diagnostics: Vec<Diagnostic>,
+    pub plan: Option<NodePlan>,
+}
+
+pub fn evaluate_and_plan(files: &[PathBuf], node: &str) -> Planned {
+    let evaluated = evaluate(files);
+    let mut diagnostics = evaluated.diagnostics;
+    let plan = match evaluated.world {
+        None => None,
+        Some(world) => match guarded("planning", || model::plan(&world, node)) {
+            Ok(plan) => Some(plan),
+            Err(bug) => {
+                diagnostics.push(*bug);
+                None
+            }
+        },
+    };
+    Planned { diagnostics, plan }
+}
+
+/// A panic in the model is a bug, but it must not take a running speaker down with it: it
+/// becomes an error diagnostic and the configuration is rejected like any other bad one.
+fn guarded<T>(doing: &str, f: impl FnOnce() -> T) -> Result<T, Box<Diagnostic>> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        Box::new(
+            Diagnostic::error(
+                ResourceRef::default(),
+                "",
+                format!("internal error while {doing}: {what}"),
+            )
+            .fix("this is a bug in herald; please report it with the files that caused it"),
+        )
+    })
+}

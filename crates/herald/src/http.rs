@@ -1,0 +1,93 @@
+//! The speaker's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/status`.
+
+use crate::state::{ConfigStatus, Shared};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use model::NodePlan;
+use serde::Serialize;
+use std::sync::Arc;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    match shared.metrics.encode() {
+        Ok(text) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "encoding metrics failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "encoding metrics failed\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Alive as long as the process answers; configuration problems show in `/readyz`.
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {
+    if shared.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no valid configuration has been read yet\n",
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct StatusDoc<'a> {
+    node: &'a str,
+    ready: bool,
+    config: &'a ConfigStatus,
+    /// The running plan: the last one made from a valid configuration.
+    plan: Option<&'a NodePlan>,
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let body = {
+        let state = shared.read();
+        serde_json::to_vec_pretty(&StatusDoc {
+            node: &shared.node,
+            ready: state.plan.is_some(),
+            config: &state.config,
+            plan: state.plan.as_deref(),
+        })
+    };
+    match body {
+        Ok(mut body) => {
+            body.push(b'\n');
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "encoding /status failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "encoding status failed\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn not_found() -> (StatusCode, &'static str) {
+    (
+        StatusCode::NOT_FOUND,
+        "not found; herald serves /metrics, /healthz, /readyz and /status\n",
+    )
+}

@@ -1,0 +1,172 @@
+//! herald's own Prometheus metrics (`herald_*`). MetalLB-compatible metrics join here when
+//! the actuators that produce them exist.
+
+use model::NodePlan;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    result: ReloadResult,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum ReloadResult {
+    Success,
+    Failure,
+}
+
+impl EncodeLabelValue for ReloadResult {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(
+            &match self {
+                ReloadResult::Success => "success",
+                ReloadResult::Failure => "failure",
+            },
+            encoder,
+        )
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    config_loaded: Gauge,
+    config_stale: Gauge,
+    config_reloads: Family<ReloadLabels, Counter>,
+    plan_l2_addresses: Gauge,
+    plan_bgp_routes: Gauge,
+    plan_bgp_peers: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        // Registered without the prefix because the text encoder appends `_info`.
+        registry.register(
+            "herald_build",
+            "herald's version",
+            Info::new(vec![(
+                "version".to_owned(),
+                env!("CARGO_PKG_VERSION").to_owned(),
+            )]),
+        );
+        let config_loaded = Gauge::default();
+        registry.register(
+            "herald_config_loaded_bool",
+            "1 when the last configuration read was valid",
+            config_loaded.clone(),
+        );
+        let config_stale = Gauge::default();
+        registry.register(
+            "herald_config_stale_bool",
+            "1 when the running plan comes from an older configuration than a newer one that was rejected",
+            config_stale.clone(),
+        );
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        // Both series exist from the start, so rate() and alerts see a zero, not nothing.
+        for result in [ReloadResult::Success, ReloadResult::Failure] {
+            let _ = config_reloads.get_or_create(&ReloadLabels { result });
+        }
+        registry.register(
+            "herald_config_reloads",
+            "Configuration reads (the first load included), by result",
+            config_reloads.clone(),
+        );
+        let plan_l2_addresses = Gauge::default();
+        registry.register(
+            "herald_plan_l2_addresses",
+            "Addresses the running plan may answer ARP/NDP for on this node",
+            plan_l2_addresses.clone(),
+        );
+        let plan_bgp_routes = Gauge::default();
+        registry.register(
+            "herald_plan_bgp_routes",
+            "Routes the running plan announces, summed over BGP peers",
+            plan_bgp_routes.clone(),
+        );
+        let plan_bgp_peers = Gauge::default();
+        registry.register(
+            "herald_plan_bgp_peers",
+            "BGP sessions the running plan has this node run",
+            plan_bgp_peers.clone(),
+        );
+        Self {
+            registry,
+            config_loaded,
+            config_stale,
+            config_reloads,
+            plan_l2_addresses,
+            plan_bgp_routes,
+            plan_bgp_peers,
+        }
+    }
+
+    pub fn reload(&self, result: ReloadResult) {
+        self.config_reloads
+            .get_or_create(&ReloadLabels { result })
+            .inc();
+    }
+
+    pub fn set_config_state(&self, loaded: bool, stale: bool) {
+        self.config_loaded.set(i64::from(loaded));
+        self.config_stale.set(i64::from(stale));
+    }
+
+    pub fn set_plan(&self, plan: &NodePlan) {
+        self.plan_l2_addresses.set(gauge(plan.l2.len()));
+        self.plan_bgp_peers.set(gauge(plan.bgp.len()));
+        self.plan_bgp_routes
+            .set(gauge(plan.bgp.iter().map(|p| p.routes.len()).sum()));
+    }
+
+    /// The OpenMetrics text exposition of every metric.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names_every_metric() {
+        let m = Metrics::new();
+        m.set_config_state(true, false);
+        m.reload(ReloadResult::Success);
+        m.set_plan(&NodePlan::default());
+        let text = m.encode().expect("encodes");
+        for line in [
+            "herald_build_info{version=\"",
+            "herald_config_loaded_bool 1",
+            "herald_config_stale_bool 0",
+            "herald_config_reloads_total{result=\"success\"} 1",
+            "herald_config_reloads_total{result=\"failure\"} 0",
+            "herald_plan_l2_addresses 0",
+            "herald_plan_bgp_routes 0",
+            "herald_plan_bgp_peers 0",
+            "# EOF",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+    }
+}
