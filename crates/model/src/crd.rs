@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 /// The API group every MetalLB kind lives in.
 pub const GROUP: &str = "metallb.io";
+pub const GROUP_V1BETA1: &str = "metallb.io/v1beta1";
+pub const GROUP_V1BETA2: &str = "metallb.io/v1beta2";
 
 pub mod v1beta1 {
     use super::*;
