@@ -1,1 +1,208 @@
-//! End-to-end tests of the `herald` binary.
+//! End-to-end tests of `herald check`: exit codes, diagnostics and plans as a user sees them.
+
+use serde_json::Value;
+use testkit::{fixture, herald};
+
+fn path(name: &str) -> String {
+    fixture(name).display().to_string()
+}
+
+#[test]
+fn valid_file_exits_zero_and_shows_every_described_node() {
+    let out = herald(["check", &path("valid.yaml")]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    assert!(
+        out.stdout.starts_with("Configuration valid (1 file"),
+        "{out:#?}"
+    );
+    assert!(out.stdout.contains("Node node-a\n"), "{out:#?}");
+    assert!(out.stdout.contains("Node node-b\n"), "{out:#?}");
+    assert!(!out.stderr.contains("error"), "{out:#?}");
+}
+
+#[test]
+fn node_plan_is_printed_as_tables() {
+    let out = herald(["check", &path("valid.yaml"), "--node", "node-a"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    let text = &out.stdout;
+    // Only the named node.
+    assert!(text.contains("Node node-a\n"), "{text}");
+    assert!(!text.contains("Node node-b"), "{text}");
+    // L2: the internal address on eth0 (node-a is in rack a).
+    assert!(text.contains("Layer 2 (1 address):"), "{text}");
+    let l2 = line_with(text, "198.51.100.20");
+    for cell in ["infra/dns", "internal", "eth0"] {
+        assert!(l2.contains(cell), "{cell} missing from {l2:?}\n{text}");
+    }
+    // BGP: both peers, each with the routes of its own family.
+    let v4 = line_with(text, "router-v4");
+    for cell in ["10.0.0.1", "64512", "iBGP", "IPv4"] {
+        assert!(v4.contains(cell), "{cell} missing from {v4:?}\n{text}");
+    }
+    let v6 = line_with(text, "2001:db8:ffff::1");
+    for cell in ["router-v6", "64513", "eBGP", "IPv6"] {
+        assert!(v6.contains(cell), "{cell} missing from {v6:?}\n{text}");
+    }
+    let route = line_with(text, "192.0.2.10/32");
+    for cell in [
+        "default/web",
+        "64512:100",
+        "65535:65281",
+        "large:64512:1:2",
+        "200",
+    ] {
+        assert!(
+            route.contains(cell),
+            "{cell} missing from {route:?}\n{text}"
+        );
+    }
+    let route6 = line_with(text, "2001:db8:100::10/128");
+    assert!(route6.contains("router-v6"), "{route6:?}\n{text}");
+    // LOCAL_PREF is not sent to eBGP peers.
+    assert!(route6.trim_end().ends_with('-'), "{route6:?}\n{text}");
+    // The address outside every pool is listed with its reason.
+    let stray = line_with(text, "203.0.113.5");
+    assert!(stray.contains("default/stray"), "{stray:?}");
+    assert!(stray.contains("in no IPAddressPool"), "{stray:?}");
+}
+
+#[test]
+fn node_outside_the_advertisement_sees_why() {
+    let out = herald(["check", &path("valid.yaml"), "--node", "node-b"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    let skipped = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("198.51.100.20") && l.contains("L2"))
+        .unwrap_or_else(|| {
+            panic!(
+                "198.51.100.20 not listed as skipped for L2:\n{}",
+                out.stdout
+            )
+        });
+    assert!(skipped.contains("not this node"), "{skipped:?}");
+}
+
+#[test]
+fn json_output_is_one_document() {
+    let out = herald([
+        "check",
+        &path("valid.yaml"),
+        "--node",
+        "node-a",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    let doc: Value = serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(doc["valid"], true);
+    assert!(doc["diagnostics"].is_array());
+    let plans = doc["plans"].as_array().expect("plans is an array");
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0]["node"], "node-a");
+    let l2 = plans[0]["l2"].as_array().expect("l2 is an array");
+    assert!(l2.iter().any(|a| a["ip"] == "198.51.100.20"), "{doc:#}");
+    let bgp = plans[0]["bgp"].as_array().expect("bgp is an array");
+    assert_eq!(bgp.len(), 2, "{doc:#}");
+}
+
+#[test]
+fn invalid_file_reports_every_error_and_exits_one() {
+    let out = herald(["check", &path("invalid.yaml"), "--node", "node-a"]);
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert_eq!(out.stdout, "", "no plan for an invalid configuration");
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(": error: "))
+        .collect();
+    for line in &errors {
+        assert!(
+            line.contains("invalid.yaml:"),
+            "error without file:line: {line:?}"
+        );
+    }
+    for needle in [
+        "2001:db8:prod::/64",
+        "nosuch",
+        "aggregationLenght",
+        "64512:70000",
+        "2s",
+    ] {
+        assert!(
+            errors.iter().any(|l| l.contains(needle)),
+            "no error mentions {needle:?}:\n{}",
+            out.stderr
+        );
+    }
+    assert!(errors.len() >= 5, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("configuration rejected:"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn invalid_file_as_json() {
+    let out = herald(["check", &path("invalid.yaml"), "--output", "json"]);
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    let doc: Value = serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["plans"], Value::Array(vec![]));
+    let errors: Vec<&Value> = doc["diagnostics"]
+        .as_array()
+        .expect("diagnostics is an array")
+        .iter()
+        .filter(|d| d["severity"] == "error")
+        .collect();
+    assert!(!errors.is_empty(), "{doc:#}");
+    for e in &errors {
+        assert!(
+            e["origin"]["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("invalid.yaml")),
+            "{e:#}"
+        );
+    }
+}
+
+#[test]
+fn unreadable_file_is_an_error_not_a_crash() {
+    let out = herald(["check", "/nonexistent/herald.yaml"]);
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert!(out.stderr.contains("/nonexistent/herald.yaml"), "{out:#?}");
+    assert!(out.stderr.contains("cannot read"), "{out:#?}");
+}
+
+#[test]
+fn without_nodes_it_says_how_to_see_a_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("pool.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: p\n  namespace: metallb-system\nspec:\n  addresses: [192.0.2.0/28]\n",
+    )
+    .expect("write");
+    let out = herald(["check".as_ref(), file.as_os_str()]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    assert!(out.stdout.contains("Configuration valid"), "{out:#?}");
+    assert!(out.stdout.contains("--node NAME"), "{out:#?}");
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    assert_eq!(herald(["check"]).code(), Some(2));
+    assert_eq!(
+        herald(["check", &path("valid.yaml"), "--output", "xml"]).code(),
+        Some(2)
+    );
+    assert_eq!(herald(["frobnicate"]).code(), Some(2));
+    assert_eq!(herald(["speaker"]).code(), Some(2), "--config is required");
+}
+
+fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
+}

@@ -1,1 +1,455 @@
 //! Test support for herald. Dev-only: nothing in a shipped binary depends on it.
+//!
+//! Owns finding (or building) the `herald` binary and driving a running `herald speaker`:
+//! its logs, its HTTP endpoints and its signals. Later also the in-process API server and
+//! network-namespace topologies. Helpers here panic with a message that says what was
+//! expected, since they only ever run inside tests.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+/// How long helpers wait for something that should happen "soon". Generous, because CI
+/// machines are slow and busy; a passing test never waits this long.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The workspace root (where the root `Cargo.toml` is).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("testkit sits at crates/testkit in the workspace")
+        .to_path_buf()
+}
+
+/// The `herald` binary: `$HERALD_BIN` when set, else built once per test process with
+/// `cargo build --bin herald` (the test's own cargo, the test's own target directory).
+pub fn herald_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("HERALD_BIN") {
+            return PathBuf::from(bin);
+        }
+        let root = workspace_root();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|t| if t.is_absolute() { t } else { root.join(t) })
+            .unwrap_or_else(|| root.join("target"));
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let output = Command::new(&cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "herald",
+                "--bin",
+                "herald",
+                "--manifest-path",
+            ])
+            .arg(root.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap_or_else(|e| panic!("running {cargo:?} build: {e}"));
+        assert!(
+            output.status.success(),
+            "cargo build --bin herald failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let bin = target.join("debug").join("herald");
+        assert!(
+            bin.exists(),
+            "cargo built herald but {} is missing",
+            bin.display()
+        );
+        bin
+    })
+    .clone()
+}
+
+/// `tests/fixtures/NAME` in the workspace.
+pub fn fixture(name: &str) -> PathBuf {
+    workspace_root().join("tests").join("fixtures").join(name)
+}
+
+/// What a finished `herald` command printed.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+/// Runs `herald ARGS...` to completion.
+pub fn herald<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let output = Command::new(herald_bin())
+        .args(args)
+        .env_remove("NODE_NAME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("running herald");
+    Output {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A signal to send to the speaker.
+#[derive(Clone, Copy, Debug)]
+pub enum Signal {
+    Hup,
+    Term,
+    Int,
+}
+
+impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Hup => "HUP",
+            Signal::Term => "TERM",
+            Signal::Int => "INT",
+        }
+    }
+}
+
+/// An HTTP response, as the tiny client below reads it.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// Lower-cased names.
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+#[derive(Default)]
+struct Logs {
+    lines: Vec<Value>,
+    closed: bool,
+}
+
+/// A running `herald speaker` with `--metrics-addr 127.0.0.1:0 --log-format json`.
+/// Killed when dropped, if still running.
+pub struct Speaker {
+    child: Child,
+    addr: SocketAddr,
+    logs: Arc<(Mutex<Logs>, Condvar)>,
+}
+
+impl Speaker {
+    /// Starts `herald speaker --config FILE... --node NODE EXTRA...` and waits until it
+    /// logs the address it serves on.
+    pub fn start<P: AsRef<Path>>(configs: &[P], node: &str, extra: &[&str]) -> Speaker {
+        let mut cmd = Command::new(herald_bin());
+        cmd.arg("speaker");
+        for c in configs {
+            cmd.arg("--config").arg(c.as_ref());
+        }
+        cmd.args(["--node", node])
+            .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--log-level", "debug"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawning herald speaker");
+        let logs: Arc<(Mutex<Logs>, Condvar)> = Arc::default();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let readers = Arc::new(std::sync::atomic::AtomicUsize::new(2));
+        for stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+            let logs = logs.clone();
+            let readers = readers.clone();
+            std::thread::spawn(move || collect(stream, &logs, &readers));
+        }
+        let mut speaker = Speaker {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            logs,
+        };
+        let line = speaker
+            .wait_for_log(
+                |l| l["message"] == "serving metrics" && l["addr"].is_string(),
+                PATIENCE,
+            )
+            .unwrap_or_else(|| panic!("herald speaker never said where it serves"));
+        let addr = line["addr"].as_str().unwrap_or_default();
+        speaker.addr = addr
+            .parse()
+            .unwrap_or_else(|e| panic!("bad addr {addr:?} in log: {e}"));
+        speaker
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every JSON log line so far.
+    pub fn logs(&self) -> Vec<Value> {
+        lock(&self.logs.0).lines.clone()
+    }
+
+    /// Waits for a log line (from the start of the run) that satisfies `predicate`.
+    /// `None` when the time is up or the speaker's output ended without one.
+    pub fn wait_for_log(
+        &self,
+        predicate: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        let (logs, cond) = &*self.logs;
+        let mut guard = lock(logs);
+        loop {
+            if let Some(line) = guard.lines.iter().find(|l| predicate(l)) {
+                return Some(line.clone());
+            }
+            let now = Instant::now();
+            if guard.closed || now >= deadline {
+                return None;
+            }
+            guard = cond
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// How many log lines satisfy `predicate` so far.
+    pub fn count_logs(&self, predicate: impl Fn(&Value) -> bool) -> usize {
+        lock(&self.logs.0)
+            .lines
+            .iter()
+            .filter(|l| predicate(l))
+            .count()
+    }
+
+    /// Waits for the `n`th log line satisfying `predicate` (1-based).
+    pub fn wait_for_nth_log(
+        &self,
+        n: usize,
+        predicate: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let matching: Vec<Value> = lock(&self.logs.0)
+                .lines
+                .iter()
+                .filter(|l| predicate(l))
+                .cloned()
+                .collect();
+            if let Some(line) = matching.into_iter().nth(n.saturating_sub(1)) {
+                return Some(line);
+            }
+            if Instant::now() >= deadline || lock(&self.logs.0).closed {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `GET path`: status and body.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let r = self.request(path);
+        (r.status, r.body)
+    }
+
+    /// `GET path` with headers.
+    pub fn request(&self, path: &str) -> Response {
+        http_get(self.addr, path).unwrap_or_else(|e| panic!("GET {path} from herald: {e}"))
+    }
+
+    /// `GET path` parsed as JSON; panics unless the status is 200.
+    pub fn get_json(&self, path: &str) -> Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+    }
+
+    /// Polls `probe` until it returns `Some`, or panics saying `what` never happened.
+    pub fn eventually<T>(&self, what: &str, mut probe: impl FnMut(&Speaker) -> Option<T>) -> T {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(v) = probe(self) {
+                return v;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out waiting for: {what}\nspeaker logs:\n{}",
+                    self.logs()
+                        .iter()
+                        .map(Value::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        let status = Command::new("kill")
+            .arg(format!("-{}", signal.name()))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{} failed", signal.name());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Reads one output stream line by line; JSON lines are kept, anything else (a panic
+/// message, say) is kept as a string so waiting tests can still show it.
+fn collect(
+    stream: Box<dyn Read + Send>,
+    logs: &(Mutex<Logs>, Condvar),
+    readers: &std::sync::atomic::AtomicUsize,
+) {
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        // Shown by the test harness when the test fails.
+        eprintln!("herald: {line}");
+        let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
+        lock(&logs.0).lines.push(value);
+        logs.1.notify_all();
+    }
+    if readers.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+        lock(&logs.0).closed = true;
+        logs.1.notify_all();
+    }
+}
+
+/// A minimal HTTP/1.1 GET: enough for herald's own endpoints, nothing more.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, PATIENCE)?;
+    stream.set_read_timeout(Some(PATIENCE))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "malformed HTTP response: {:?}",
+            String::from_utf8_lossy(&raw)
+        ))
+    })
+}
+
+fn parse_response(raw: &[u8]) -> Option<Response> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers: BTreeMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
+        body = dechunk(&body)?;
+    }
+    Some(Response {
+        status,
+        headers,
+        body: String::from_utf8(body).ok()?,
+    })
+}
+
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size_field = std::str::from_utf8(&raw[..eol]).ok()?;
+        let size = usize::from_str_radix(size_field.split(';').next()?.trim(), 16).ok()?;
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_plain_and_chunked_responses() {
+        let r = parse_response(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nno\n")
+            .expect("parses");
+        assert_eq!(r.status, 503);
+        assert_eq!(r.headers["content-type"], "text/plain");
+        assert_eq!(r.body, "no\n");
+
+        let r = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        )
+        .expect("parses");
+        assert_eq!(r.body, "hello world");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse_response(b"nonsense").is_none());
+        assert!(parse_response(b"HTTP/1.1 abc\r\n\r\n").is_none());
+    }
+
+    #[test]
+    fn workspace_root_holds_the_workspace_manifest() {
+        assert!(workspace_root().join("Cargo.toml").exists());
+        assert!(workspace_root().join("crates/testkit").exists());
+    }
+}
