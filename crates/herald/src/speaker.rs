@@ -37,7 +37,11 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     info!(
         version = env!("CARGO_PKG_VERSION"),
         node = %node,
-        files = ?files,
+        files = %files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
         "starting herald speaker in file mode"
     );
     let shared = Arc::new(Shared::new(node, files.clone()));
@@ -62,9 +66,9 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
     let mut watch = arm_watch(&files, watch_tx.clone());
 
-    reload(&shared, &files, "startup").await;
-
-    let mut due: Option<Instant> = None;
+    // The first read goes through the loop like any other, so a signal is never left
+    // waiting behind it.
+    let mut due: Option<(Instant, &'static str)> = Some((Instant::now(), "startup"));
     let why = loop {
         tokio::select! {
             _ = sigterm.recv() => break "SIGTERM",
@@ -80,16 +84,16 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
             Some(msg) = watch_rx.recv() => match msg {
                 WatchMsg::Changed(path) => {
                     debug!(path = %path.display(), "configuration file changed");
-                    due = Some(Instant::now() + DEBOUNCE);
+                    due = Some((Instant::now() + DEBOUNCE, "file change"));
                 }
                 WatchMsg::Error(e) => {
                     warn!(error = %e, "watching the configuration files failed; re-reading them to be safe");
-                    due = Some(Instant::now() + DEBOUNCE);
+                    due = Some((Instant::now() + DEBOUNCE, "watch error"));
                 }
             },
-            _ = sleep_until(due.unwrap_or_else(far_future)), if due.is_some() => {
-                due = None;
-                reload(&shared, &files, "file change").await;
+            _ = sleep_until(due.map_or_else(far_future, |(at, _)| at)), if due.is_some() => {
+                let trigger = due.take().map_or("file change", |(_, why)| why);
+                reload(&shared, &files, trigger).await;
             }
             result = &mut server => {
                 match result {
@@ -230,11 +234,15 @@ async fn reload(shared: &Arc<Shared>, files: &[PathBuf], trigger: &'static str) 
 
 fn log_diagnostics(planned: &Planned) {
     for d in &planned.diagnostics {
-        let resource = d.resource.to_string();
+        // The message is the whole one-line diagnostic; the fields make it searchable.
+        let file = d.origin.file.as_ref().map(|f| f.display().to_string());
+        let line = d.origin.line;
+        let resource = (!d.resource.kind.is_empty()).then(|| d.resource.to_string());
+        let field = (!d.field.is_empty()).then_some(d.field.as_str());
         match d.severity {
-            Severity::Error => error!(resource, field = %d.field, "{d}"),
-            Severity::Warning => warn!(resource, field = %d.field, "{d}"),
-            Severity::Note => debug!(resource, field = %d.field, "{d}"),
+            Severity::Error => error!(file, line, resource, field, "{d}"),
+            Severity::Warning => warn!(file, line, resource, field, "{d}"),
+            Severity::Note => debug!(file, line, resource, field, "{d}"),
         }
     }
 }
