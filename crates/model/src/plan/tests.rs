@@ -702,6 +702,29 @@ fn l2_is_sorted_by_address_then_service_with_one_entry_per_sharing_service() {
     );
 }
 
+#[test]
+fn a_repeated_address_is_planned_once() {
+    // Sources promise no duplicates; the plan must not depend on that promise.
+    let p = base()
+        .l2(l2ad("l2"))
+        .svc(svc("ns/web", &["192.0.2.1", "192.0.2.1"]))
+        .svc(svc("ns/db", &["198.51.100.1", "198.51.100.1"]))
+        .plan("n1");
+    assert_eq!(
+        p.l2,
+        vec![ann("192.0.2.1", "ns/web", "a", &["l2"], Interfaces::Any)]
+    );
+    assert_eq!(
+        p.skipped,
+        vec![skip(
+            "ns/db",
+            Some("198.51.100.1"),
+            None,
+            SkipReason::NotInAnyPool
+        )]
+    );
+}
+
 // ---- BGP ----
 
 #[test]

@@ -140,7 +140,7 @@ fn pools() -> impl Strategy<Value = Vec<Pool>> {
         ("p3", &["2001:db8:1::/120"]),
     ];
     (
-        subsequence(templates.to_vec(), 1..=4),
+        subsequence(templates.to_vec(), 2..=4),
         prop::collection::vec(label_map(), 4),
     )
         .prop_map(|(chosen, labels)| {
@@ -288,13 +288,13 @@ fn services() -> impl Strategy<Value = Vec<Service>> {
         (
             label_map(),
             prop::bool::weighted(0.9),
-            prop_oneof![4 => Just(None), 1 => Just(Some("other".to_string()))],
+            prop_oneof![9 => Just(None), 1 => Just(Some("other".to_string()))],
             prop_oneof![Just(TrafficPolicy::Cluster), Just(TrafficPolicy::Local)],
-            subsequence(ADDRESSES, 0..=3),
+            prop_oneof![1 => Just(vec![]), 9 => subsequence(ADDRESSES, 1..=3)],
             prop::option::of(select(vec!["p0", "p2", "gone"])),
             (nodes(), nodes(), prop::bool::weighted(0.3)),
         ),
-        0..5,
+        1..5,
     )
     .prop_map(|svcs| {
         svcs.into_iter()
@@ -354,7 +354,7 @@ fn parts() -> impl Strategy<Value = Parts> {
         peers(),
         services(),
         nodes(),
-        prop_oneof![3 => Just(None), 1 => Just(Some("other".to_string()))],
+        prop_oneof![7 => Just(None), 1 => Just(Some("other".to_string()))],
     )
         .prop_map(|(pools, l2, bgp, peers, services, nodes, class)| Parts {
             pools,
@@ -509,7 +509,7 @@ fn check_shape(p: &NodePlan) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(1024))]
 
     #[test]
     fn plan_is_deterministic_and_independent_of_input_order(
