@@ -141,6 +141,9 @@ pub enum SkipReason {
 /// LOCAL_PREF sent to iBGP peers when no advertisement sets one (the BGP default).
 pub const DEFAULT_LOCAL_PREF: u32 = 100;
 
+/// The label the kubelet sets on every node to its name.
+pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+
 /// What `node` should announce, given `world`.
 ///
 /// Each service address is checked in MetalLB's order: the service (type, class, addresses),
@@ -152,9 +155,11 @@ pub const DEFAULT_LOCAL_PREF: u32 = 100;
 /// protocol with no advertisement for the address's pool is not in use for it and records
 /// nothing, unless neither protocol has one.
 pub fn plan(world: &World, node: &str) -> NodePlan {
-    let no_labels = Labels::new();
+    // A node the World does not describe (file mode without a Node document) still has the
+    // label the kubelet gives every node, so hostname selectors work the same in both modes.
+    let implied_labels = Labels::from([(HOSTNAME_LABEL.to_owned(), node.to_owned())]);
     let this_node = world.nodes.get(node);
-    let node_labels = this_node.map_or(&no_labels, |n| &n.labels);
+    let node_labels = this_node.map_or(&implied_labels, |n| &n.labels);
     let node_gate = this_node.and_then(|n| {
         if n.excluded_from_load_balancers {
             Some(SkipReason::NodeExcluded)

@@ -367,11 +367,15 @@ fn node_with_network_unavailable_announces_nothing() {
 }
 
 #[test]
-fn an_unknown_node_has_no_labels_and_no_conditions() {
+fn an_unknown_node_has_only_the_hostname_label_and_no_conditions() {
     let w = base()
         .l2(L2Advertisement {
             node_selectors: vec![sel(&[("zone", "a")])],
             ..l2ad("zoned")
+        })
+        .l2(L2Advertisement {
+            node_selectors: vec![sel(&[("kubernetes.io/hostname", "ghost")])],
+            ..l2ad("by-hostname")
         })
         .l2(l2ad("everywhere"))
         .svc(Service {
@@ -387,7 +391,7 @@ fn an_unknown_node_has_no_labels_and_no_conditions() {
             "192.0.2.1",
             "ns/web",
             "a",
-            &["everywhere"],
+            &["by-hostname", "everywhere"],
             Interfaces::Any
         )]
     );
