@@ -22,6 +22,10 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let evaluated = evaluate(&args.files);
     let valid = evaluated.world.is_some();
     let plans = plans(&evaluated, args.node.as_deref());
+    let unknown = match (&evaluated.world, &args.node) {
+        (Some(world), Some(node)) => crate::config::unknown_node(world, node),
+        _ => None,
+    };
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -37,6 +41,12 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         }
         OutputFormat::Text => {
             print_diagnostics(&evaluated, args.verbose)?;
+            if let (Some(known), Some(node)) = (&unknown, &args.node) {
+                eprintln!(
+                    "warning: --node {node} names no Node object in the files (they describe {}); planning it with only its kubernetes.io/hostname label",
+                    known.join(", ")
+                );
+            }
             if valid {
                 write_valid(&mut out, &evaluated, &plans, args)?;
             }

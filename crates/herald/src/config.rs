@@ -58,11 +58,15 @@ pub fn evaluate(files: &[PathBuf]) -> Evaluated {
 pub struct Planned {
     pub diagnostics: Vec<Diagnostic>,
     pub plan: Option<NodePlan>,
+    /// Other nodes are described by Node objects but this one is not: likely a wrong
+    /// `--node`. Holds the described names.
+    pub unknown_node: Option<Vec<String>>,
 }
 
 pub fn evaluate_and_plan(files: &[PathBuf], node: &str) -> Planned {
     let evaluated = evaluate(files);
     let mut diagnostics = evaluated.diagnostics;
+    let unknown_node = evaluated.world.as_ref().and_then(|w| unknown_node(w, node));
     let plan = match evaluated.world {
         None => None,
         Some(world) => match guarded("planning", || model::plan(&world, node)) {
@@ -73,7 +77,17 @@ pub fn evaluate_and_plan(files: &[PathBuf], node: &str) -> Planned {
             }
         },
     };
-    Planned { diagnostics, plan }
+    Planned {
+        diagnostics,
+        plan,
+        unknown_node,
+    }
+}
+
+/// When the files describe nodes but not `node`, the names they do describe.
+pub fn unknown_node(world: &World, node: &str) -> Option<Vec<String>> {
+    (!world.nodes.is_empty() && !world.nodes.contains_key(node))
+        .then(|| world.nodes.keys().cloned().collect())
 }
 
 /// A panic in the model is a bug, but it must not take a running speaker down with it: it

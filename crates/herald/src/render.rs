@@ -58,7 +58,9 @@ pub fn plan_text(plan: &NodePlan, described: bool) -> String {
     let mut out = String::new();
     let _ = write!(out, "Node {}", plan.node);
     if !described {
-        out.push_str(" (no Node object in the configuration: planned with no labels)");
+        out.push_str(
+            " (no Node object in the files: planned with only its kubernetes.io/hostname label)",
+        );
     }
     out.push('\n');
 

@@ -189,6 +189,13 @@ async fn reload(shared: &Arc<Shared>, files: &[PathBuf], trigger: &'static str) 
         }
     };
     log_diagnostics(&planned);
+    if let Some(known) = &planned.unknown_node {
+        warn!(
+            node = %shared.node,
+            described = %known.join(", "),
+            "no Node object in the configuration is named like this node: is --node (or NODE_NAME) right? It is planned with only its kubernetes.io/hostname label"
+        );
+    }
     let errors = planned
         .diagnostics
         .iter()

@@ -215,6 +215,7 @@ mod tests {
                 node: "n1".into(),
                 ..Default::default()
             }),
+            unknown_node: None,
         }
     }
 
@@ -225,6 +226,7 @@ mod tests {
                 Diagnostic::note(ResourceRef::default(), "", "ignored kind"),
             ],
             plan: None,
+            unknown_node: None,
         }
     }
 
