@@ -189,7 +189,12 @@ impl Speaker {
                 |l| l["message"] == "serving metrics" && l["addr"].is_string(),
                 PATIENCE,
             )
-            .unwrap_or_else(|| panic!("herald speaker never said where it serves"));
+            .unwrap_or_else(|| {
+                panic!(
+                    "herald speaker never said where it serves; its output:\n{}",
+                    speaker.logs_text()
+                )
+            });
         let addr = line["addr"].as_str().unwrap_or_default();
         speaker.addr = addr
             .parse()
@@ -208,6 +213,15 @@ impl Speaker {
     /// Every JSON log line so far.
     pub fn logs(&self) -> Vec<Value> {
         lock(&self.logs.0).lines.clone()
+    }
+
+    /// Every log line so far, one per line, for failure messages.
+    pub fn logs_text(&self) -> String {
+        self.logs()
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Waits for a log line (from the start of the run) that satisfies `predicate`.
@@ -244,31 +258,6 @@ impl Speaker {
             .count()
     }
 
-    /// Waits for the `n`th log line satisfying `predicate` (1-based).
-    pub fn wait_for_nth_log(
-        &self,
-        n: usize,
-        predicate: impl Fn(&Value) -> bool,
-        timeout: Duration,
-    ) -> Option<Value> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let matching: Vec<Value> = lock(&self.logs.0)
-                .lines
-                .iter()
-                .filter(|l| predicate(l))
-                .cloned()
-                .collect();
-            if let Some(line) = matching.into_iter().nth(n.saturating_sub(1)) {
-                return Some(line);
-            }
-            if Instant::now() >= deadline || lock(&self.logs.0).closed {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
     /// `GET path`: status and body.
     pub fn get(&self, path: &str) -> (u16, String) {
         let r = self.request(path);
@@ -297,11 +286,7 @@ impl Speaker {
             if Instant::now() >= deadline {
                 panic!(
                     "timed out waiting for: {what}\nspeaker logs:\n{}",
-                    self.logs()
-                        .iter()
-                        .map(Value::to_string)
-                        .collect::<Vec<_>>()
-                        .join("\n")
+                    self.logs_text()
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
