@@ -56,7 +56,7 @@ pub struct SpeakerArgs {
     #[command(flatten)]
     pub source: SourceArgs,
 
-    /// The node this speaker runs on [default: $NODE_NAME, else the hostname].
+    /// The node this speaker runs on [default: the hostname].
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node: Option<String>,
 

@@ -109,3 +109,50 @@ fn guarded<T>(doing: &str, f: impl FnOnce() -> T) -> Result<T, Box<Diagnostic>> 
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::world::Node;
+
+    #[test]
+    fn unreadable_file_is_rejected_with_an_error_naming_it() {
+        let missing = PathBuf::from("/nonexistent/herald-test.yaml");
+        let evaluated = evaluate(std::slice::from_ref(&missing));
+        assert!(evaluated.world.is_none());
+        assert!(evaluated.errors() >= 1);
+        assert_eq!(
+            evaluated.diagnostics[0].origin.file.as_ref(),
+            Some(&missing)
+        );
+        let planned = evaluate_and_plan(&[missing], "n1");
+        assert!(planned.plan.is_none());
+    }
+
+    #[test]
+    fn panics_become_error_diagnostics() {
+        let err = guarded("testing", || -> () { panic!("boom") }).expect_err("panicked");
+        assert!(err.is_error());
+        assert!(
+            err.problem.contains("internal error while testing: boom"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_node_only_when_other_nodes_are_described() {
+        let mut world = World::default();
+        assert_eq!(unknown_node(&world, "n1"), None, "no Node objects at all");
+        world.nodes.insert(
+            "n2".into(),
+            Node {
+                name: "n2".into(),
+                labels: Default::default(),
+                excluded_from_load_balancers: false,
+                network_unavailable: false,
+            },
+        );
+        assert_eq!(unknown_node(&world, "n1"), Some(vec!["n2".to_owned()]));
+        assert_eq!(unknown_node(&world, "n2"), None);
+    }
+}
