@@ -66,11 +66,16 @@ impl<T: Resource<DynamicType = ()>> Sourced<T> {
     }
 
     pub fn resource_ref(&self) -> ResourceRef {
-        ResourceRef {
-            kind: T::kind(&()).into_owned(),
-            namespace: self.object.meta().namespace.clone(),
-            name: self.name().to_owned(),
-        }
+        resource_ref(&self.object)
+    }
+}
+
+/// `Kind namespace/name` of any Kubernetes object.
+pub fn resource_ref<T: Resource<DynamicType = ()>>(object: &T) -> ResourceRef {
+    ResourceRef {
+        kind: T::kind(&()).into_owned(),
+        namespace: object.meta().namespace.clone(),
+        name: object.meta().name.clone().unwrap_or_default(),
     }
 }
 

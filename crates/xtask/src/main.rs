@@ -1,1 +1,175 @@
-fn main() {}
+//! Project tasks, run as `cargo xtask <task>`.
+//!
+//! - `test`: install what the suite needs (Debian packages, only those missing), then check
+//!   formatting and lints and run every test in the workspace. This is what CI runs.
+//! - `crds`: write `deploy/crds/` from the Rust types (`--check` only compares).
+//! - `lab`: run herald's main job on the bundled example.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Debian packages the suite drives as real peers and clients.
+const TEST_PACKAGES: &[&str] = &[
+    "bird2",
+    "frr",
+    "gobgpd",
+    "exabgp",
+    "ndisc6",
+    "arping",
+    "tcpdump",
+    "iputils-ping",
+    "iproute2",
+    "curl",
+];
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    match args.first().map(String::as_str) {
+        Some("test") => test(&rest),
+        Some("crds") => crds(rest.contains(&"--check")),
+        Some("lab") => lab(&rest),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab           run herald on the bundled example"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the workspace root exists")
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(mut cmd: Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn test(args: &[&str]) -> Result<()> {
+    install_packages(TEST_PACKAGES)?;
+    run({
+        let mut c = cargo();
+        c.args(["fmt", "--all", "--", "--check"]);
+        c
+    })
+    .context("code is not formatted: run `cargo fmt --all`")?;
+    run({
+        let mut c = cargo();
+        c.args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        c
+    })?;
+    run({
+        let mut c = cargo();
+        c.args(["test", "--workspace"]).args(args);
+        c
+    })
+}
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+/// Installs the missing packages with apt. Services the packages ship (bird, frr) are kept
+/// from starting: tests run their own instances inside network namespaces.
+fn install_packages(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let policy = Path::new("/usr/sbin/policy-rc.d");
+    let own_policy = !policy.exists();
+    if own_policy {
+        std::fs::write(
+            policy,
+            "#!/bin/sh\n# written by cargo xtask: packages must not start daemons\nexit 101\n",
+        )
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(policy, std::fs::Permissions::from_mode(0o755))
+        })
+        .context("cannot write /usr/sbin/policy-rc.d: installing test packages needs root")?;
+    }
+    let result = (|| {
+        let apt = |args: &[&str]| {
+            let mut c = Command::new("apt-get");
+            c.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+            c
+        };
+        run(apt(&["update", "-qq"]))?;
+        run(apt(&[
+            &["install", "-y", "-qq", "--no-install-recommends"][..],
+            &missing,
+        ]
+        .concat()))
+    })();
+    if own_policy {
+        let _ = std::fs::remove_file(policy);
+    }
+    result.context("installing test packages failed (this needs root and Debian's package archive)")
+}
+
+fn crds(check: bool) -> Result<()> {
+    let dir = root().join("deploy/crds");
+    std::fs::create_dir_all(&dir)?;
+    let mut stale = Vec::new();
+    for (file, yaml) in model::crd::definitions() {
+        let path = dir.join(&file);
+        if std::fs::read_to_string(&path).ok().as_deref() == Some(yaml.as_str()) {
+            continue;
+        }
+        stale.push(file);
+        if !check {
+            std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    match (check, stale.is_empty()) {
+        (true, false) => bail!(
+            "deploy/crds/ is out of date ({}): run `cargo xtask crds`",
+            stale.join(", ")
+        ),
+        (false, false) => eprintln!("xtask: wrote {}", stale.join(", ")),
+        _ => eprintln!("xtask: deploy/crds/ is up to date"),
+    }
+    Ok(())
+}
+
+/// Until the network lab exists this shows herald's core job on the bundled example: what
+/// each node of the example would announce, and why anything is not announced.
+fn lab(args: &[&str]) -> Result<()> {
+    let example = root().join("systemd/herald.example.yaml");
+    let mut c = cargo();
+    c.args(["run", "--quiet", "--bin", "herald", "--", "check"])
+        .arg(&example)
+        .args(args);
+    run(c)
+}
