@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Resource;
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 use std::net::IpAddr;
@@ -263,7 +264,8 @@ struct Known<'a> {
     peer_names: BTreeSet<String>,
     /// The peers that passed every check.
     peers: BTreeMap<String, Peer>,
-    aliases: BTreeMap<String, AnyCommunity>,
+    /// `None` for an alias whose value is wrong (already reported), so uses stay quiet.
+    aliases: BTreeMap<String, Option<AnyCommunity>>,
     bfd_profiles: BTreeMap<String, BfdProfile>,
     secrets: Vec<&'a Res<Secret>>,
 }
@@ -340,14 +342,18 @@ fn build(out: &mut Sink, res: &Resources) -> World {
 /// The named objects of one kind, one per name: the first by origin, so the choice does not
 /// depend on input order. Unnamed objects and later duplicates are errors. `scope` is the
 /// namespace for kinds whose names are unique per namespace.
-fn unique<'a, T: Resource<DynamicType = ()>>(
+fn unique<'a, T: Resource<DynamicType = ()> + Serialize>(
     out: &mut Sink,
     list: &'a [Res<T>],
     scope: impl Fn(&Res<T>) -> String,
 ) -> Vec<&'a Res<T>> {
     let kind = T::kind(&());
     let mut sorted: Vec<&Res<T>> = list.iter().collect();
-    sorted.sort_by_cached_key(|r| (r.origin.clone(), r.resource_ref()));
+    // Objects from nowhere in particular (the API, tests) tie on origin; their content decides.
+    sorted.sort_by_cached_key(|r| {
+        let content = serde_json::to_string(&r.object).unwrap_or_default();
+        (r.origin.clone(), r.resource_ref(), content)
+    });
     let mut seen: BTreeMap<(String, String), &Res<T>> = BTreeMap::new();
     let mut unique = Vec::new();
     for r in sorted {
@@ -368,7 +374,10 @@ fn unique<'a, T: Resource<DynamicType = ()>>(
     unique
 }
 
-fn aliases(out: &mut Sink, communities: &[&Res<Community>]) -> BTreeMap<String, AnyCommunity> {
+fn aliases(
+    out: &mut Sink,
+    communities: &[&Res<Community>],
+) -> BTreeMap<String, Option<AnyCommunity>> {
     let mut aliases = BTreeMap::new();
     let mut defined_at: BTreeMap<&str, String> = BTreeMap::new();
     for r in communities {
@@ -388,9 +397,7 @@ fn aliases(out: &mut Sink, communities: &[&Res<Community>]) -> BTreeMap<String, 
                 out.error(r, &field, name, problem, fix);
             } else {
                 defined_at.insert(name, format!("Community {} ({field})", r.name()));
-                if let Some(v) = value {
-                    aliases.insert(name.to_owned(), v);
-                }
+                aliases.insert(name.to_owned(), value);
             }
         }
     }
@@ -564,7 +571,7 @@ fn l2_advertisement(
             let fix = "name an interface such as eth0, or remove the entry \
                        (no interfaces at all means every usable one)";
             let field = format!("spec.interfaces[{i}]");
-            out.error(r, &field, "", "the interface name is empty", fix);
+            out.error(r, &field, name, "the interface name is empty", fix);
         }
     }
     let pools = s.ip_address_pools.as_slice();
@@ -608,7 +615,8 @@ fn bgp_advertisement(out: &mut Sink, known: &Known, r: &Res<BGPAdvertisement>) -
     for (i, text) in s.communities.iter().enumerate() {
         // An alias wins over a literal of the same spelling, as in MetalLB.
         let parsed = match known.aliases.get(text) {
-            Some(alias) => Ok(*alias),
+            Some(Some(alias)) => Ok(*alias),
+            Some(None) => continue,
             None => text.parse::<AnyCommunity>(),
         };
         match parsed {
@@ -619,19 +627,23 @@ fn bgp_advertisement(out: &mut Sink, known: &Known, r: &Res<BGPAdvertisement>) -
                 large_communities.insert(c);
             }
             Err(e) => {
-                let aliases = if known.aliases.is_empty() {
-                    "no Community object defines an alias".to_owned()
+                // Text with a ':' was meant as a literal; anything else as an alias name.
+                let (problem, fix) = if text.contains(':') {
+                    (e.to_string(), format!("write {COMMUNITY_FORMS}"))
                 } else {
-                    format!("known aliases: {}", join(known.aliases.keys()))
+                    let aliases = if known.aliases.is_empty() {
+                        "no Community object defines any".to_owned()
+                    } else {
+                        format!("known aliases: {}", join(known.aliases.keys()))
+                    };
+                    let problem = format!("no Community alias is named {text:?} ({aliases})");
+                    let near = known_names(text, known.aliases.keys());
+                    let fix = format!(
+                        "use a defined alias ({near}), define {text:?} in a Community object, \
+                         or write {COMMUNITY_FORMS}"
+                    );
+                    (problem, fix)
                 };
-                let problem = if text.contains(':') {
-                    format!("{e}; nor is it a Community alias ({aliases})")
-                } else {
-                    format!("no Community alias is named {text:?} ({aliases})")
-                };
-                let fix = format!(
-                    "write {COMMUNITY_FORMS}, or define the alias {text:?} in a Community object"
-                );
                 out.error(r, &format!("spec.communities[{i}]"), text, problem, fix);
             }
         }
@@ -648,11 +660,15 @@ fn bgp_advertisement(out: &mut Sink, known: &Known, r: &Res<BGPAdvertisement>) -
         }
     }
     if let Some(pref) = s.local_pref {
-        let goes_to: Vec<&Peer> = known
-            .peers
-            .values()
-            .filter(|p| s.peers.is_empty() || s.peers.contains(&p.name))
+        // Judged only when every peer it goes to passed its own checks; a broken peer has
+        // already been reported, and its kind of session may be what is wrong with it.
+        let goes_to: Option<Vec<&Peer>> = known
+            .peer_names
+            .iter()
+            .filter(|n| s.peers.is_empty() || s.peers.contains(n))
+            .map(|n| known.peers.get(n))
             .collect();
+        let goes_to = goes_to.unwrap_or_default();
         if !goes_to.is_empty() && goes_to.iter().all(|p| !p.is_ibgp()) {
             let problem = format!(
                 "LOCAL_PREF is sent to iBGP peers only, and every peer this advertisement \
