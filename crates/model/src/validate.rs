@@ -271,17 +271,16 @@ struct Known<'a> {
 }
 
 fn build(out: &mut Sink, res: &Resources) -> World {
-    let by_ns = |ns: &str| ns.to_owned();
     let pools = unique(out, &res.pools, |_| String::new());
     let l2s = unique(out, &res.l2_advertisements, |_| String::new());
     let bgp_ads = unique(out, &res.bgp_advertisements, |_| String::new());
     let peers = unique(out, &res.bgp_peers, |_| String::new());
     let communities = unique(out, &res.communities, |_| String::new());
     let bfds = unique(out, &res.bfd_profiles, |_| String::new());
-    let services = unique(out, &res.services, |r| by_ns(namespace_of(r)));
-    let slices = unique(out, &res.endpoint_slices, |r| by_ns(namespace_of(r)));
+    let services = unique(out, &res.services, |r| namespace_of(r).to_owned());
+    let slices = unique(out, &res.endpoint_slices, |r| namespace_of(r).to_owned());
     let nodes = unique(out, &res.nodes, |_| String::new());
-    let secrets = unique(out, &res.secrets, |r| by_ns(namespace_of(r)));
+    let secrets = unique(out, &res.secrets, |r| namespace_of(r).to_owned());
 
     let mut entries = Vec::new();
     let pools = pools
@@ -445,8 +444,8 @@ fn pool<'a>(out: &mut Sink, r: &'a Res<IPAddressPool>, entries: &mut Vec<Entry<'
             let fix = format!("write {net} for the whole prefix, or {host} for the one address");
             out.warning(r, &field, text, problem, fix);
         }
-        ranges.push(entry.range);
         let range = entry.range;
+        ranges.push(range);
         entries.push(Entry {
             pool: r,
             index,

@@ -1053,3 +1053,47 @@ fn peers_and_secrets_are_read_from_the_same_namespace() {
         .namespace = Some("other".into());
     assert!(validate(&res).is_valid());
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pool entries crowded into a small space so that overlaps are common, with some
+    /// garbage among them.
+    fn entry() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0u8..8, 24u8..=33).prop_map(|(x, len)| format!("10.0.0.{}/{len}", x * 32)),
+            (0u8..=255, 0u8..=255).prop_map(|(a, b)| format!("10.0.0.{a} - 10.0.0.{b}")),
+            (0u16..64, 120u8..=129).prop_map(|(x, len)| format!("2001:db8::{:x}/{len}", x * 4)),
+            "\\PC{0,24}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn validate_is_order_independent_and_never_panics(
+            pools in prop::collection::vec(prop::collection::vec(entry(), 0..4), 1..5),
+            aggregation in (0i32..40, 0i32..140),
+            hold in prop_oneof![Just("90s".to_owned()), "\\PC{0,8}"],
+            rotate in 0usize..5,
+        ) {
+            let mut res = Resources::default();
+            for (i, addresses) in pools.iter().enumerate() {
+                res.pools.push(metallb("IPAddressPool", &format!("p{i}"), json!({"addresses": addresses})));
+            }
+            res.bgp_advertisements.push(metallb("BGPAdvertisement", "all", json!({
+                "aggregationLength": aggregation.0, "aggregationLengthV6": aggregation.1,
+            })));
+            res.bgp_peers.push(metallb("BGPPeer", "r", json!({
+                "myASN": 64500, "peerASN": 64501, "peerAddress": "10.1.0.1", "holdTime": hold,
+            })));
+            let forward = validate(&res);
+            let n = res.pools.len();
+            res.pools.rotate_left(rotate % n);
+            let rotated = validate(&res);
+            prop_assert_eq!(&forward.diagnostics, &rotated.diagnostics);
+            prop_assert_eq!(forward.world, rotated.world);
+            prop_assert!(forward.diagnostics.iter().all(|d| d.fix.is_some()));
+        }
+    }
+}
