@@ -268,6 +268,21 @@ struct Known<'a> {
     aliases: BTreeMap<String, Option<AnyCommunity>>,
     bfd_profiles: BTreeMap<String, BfdProfile>,
     secrets: Vec<&'a Res<Secret>>,
+    /// `(kind, name)` of objects the source could not read.
+    unreadable: BTreeSet<(String, String)>,
+}
+
+impl Known<'_> {
+    /// Whether an object of `kind` named `name` exists but could not be read: references to
+    /// it are not reported again.
+    fn unreadable(&self, kind: &str, name: &str) -> bool {
+        self.unreadable
+            .contains(&(kind.to_owned(), name.to_owned()))
+    }
+
+    fn any_unreadable(&self, kind: &str) -> bool {
+        self.unreadable.iter().any(|(k, _)| k == kind)
+    }
 }
 
 fn build(out: &mut Sink, res: &Resources) -> World {
@@ -299,6 +314,11 @@ fn build(out: &mut Sink, res: &Resources) -> World {
             .map(|r| (r.name().to_owned(), bfd_profile(out, r)))
             .collect(),
         secrets,
+        unreadable: res
+            .unreadable
+            .iter()
+            .map(|r| (r.kind.clone(), r.name.clone()))
+            .collect(),
     };
     known.peers = peers
         .iter()
@@ -484,11 +504,14 @@ fn pool<'a>(out: &mut Sink, r: &'a Res<IPAddressPool>, entries: &mut Vec<Entry<'
 /// An address may be in one pool entry only. Sorted by start, each entry is compared with the
 /// one reaching furthest before it, which finds every overlapping entry in one sweep.
 fn overlaps(out: &mut Sink, entries: &mut [Entry<'_>]) {
+    // Wider entries first among those starting together, so the narrower one, usually the
+    // later addition, is the one reported.
     let key = |e: &Entry<'_>| {
+        let name = e.pool.name().to_owned();
         (
             e.range.first,
-            e.range.last,
-            e.pool.name().to_owned(),
+            std::cmp::Reverse(e.range.last),
+            name,
             e.index,
         )
     };
@@ -532,7 +555,7 @@ fn pool_selection<T: Resource<DynamicType = ()>>(
     selectors: &[LabelSelector],
 ) -> (PoolSelection, BTreeSet<String>) {
     for (i, n) in names.iter().enumerate() {
-        if !known.pools.contains_key(n) {
+        if !known.pools.contains_key(n) && !known.unreadable("IPAddressPool", n) {
             let problem = format!("no IPAddressPool is named {n:?}");
             let fix = format!(
                 "name an existing pool ({}), or create an IPAddressPool named {n:?}",
@@ -625,21 +648,28 @@ fn bgp_advertisement(out: &mut Sink, known: &Known, r: &Res<BGPAdvertisement>) -
             Ok(AnyCommunity::Large(c)) => {
                 large_communities.insert(c);
             }
+            // It may be an alias of a Community object that could not be read.
+            Err(_) if !text.contains(':') && known.any_unreadable("Community") => {}
             Err(e) => {
                 // Text with a ':' was meant as a literal; anything else as an alias name.
                 let (problem, fix) = if text.contains(':') {
                     (e.to_string(), format!("write {COMMUNITY_FORMS}"))
-                } else {
-                    let aliases = if known.aliases.is_empty() {
-                        "no Community object defines any".to_owned()
-                    } else {
-                        format!("known aliases: {}", join(known.aliases.keys()))
-                    };
-                    let problem = format!("no Community alias is named {text:?} ({aliases})");
-                    let near = known_names(text, known.aliases.keys());
+                } else if known.aliases.is_empty() {
+                    let problem = format!(
+                        "no Community alias is named {text:?} (no Community object defines any)"
+                    );
                     let fix = format!(
-                        "use a defined alias ({near}), define {text:?} in a Community object, \
-                         or write {COMMUNITY_FORMS}"
+                        "define {text:?} in a Community object, or write {COMMUNITY_FORMS}"
+                    );
+                    (problem, fix)
+                } else {
+                    let aliases = join(known.aliases.keys());
+                    let problem =
+                        format!("no Community alias is named {text:?} (known aliases: {aliases})");
+                    let fix = format!(
+                        "use a defined alias ({}), define {text:?} in a Community object, \
+                         or write {COMMUNITY_FORMS}",
+                        known_names(text, known.aliases.keys())
                     );
                     (problem, fix)
                 };
@@ -649,7 +679,7 @@ fn bgp_advertisement(out: &mut Sink, known: &Known, r: &Res<BGPAdvertisement>) -
     }
 
     for (i, p) in s.peers.iter().enumerate() {
-        if !known.peer_names.contains(p) {
+        if !known.peer_names.contains(p) && !known.unreadable("BGPPeer", p) {
             let problem = format!("no BGPPeer is named {p:?}");
             let fix = format!(
                 "name an existing peer ({}), or remove the entry",
@@ -661,9 +691,9 @@ fn bgp_advertisement(out: &mut Sink, known: &Known, r: &Res<BGPAdvertisement>) -
     if let Some(pref) = s.local_pref {
         // Judged only when every peer it goes to passed its own checks; a broken peer has
         // already been reported, and its kind of session may be what is wrong with it.
-        let goes_to: Option<Vec<&Peer>> = known
-            .peer_names
-            .iter()
+        let unreadable = known.unreadable.iter().filter(|(k, _)| k == "BGPPeer");
+        let goes_to: Option<Vec<&Peer>> = (known.peer_names.iter())
+            .chain(unreadable.map(|(_, n)| n))
             .filter(|n| s.peers.is_empty() || s.peers.contains(n))
             .map(|n| known.peers.get(n))
             .collect();
@@ -899,6 +929,7 @@ fn peer(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Peer> {
     let password = password(out, known, r);
     if let Some(name) = &s.bfd_profile
         && !known.bfd_profiles.contains_key(name)
+        && !known.unreadable("BFDProfile", name)
     {
         let problem = format!("no BFDProfile is named {name:?}");
         let fix = format!(
@@ -1062,6 +1093,9 @@ fn password(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Password>
         .iter()
         .find(|x| x.name() == name && namespace_of(x) == namespace)
     else {
+        if known.unreadable("Secret", name) {
+            return None;
+        }
         let problem = format!("no Secret {shown} exists");
         let fix = format!(
             "create a Secret {name:?} of type {BASIC_AUTH} in namespace {namespace:?} \
@@ -1211,7 +1245,9 @@ fn service(
     let requested = ADDRESS_POOL_ANNOTATIONS
         .iter()
         .find_map(|a| Some((*a, annotations?.get(*a)?)));
-    if let Some((annotation, pool)) = requested.filter(|(_, p)| !known.pools.contains_key(*p)) {
+    if let Some((annotation, pool)) = requested
+        .filter(|(_, p)| !known.pools.contains_key(*p) && !known.unreadable("IPAddressPool", p))
+    {
         let problem = format!("no IPAddressPool is named {pool:?}");
         let fix = format!(
             "name an existing pool ({}), or create an IPAddressPool named {pool:?}",

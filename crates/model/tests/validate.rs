@@ -969,6 +969,38 @@ fn diagnostics_point_at_the_fields_line() {
 }
 
 #[test]
+fn objects_the_source_could_not_read_are_not_unknown_again() {
+    let mut res = valid();
+    let lab = res.pools.remove(1).resource_ref();
+    let ebgp = res.bgp_peers.remove(1).resource_ref();
+    res.unreadable = vec![lab, ebgp];
+    bgp_ad(&mut res).peers = vec!["ebgp".into()];
+    let checked = validate(&res);
+    assert!(checked.diagnostics.is_empty(), "{}", shown(&checked));
+}
+
+#[test]
+fn a_prefix_inside_a_wider_one_is_the_one_reported() {
+    let mut res = valid();
+    pool_spec(&mut res, 0)
+        .addresses
+        .insert(0, "192.0.2.5/28".into());
+    let checked = validate(&res);
+    let overlap = checked
+        .diagnostics
+        .iter()
+        .find(|d| d.resource.kind == "IPAddressPool");
+    let overlap = overlap.expect("an overlap");
+    assert_eq!(overlap.field, "spec.addresses[0]", "{overlap}");
+    assert!(
+        overlap
+            .problem
+            .contains("overlaps spec.addresses[1] \"192.0.2.0/24\""),
+        "{overlap}"
+    );
+}
+
+#[test]
 fn five_mistakes_give_exactly_five_errors() {
     let mut res = valid();
     pool_spec(&mut res, 0).addresses[1] = "2001:db8:prod::/64".into();
