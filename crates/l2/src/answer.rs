@@ -135,6 +135,10 @@ pub fn answer(
         Frame::Arp { ethernet, arp } => answer_arp(ethernet, arp, our_mac, owns),
         Frame::NeighborSolicitation(nd) => {
             let ns = validate_neighbor_solicitation(nd)?;
+            if ns.source_link_layer_addr == Some(our_mac) {
+                // Ours, relayed back from elsewhere: the reply would be addressed to us.
+                return Err(NoAnswer::OwnFrame);
+            }
             answer_neighbor_solicitation(&ns, our_mac, owns)
         }
         Frame::NeighborAdvertisement(_) | Frame::Other { .. } => Err(NoAnswer::NotAQuestion),

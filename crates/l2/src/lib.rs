@@ -6,7 +6,7 @@
 //! - [`frame`]: one received frame read as far as herald cares (ARP, NS, NA or other).
 //! - [`validate`]: RFC 4861 §7.1.1 validation of a Neighbor Solicitation, and the
 //!   [`DropReason`]s that label dropped frames in metrics.
-//! - [`answer`]: the reply to a frame, given the interface MAC and which addresses are owned;
+//! - [`answer`](mod@answer): the reply to a frame, given the interface MAC and which addresses are owned;
 //!   the gratuitous ARP and unsolicited advertisement builders for takeovers.
 //! - [`bpf`]: the classic BPF program that lets only ARP and NS/NA frames reach user space.
 //!

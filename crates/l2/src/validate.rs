@@ -3,7 +3,7 @@
 //! (`herald_l2_dropped_total{reason}`).
 //!
 //! Owns the rules only: whether the target is owned, and what to reply, is
-//! [`crate::answer`]'s business.
+//! [`crate::answer`](mod@crate::answer)'s business.
 
 use std::fmt;
 use std::net::Ipv6Addr;

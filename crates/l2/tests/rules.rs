@@ -175,7 +175,12 @@ fn frames_from_our_own_mac_are_not_answered() {
         ..ArpBuilder::request(OWNED_V4)
     };
     assert_eq!(ask(&arp.build()), Err(NoAnswer::OwnFrame));
-    // An ARP request whose sender hardware address is ours, relayed from elsewhere.
+    // Solicitations and ARP requests naming our MAC as the sender, relayed from elsewhere.
+    let ns = NdBuilder {
+        options: sllao(OUR_MAC),
+        ..NdBuilder::address_resolution(OWNED_V6)
+    };
+    assert_eq!(ask(&ns.build()), Err(NoAnswer::OwnFrame));
     let arp = ArpBuilder {
         sha: OUR_MAC,
         ..ArpBuilder::request(OWNED_V4)

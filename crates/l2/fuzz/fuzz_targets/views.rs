@@ -6,8 +6,8 @@
 use std::net::Ipv6Addr;
 
 use l2::wire::{
-    ArpPacket, ArpRepr, EthernetFrame, EthernetRepr, Icmpv6Packet, Ipv6Packet, Ipv6Repr,
-    NdOption, NdOptionRepr, NdOptions, NdiscRepr, NeighborMessage,
+    ArpPacket, ArpRepr, EthernetFrame, EthernetRepr, Icmpv6Packet, Ipv6Packet, Ipv6Repr, NdOption,
+    NdOptionRepr, NdOptions, NdiscRepr, NeighborMessage,
 };
 use libfuzzer_sys::fuzz_target;
 

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use super::{Error, EtherType, EthernetAddress, Layer, Result};
 
 /// ar$hrd for Ethernet (RFC 826; IANA ARP hardware type 1).
-pub const HARDWARE_ETHERNET: u16 = 1;
+pub(crate) const HARDWARE_ETHERNET: u16 = 1;
 
 /// ar$op.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,7 +49,7 @@ mod field {
 }
 
 /// Length of an Ethernet/IPv4 ARP packet.
-pub const ETHERNET_IPV4_LEN: usize = 28;
+pub(crate) const ETHERNET_IPV4_LEN: usize = 28;
 
 /// A read/write view of an ARP packet.
 #[derive(Debug, Clone)]

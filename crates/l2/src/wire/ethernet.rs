@@ -181,7 +181,7 @@ mod field {
 }
 
 /// The most VLAN tags a frame is read through.
-pub const MAX_VLAN_TAGS: usize = 2;
+pub(crate) const MAX_VLAN_TAGS: usize = 2;
 
 /// A read/write view of an Ethernet II frame.
 #[derive(Debug, Clone)]
@@ -215,7 +215,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         self.buffer
     }
 
-    /// How many VLAN tags precede the EtherType, reading at most [`MAX_VLAN_TAGS`]; a frame
+    /// How many VLAN tags precede the EtherType, reading at most two; a frame
     /// with more has a TPID as its EtherType.
     pub fn vlan_tag_count(&self) -> usize {
         let data = self.buffer.as_ref();

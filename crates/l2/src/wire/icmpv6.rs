@@ -35,7 +35,7 @@ mod field {
 }
 
 /// Length of the type, code and checksum fields.
-pub const HEADER_LEN: usize = 4;
+pub(crate) const HEADER_LEN: usize = 4;
 
 /// A read/write view of one ICMPv6 message: the whole upper-layer payload of its IPv6 packet.
 #[derive(Debug, Clone)]

@@ -70,7 +70,7 @@ mod field {
 }
 
 /// Length of the fixed header.
-pub const HEADER_LEN: usize = 40;
+pub(crate) const HEADER_LEN: usize = 40;
 
 /// A read/write view of an IPv6 packet.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@
 //! a length field it has not checked against the buffer.
 //!
 //! This module owns layouts only: it does not decide what is valid to answer (see
-//! [`crate::validate`]) or what to answer (see [`crate::answer`]), and it knows nothing of
+//! [`crate::validate`]) or what to answer (see [`crate::answer`](mod@crate::answer)), and it knows nothing of
 //! sockets.
 
 mod arp;

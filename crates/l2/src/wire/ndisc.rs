@@ -77,7 +77,7 @@ mod field {
 
 /// Length of a Neighbor Solicitation or Advertisement without options; RFC 4861 §7.1.1 and
 /// §7.1.2 require at least this much.
-pub const MESSAGE_LEN: usize = 24;
+pub(crate) const MESSAGE_LEN: usize = 24;
 
 /// A read/write view of a Neighbor Solicitation or Advertisement: the whole ICMPv6 message,
 /// which these two lay out alike.
