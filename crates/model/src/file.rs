@@ -291,7 +291,7 @@ fn read_object(loaded: &mut Loaded, node: &Spanned<YamlNode>, origin: Origin) {
 
 /// The object and its unknown fields, or why it could not be read (and the unknown fields
 /// met before that, so they are reported in the same pass).
-type Typed<T> = Result<(T, Vec<String>), (Diagnostic, Vec<String>)>;
+type Typed<T> = Result<(T, Vec<String>), (Box<Diagnostic>, Vec<String>)>;
 
 /// Adds a read object, and an error for each unknown field in it.
 fn push<T: kube::Resource<DynamicType = ()>>(
@@ -307,7 +307,7 @@ fn push<T: kube::Resource<DynamicType = ()>>(
         }
         Err((diagnostic, unknown)) => {
             let resource = diagnostic.resource.clone();
-            diagnostics.push(diagnostic);
+            diagnostics.push(*diagnostic);
             (None, unknown, resource)
         }
     };
@@ -363,7 +363,7 @@ fn typed<T: DeserializeOwned>(
             let diagnostic = Diagnostic::error(resource.clone(), &field, problem.clone())
                 .at(at(&field))
                 .fix(type_fix(&problem));
-            Err((diagnostic, unknown))
+            Err((Box::new(diagnostic), unknown))
         }
     }
 }
