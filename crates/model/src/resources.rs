@@ -108,4 +108,8 @@ pub struct Resources {
     /// Only services of this `spec.loadBalancerClass` are ours; `None` means services
     /// without a class (MetalLB's default).
     pub load_balancer_class: Option<String>,
+    /// Objects the source found but could not read (a field of the wrong type, say), and has
+    /// already reported. Their names still count when other objects refer to them, so one
+    /// mistake is reported once, not again as an unknown pool, peer or profile.
+    pub unreadable: Vec<ResourceRef>,
 }
