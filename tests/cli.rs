@@ -168,6 +168,14 @@ fn invalid_file_as_json() {
 }
 
 #[test]
+fn bundled_example_is_valid() {
+    let example = testkit::workspace_root().join("systemd/herald.example.yaml");
+    let out = herald(["check".as_ref(), example.as_os_str()]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    assert!(out.stdout.contains("Node edge-1"), "{out:#?}");
+}
+
+#[test]
 fn unreadable_file_is_an_error_not_a_crash() {
     let out = herald(["check", "/nonexistent/herald.yaml"]);
     assert_eq!(out.code(), Some(1), "{out:#?}");

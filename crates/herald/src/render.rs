@@ -1,6 +1,7 @@
 //! Plans as text for people: aligned tables, and every skip reason in words.
 
 use model::NodePlan;
+use model::community::{Community, WELL_KNOWN};
 use model::plan::{Interfaces, L2Announcement, PeerPlan, Protocol, Route, SkipReason, Skipped};
 use model::world::{Family, Peer, PeerAsn, PeerEndpoint};
 use std::collections::BTreeSet;
@@ -188,7 +189,7 @@ pub fn communities(r: &Route) -> String {
     let all: Vec<String> = r
         .communities
         .iter()
-        .map(ToString::to_string)
+        .map(community)
         .chain(r.large_communities.iter().map(ToString::to_string))
         .collect();
     if all.is_empty() {
@@ -196,6 +197,15 @@ pub fn communities(r: &Route) -> String {
     } else {
         all.join(",")
     }
+}
+
+/// A standard community, by its well-known name when it has one (`no-export`), as an
+/// operator wrote it in the advertisement.
+pub fn community(c: &Community) -> String {
+    WELL_KNOWN
+        .iter()
+        .find(|(_, value)| *value == c.0)
+        .map_or_else(|| c.to_string(), |(name, _)| (*name).to_owned())
 }
 
 fn skipped_table(skipped: &[Skipped]) -> Table {
@@ -310,7 +320,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use model::community::{Community, LargeCommunity};
+    use model::community::LargeCommunity;
     use model::world::ServiceRef;
     use std::time::Duration;
 
@@ -405,9 +415,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains(
-                "198.51.100.10/32  default/web  64500:1,65535:65281,large:64500:1:2  200"
-            ),
+            text.contains("198.51.100.10/32  default/web  64500:1,no-export,large:64500:1:2  200"),
             "{text}"
         );
         assert!(
