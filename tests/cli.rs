@@ -47,7 +47,7 @@ fn node_plan_is_printed_as_tables() {
     for cell in [
         "default/web",
         "64512:100",
-        "65535:65281",
+        "no-export",
         "large:64512:1:2",
         "200",
     ] {
