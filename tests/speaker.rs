@@ -459,3 +459,33 @@ fn a_taken_metrics_address_is_a_clear_startup_error() {
     assert!(out.stderr.contains("cannot listen"), "{out:#?}");
     assert!(out.stderr.contains(&taken), "{out:#?}");
 }
+
+#[test]
+fn node_name_comes_from_node_name_env_then_hostname() {
+    let (_dir, file) = config_dir(&valid());
+    let s = Speaker::start_with(&[&file], &[], |cmd| {
+        cmd.env("NODE_NAME", "node-b");
+    });
+    assert_eq!(status(&s)["node"], "node-b");
+    drop(s);
+
+    let s = Speaker::start_with(&[&file], &[], |_| {});
+    let host = s
+        .wait_for_log(
+            |l| l["message"] == "starting herald speaker in file mode",
+            PATIENCE,
+        )
+        .expect("start line");
+    let node = host["node"].as_str().expect("node field").to_owned();
+    assert!(!node.is_empty());
+    assert_eq!(status(&s)["node"], node.as_str());
+    assert!(
+        s.wait_for_log(
+            |l| l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("using the hostname")),
+            PATIENCE
+        )
+        .is_some()
+    );
+}

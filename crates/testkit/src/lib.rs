@@ -156,19 +156,32 @@ impl Speaker {
     /// Starts `herald speaker --config FILE... --node NODE EXTRA...` and waits until it
     /// logs the address it serves on.
     pub fn start<P: AsRef<Path>>(configs: &[P], node: &str, extra: &[&str]) -> Speaker {
+        let mut args: Vec<&str> = vec!["--node", node];
+        args.extend_from_slice(extra);
+        Speaker::start_with(configs, &args, |_| {})
+    }
+
+    /// Like [`Speaker::start`] without `--node`; `customize` may set the environment
+    /// (`NODE_NAME` is removed unless it sets it again).
+    pub fn start_with<P: AsRef<Path>>(
+        configs: &[P],
+        extra: &[&str],
+        customize: impl FnOnce(&mut Command),
+    ) -> Speaker {
         let mut cmd = Command::new(herald_bin());
         cmd.arg("speaker");
         for c in configs {
             cmd.arg("--config").arg(c.as_ref());
         }
-        cmd.args(["--node", node])
-            .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
+        cmd.args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
             .args(["--log-level", "debug"])
             .args(extra)
             .env_remove("RUST_LOG")
+            .env_remove("NODE_NAME")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        customize(&mut cmd);
         let mut child = cmd.spawn().expect("spawning herald speaker");
         let logs: Arc<(Mutex<Logs>, Condvar)> = Arc::default();
         let stdout = child.stdout.take().expect("piped stdout");
