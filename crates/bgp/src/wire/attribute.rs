@@ -234,7 +234,16 @@ impl AsPath {
                 keep = 0;
             }
         }
-        segments.extend(as4_path.segments.iter().cloned());
+        let mut rest = as4_path.segments.iter().cloned();
+        // A sequence cut above continues in AS4_PATH's first sequence: keep it one segment.
+        if n > m
+            && let (Some(AsPathSegment::Sequence(head)), Some(AsPathSegment::Sequence(_))) =
+                (segments.last_mut(), as4_path.segments.first())
+            && let Some(AsPathSegment::Sequence(tail)) = rest.next()
+        {
+            head.extend(tail);
+        }
+        segments.extend(rest);
         AsPath { segments }
     }
 }
@@ -557,7 +566,7 @@ fn exact<const N: usize>(value: &[u8], handling: Handling) -> Result<[u8; N], Fa
 }
 
 fn multiple_of(value: &[u8], n: usize) -> Result<(), Fault> {
-    if value.len() % n == 0 {
+    if value.len().is_multiple_of(n) {
         Ok(())
     } else {
         Err(Fault::Attribute(

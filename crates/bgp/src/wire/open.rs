@@ -214,7 +214,7 @@ impl Capability {
             }
             ROUTE_REFRESH => Capability::RouteRefresh,
             EXTENDED_NEXT_HOP => {
-                if value.len() % 6 != 0 {
+                if !value.len().is_multiple_of(6) {
                     return Err(bad("length is not a multiple of 6"));
                 }
                 let mut entries = Vec::with_capacity(value.len() / 6);
@@ -232,7 +232,7 @@ impl Capability {
             EXTENDED_MESSAGE => Capability::ExtendedMessage,
             GRACEFUL_RESTART => {
                 let head = r.u16().ok_or(bad("shorter than 2 octets"))?;
-                if r.remaining() % 4 != 0 {
+                if !r.remaining().is_multiple_of(4) {
                     return Err(bad("family list is not a multiple of 4 octets"));
                 }
                 let mut families = Vec::with_capacity(r.remaining() / 4);
