@@ -244,6 +244,9 @@ pub enum Event {
     MessageReceived(Message),
     /// Octets arrived that do not decode: the error says which NOTIFICATION to send.
     MalformedMessage(WireError),
+    /// The speaker sent an UPDATE: it counts as a sign of life, so the next KEEPALIVE can
+    /// wait a full keepalive time (RFC 4271 §4.4).
+    UpdateSent,
     TimerFired(Timer),
 }
 
@@ -411,6 +414,8 @@ impl<R: Random> Session<R> {
                 actions.extend(self.arm_keepalive());
                 actions
             }
+            (Established, Event::UpdateSent) => self.arm_keepalive().into_iter().collect(),
+            (_, Event::UpdateSent) => Vec::new(),
             (Established, Event::TimerFired(Timer::Stable)) => {
                 self.backoff = self.config.backoff.initial;
                 Vec::new()
@@ -814,6 +819,11 @@ mod tests {
                 UpdateRepr::default()
             ))),
             [Action::ArmTimer(Timer::Hold, secs(90))]
+        );
+        // An UPDATE we send postpones the next KEEPALIVE.
+        assert_eq!(
+            s.handle(Event::UpdateSent),
+            [Action::ArmTimer(Timer::Keepalive, secs(30))]
         );
     }
 

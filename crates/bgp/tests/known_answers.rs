@@ -768,3 +768,32 @@ fn extended_next_hop_capability_entries() {
     assert_eq!(decode(&bytes, &Options::default()), Ok(Message::Open(open)));
     let _ = Ipv6Addr::LOCALHOST;
 }
+
+#[test]
+fn as4_path_is_sent_in_type_order() {
+    let u = UpdateRepr {
+        attributes: vec![
+            PathAttribute::Origin(Origin::Igp),
+            PathAttribute::AsPath(AsPath::origin(4_200_000_001)),
+            PathAttribute::NextHop(Ipv4Addr::new(192, 0, 2, 1)),
+            PathAttribute::LargeCommunities(vec![]),
+        ],
+        nlri: vec![p("203.0.113.7/32")],
+        ..UpdateRepr::default()
+    };
+    let bytes = Message::Update(u.clone())
+        .to_bytes(&Options::default())
+        .unwrap();
+    #[rustfmt::skip]
+    let expected = msg(2, &[
+        0x00, 0x00, 0x00, 0x1e,
+        0x40, 0x01, 0x01, 0x00,                   // ORIGIN IGP
+        0x40, 0x02, 0x04, 0x02, 0x01, 0x5b, 0xa0, // AS_PATH: AS_SEQUENCE [AS_TRANS]
+        0x40, 0x03, 0x04, 0xc0, 0x00, 0x02, 0x01, // NEXT_HOP 192.0.2.1
+        0xc0, 0x11, 0x06, 0x02, 0x01, 0xfa, 0x56, 0xea, 0x01, // AS4_PATH [4200000001]
+        0xc0, 0x20, 0x00,                         // LARGE_COMMUNITIES, empty
+        0x20, 0xcb, 0x00, 0x71, 0x07,             // NLRI 203.0.113.7/32
+    ]);
+    assert_eq!(bytes, expected);
+    assert_eq!(decode(&bytes, &Options::default()), Ok(Message::Update(u)));
+}

@@ -447,7 +447,8 @@ impl PathAttribute {
     }
 
     /// Octets this attribute takes in an UPDATE, header included. On a 2-octet session an
-    /// AS path may need an AS4_PATH beside it, which is counted too.
+    /// AS path may need an AS4_PATH beside it, which is counted too (though it is written
+    /// in its own place in type order).
     pub fn encoded_len(&self, four_octet: bool) -> usize {
         let header = |len: usize| if len > 255 { 4 } else { 3 };
         let len = self.value_len(four_octet);
@@ -504,20 +505,26 @@ impl PathAttribute {
             }
             PathAttribute::Other(raw) => out.extend_from_slice(&raw.value),
         }
-        if let PathAttribute::AsPath(p) = self
-            && !four_octet
-            && p.needs_as4_path()
-        {
-            let as4 = p.as4_path();
-            let len = as4.encoded_len(true);
-            write_header(
-                out,
-                attribute_flags::OPTIONAL_TRANSITIVE,
-                attribute_type::AS4_PATH,
-                len,
-            );
-            as4.emit(out, true);
+    }
+
+    /// The AS4_PATH that must accompany this attribute on a 2-octet session, if any.
+    /// [`PathAttribute::emit`] leaves it out so that the UPDATE can keep attributes in
+    /// ascending type order (RFC 4271 §5).
+    pub(crate) fn as4_path(&self, four_octet: bool) -> Option<AsPath> {
+        match self {
+            PathAttribute::AsPath(p) if !four_octet && p.needs_as4_path() => Some(p.as4_path()),
+            _ => None,
         }
+    }
+
+    pub(crate) fn emit_as4_path(path: &AsPath, out: &mut Vec<u8>) {
+        write_header(
+            out,
+            attribute_flags::OPTIONAL_TRANSITIVE,
+            attribute_type::AS4_PATH,
+            path.encoded_len(true),
+        );
+        path.emit(out, true);
     }
 }
 

@@ -384,8 +384,18 @@ impl UpdateRepr {
             p.emit(out);
         }
         out.extend_from_slice(&attributes_len.to_be_bytes());
+        let mut as4_path = None;
         for a in &self.attributes {
+            if a.type_code() > attribute_type::AS4_PATH
+                && let Some(p) = as4_path.take()
+            {
+                PathAttribute::emit_as4_path(&p, out);
+            }
             a.emit(out, options.four_octet_as);
+            as4_path = as4_path.or(a.as4_path(options.four_octet_as));
+        }
+        if let Some(p) = as4_path {
+            PathAttribute::emit_as4_path(&p, out);
         }
         for p in &self.nlri {
             p.emit(out);
