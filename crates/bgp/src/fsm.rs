@@ -398,7 +398,9 @@ impl<R: Random> Session<R> {
                 actions.extend(self.schedule_retry());
                 actions
             }
-            (Active, Event::TimerFired(Timer::ConnectRetry)) => self.connect(),
+            (Active, Event::TimerFired(Timer::ConnectRetry)) if !self.config.passive => {
+                self.connect()
+            }
             (Idle | Active, Event::TcpFailed | Event::TcpClosed) => Vec::new(),
 
             (OpenSent | OpenConfirm | Established, Event::TcpClosed | Event::TcpFailed) => {
