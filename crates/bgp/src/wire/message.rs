@@ -88,6 +88,8 @@ pub struct Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
+    /// Wraps a buffer without checking it: the accessors panic if it is too short. For
+    /// octets from the network use `new_checked`.
     pub fn new_unchecked(buffer: T) -> Self {
         Packet { buffer }
     }
@@ -184,8 +186,10 @@ impl Message {
         }
     }
 
-    /// Decodes a checked packet.
+    /// Decodes a packet. The header is checked again, so even a packet made with
+    /// [`Packet::new_unchecked`] cannot make this panic.
     pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>, options: &Options) -> Result<Message, Error> {
+        let packet = Packet::new_checked(packet.buffer.as_ref(), options)?;
         let body = packet.body();
         Ok(match MessageType::from_u8(packet.msg_type()) {
             Some(MessageType::Open) => {
@@ -216,7 +220,7 @@ impl Message {
 
     /// Checks and decodes one whole message held in `bytes`.
     pub fn from_bytes(bytes: &[u8], options: &Options) -> Result<Message, Error> {
-        Message::parse(&Packet::new_checked(bytes, options)?, options)
+        Message::parse(&Packet::new_unchecked(bytes), options)
     }
 
     /// Octets the message takes on the wire, header included.

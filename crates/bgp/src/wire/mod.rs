@@ -3,7 +3,9 @@
 //! Each message has a zero-copy view over a byte buffer ([`Packet`], [`OpenPacket`],
 //! [`UpdatePacket`], ...) with checked constructors and field accessors, and a plain `Repr`
 //! ([`Message`], [`OpenRepr`], [`UpdateRepr`], ...) that is parsed from the view and emitted
-//! back into bytes. What a message means can depend on the session (2- or 4-octet AS numbers,
+//! back into bytes. BGP messages are built from variable-length parts, so a `Repr` emits by
+//! appending to a `Vec<u8>` (its `buffer_len` gives the size beforehand) rather than into a
+//! view. What a message means can depend on the session (2- or 4-octet AS numbers,
 //! the largest message size): that context is [`Options`], passed to every parse and emit.
 //!
 //! Received UPDATEs are checked per RFC 7606: an error that makes the message unusable is an

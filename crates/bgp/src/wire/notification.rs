@@ -83,6 +83,8 @@ pub struct NotificationPacket<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> NotificationPacket<T> {
+    /// Wraps a buffer without checking it: the accessors panic if it is too short. For
+    /// octets from the network use `new_checked`.
     pub fn new_unchecked(buffer: T) -> Self {
         NotificationPacket { buffer }
     }

@@ -33,6 +33,8 @@ impl<T: AsRef<[u8]>> OpenPacket<T> {
     /// Version, My AS, Hold Time, BGP Identifier, Opt Parm Len.
     pub const FIXED_LEN: usize = 10;
 
+    /// Wraps a buffer without checking it: the accessors panic if it is too short. For
+    /// octets from the network use `new_checked`.
     pub fn new_unchecked(buffer: T) -> Self {
         OpenPacket { buffer }
     }

@@ -12,6 +12,8 @@ pub struct RouteRefreshPacket<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> RouteRefreshPacket<T> {
     pub const BODY_LEN: usize = 4;
 
+    /// Wraps a buffer without checking it: the accessors panic if it is too short. For
+    /// octets from the network use `new_checked`.
     pub fn new_unchecked(buffer: T) -> Self {
         RouteRefreshPacket { buffer }
     }

@@ -19,6 +19,8 @@ impl<T: AsRef<[u8]>> UpdatePacket<T> {
     /// Withdrawn Routes Length and Total Path Attribute Length.
     pub const MIN_LEN: usize = 4;
 
+    /// Wraps a buffer without checking it: the accessors panic if it is too short. For
+    /// octets from the network use `new_checked`.
     pub fn new_unchecked(buffer: T) -> Self {
         UpdatePacket { buffer }
     }
