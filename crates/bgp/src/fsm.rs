@@ -12,12 +12,16 @@
 //! [`Config::stable_period`], so a peer that accepts TCP but rejects our OPEN is not
 //! hammered.
 //!
+//! Connection collisions (RFC 4271 §6.8): the session has one connection at a time. When
+//! the peer connects to us ([`Event::IncomingConnection`]) the session answers with
+//! [`Action::Accept`], which makes the new connection the session's own (closing the one
+//! it had, with Cease / Connection Collision Resolution, if the peer's BGP identifier is
+//! higher), or [`Action::Reject`]. Until the peer's identifier is known, that is in
+//! OpenSent, the connection the session already has wins; two speakers that open to each
+//! other at the same moment both refuse, and the jitter of their retries settles it.
+//!
 //! Not here: routes (the speaker's Adj-RIB-Out decides what to send once
-//! [`Action::Established`] says which families were negotiated), sockets, and connection
-//! collision resolution (RFC 4271 §6.8). TODO(collision): one connection per session is
-//! assumed; a [`Event::TcpConnected`] while a connection is already past Active is ignored,
-//! so the I/O task must refuse a second connection until collision resolution (compare BGP
-//! identifiers, keep one, Cease 7 on the other) is implemented here.
+//! [`Action::Established`] says which families were negotiated) and sockets.
 
 use crate::wire::{
     AS_TRANS, Capability, Error as WireError, ExtendedNextHopEntry, Family, GracefulRestart,
@@ -234,8 +238,11 @@ pub enum Event {
     Stop {
         reason: String,
     },
-    /// A TCP connection to the peer is up (ours, or the peer's accepted).
+    /// Our connection to the peer is up.
     TcpConnected,
+    /// The peer opened a connection to us. The session answers with [`Action::Accept`] or
+    /// [`Action::Reject`].
+    IncomingConnection,
     /// Our connection attempt failed.
     TcpFailed,
     /// The connection closed.
@@ -260,8 +267,15 @@ pub enum Action {
     /// Start the timer, replacing it if it runs.
     ArmTimer(Timer, Duration),
     CancelTimer(Timer),
-    /// Close the TCP connection (after sending what came before).
+    /// Close the session's connection, or abandon the attempt to make one (after sending
+    /// what came before).
     Close,
+    /// Take the peer's new connection ([`Event::IncomingConnection`]): from here on it is the
+    /// session's connection, and later actions apply to it.
+    Accept,
+    /// Refuse the peer's new connection: send the NOTIFICATION on it, if there is one, and
+    /// close it. The session's own connection is not touched.
+    Reject(Option<NotificationRepr>),
     /// The peer may now be sent routes, within what was negotiated.
     Established(Negotiated),
     /// A connection that had got past TCP is gone; `established` says whether routes had
@@ -380,16 +394,37 @@ impl<R: Random> Session<R> {
                 actions
             }
 
-            (Connect | Active, Event::TcpConnected) => {
-                self.state = OpenSent;
-                vec![
-                    Action::CancelTimer(Timer::ConnectRetry),
-                    Action::Send(Message::Open(self.open_message())),
-                    Action::ArmTimer(Timer::Hold, OPEN_HOLD_TIME),
-                ]
-            }
-            // TODO(collision): see the module documentation.
+            (Connect, Event::TcpConnected) => self.open_sent(Vec::new()),
+            // A connection we had given up on (or, on a stale event, one we never asked for).
             (_, Event::TcpConnected) => Vec::new(),
+
+            (Idle, Event::IncomingConnection) => vec![Action::Reject(None)],
+            (Connect, Event::IncomingConnection) => {
+                // The peer was quicker: drop our attempt and take its connection.
+                self.open_sent(vec![Action::Close, Action::Accept])
+            }
+            (Active, Event::IncomingConnection) => self.open_sent(vec![Action::Accept]),
+            (OpenSent | Established, Event::IncomingConnection) => {
+                vec![Action::Reject(Some(collision()))]
+            }
+            (OpenConfirm, Event::IncomingConnection) => {
+                let remote = self
+                    .negotiated
+                    .as_ref()
+                    .map_or(Ipv4Addr::UNSPECIFIED, |n| n.peer_bgp_identifier);
+                if u32::from(self.config.bgp_identifier) < u32::from(remote) {
+                    // The connection the peer opened wins (RFC 4271 §6.8).
+                    self.negotiated = None;
+                    self.open_sent(vec![
+                        Action::Send(Message::Notification(collision())),
+                        Action::Close,
+                        Action::CancelTimer(Timer::Keepalive),
+                        Action::Accept,
+                    ])
+                } else {
+                    vec![Action::Reject(Some(collision()))]
+                }
+            }
 
             (Connect, Event::TcpFailed | Event::TcpClosed)
             | (Connect, Event::TimerFired(Timer::ConnectRetry)) => {
@@ -434,6 +469,17 @@ impl<R: Random> Session<R> {
                 Vec::new()
             }
         }
+    }
+
+    /// Sends our OPEN on a new connection, after `actions`.
+    fn open_sent(&mut self, mut actions: Vec<Action>) -> Vec<Action> {
+        self.state = State::OpenSent;
+        actions.extend([
+            Action::CancelTimer(Timer::ConnectRetry),
+            Action::Send(Message::Open(self.open_message())),
+            Action::ArmTimer(Timer::Hold, OPEN_HOLD_TIME),
+        ]);
+        actions
     }
 
     fn start(&mut self) -> Vec<Action> {
@@ -678,6 +724,10 @@ impl<R: Random> Session<R> {
             peer_graceful_restart,
         })
     }
+}
+
+fn collision() -> NotificationRepr {
+    NotificationRepr::new(error_code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION)
 }
 
 #[cfg(test)]
@@ -1106,7 +1156,7 @@ mod tests {
         let mut s = session(c);
         assert_eq!(s.handle(Event::Start), []);
         assert_eq!(s.state(), State::Active);
-        s.handle(Event::TcpConnected);
+        assert_eq!(s.handle(Event::IncomingConnection)[0], Action::Accept);
         assert_eq!(s.state(), State::OpenSent);
         let actions = s.handle(Event::TcpClosed);
         assert!(!actions.contains(&Action::Connect));
@@ -1217,8 +1267,80 @@ mod tests {
             ]
         );
         assert_eq!(s.state(), State::Active);
-        // The peer may connect to us while we wait.
-        s.handle(Event::TcpConnected);
+        // A connection we gave up on is not used if it completes late...
+        assert_eq!(s.handle(Event::TcpConnected), []);
+        assert_eq!(s.state(), State::Active);
+        // ... but the peer may connect to us while we wait.
+        s.handle(Event::IncomingConnection);
         assert_eq!(s.state(), State::OpenSent);
+    }
+
+    #[test]
+    fn connection_collisions() {
+        let collision = NotificationRepr::new(6, 7);
+        // Idle refuses; Connect drops its own attempt for the peer's connection.
+        let mut s = session(config());
+        assert_eq!(s.handle(Event::IncomingConnection), [Action::Reject(None)]);
+        s.handle(Event::Start);
+        let open = s.open_message();
+        assert_eq!(
+            s.handle(Event::IncomingConnection),
+            [
+                Action::Close,
+                Action::Accept,
+                Action::CancelTimer(Timer::ConnectRetry),
+                Action::Send(Message::Open(open)),
+                Action::ArmTimer(Timer::Hold, OPEN_HOLD_TIME),
+            ]
+        );
+        assert_eq!(s.state(), State::OpenSent);
+        // In OpenSent the peer's identifier is not known yet: the existing connection wins.
+        assert_eq!(
+            s.handle(Event::IncomingConnection),
+            [Action::Reject(Some(collision.clone()))]
+        );
+        assert_eq!(s.state(), State::OpenSent);
+
+        // In OpenConfirm the higher identifier's connection wins. The peer's (10.0.0.2) is
+        // higher than ours (10.0.0.1): its new connection replaces ours.
+        s.handle(peer_open(PEER_AS, 90, full_caps()));
+        assert_eq!(s.state(), State::OpenConfirm);
+        let actions = s.handle(Event::IncomingConnection);
+        assert_eq!(
+            actions[..4],
+            [
+                Action::Send(Message::Notification(collision.clone())),
+                Action::Close,
+                Action::CancelTimer(Timer::Keepalive),
+                Action::Accept,
+            ]
+        );
+        assert!(matches!(actions[5], Action::Send(Message::Open(_))));
+        assert_eq!(s.state(), State::OpenSent);
+        assert_eq!(s.negotiated(), None);
+        // A collision is no failure: no retry is scheduled and the backoff stays put.
+        assert_eq!(retry_wait(&actions), None);
+
+        // Ours is higher: the new connection is refused.
+        let mut c = config();
+        c.bgp_identifier = Ipv4Addr::new(10, 0, 0, 9);
+        let mut s = session(c);
+        s.handle(Event::Start);
+        s.handle(Event::TcpConnected);
+        s.handle(peer_open(PEER_AS, 90, full_caps()));
+        assert_eq!(
+            s.handle(Event::IncomingConnection),
+            [Action::Reject(Some(collision.clone()))]
+        );
+        assert_eq!(s.state(), State::OpenConfirm);
+
+        // An Established session keeps its connection.
+        let mut s = session(config());
+        establish(&mut s, 90);
+        assert_eq!(
+            s.handle(Event::IncomingConnection),
+            [Action::Reject(Some(collision))]
+        );
+        assert_eq!(s.state(), State::Established);
     }
 }

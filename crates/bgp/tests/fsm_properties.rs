@@ -42,6 +42,7 @@ fn event() -> impl Strategy<Value = Event> {
         2 => Just(Event::Start),
         1 => Just(Event::Stop { reason: "test".into() }),
         3 => Just(Event::TcpConnected),
+        2 => Just(Event::IncomingConnection),
         1 => Just(Event::TcpFailed),
         1 => Just(Event::TcpClosed),
         6 => message.prop_map(Event::MessageReceived),
@@ -83,7 +84,8 @@ proptest! {
             let before = s.state();
             let received_notification =
                 matches!(event, Event::MessageReceived(Message::Notification(_)));
-            let tcp_up = matches!(event, Event::TcpConnected);
+            let tcp_up = matches!(event, Event::TcpConnected | Event::IncomingConnection);
+            let incoming = matches!(event, Event::IncomingConnection);
             let actions = s.handle(event);
             let after = s.state();
 
@@ -102,6 +104,7 @@ proptest! {
                         prop_assert!(n.keepalive_time <= n.hold_time / 3 || n.hold_time == 0);
                     }
                     Action::Down { .. } => prop_assert!(connected(before)),
+                    Action::Accept | Action::Reject(_) => prop_assert!(incoming),
                     Action::Send(Message::Notification(_)) => {
                         prop_assert!(!received_notification);
                         prop_assert!(connected(before));
@@ -114,6 +117,14 @@ proptest! {
                     }
                     _ => {}
                 }
+            }
+            // An incoming connection is always answered, once.
+            if incoming {
+                let answers = actions
+                    .iter()
+                    .filter(|a| matches!(a, Action::Accept | Action::Reject(_)))
+                    .count();
+                prop_assert_eq!(answers, 1);
             }
             // Leaving a connected state always closes the connection.
             if connected(before) && !connected(after) {
