@@ -797,3 +797,33 @@ fn as4_path_is_sent_in_type_order() {
     assert_eq!(bytes, expected);
     assert_eq!(decode(&bytes, &Options::default()), Ok(Message::Update(u)));
 }
+
+#[test]
+fn framing_a_stream() {
+    // Three messages back to back, as a TCP read may deliver them, cut apart with
+    // message_len and decoded one by one.
+    let options = Options::FOUR_OCTET_AS;
+    let messages = [
+        Message::Keepalive,
+        Message::Update(UpdateRepr::end_of_rib(Family::IPV6_UNICAST)),
+        Message::Notification(NotificationRepr::cease(cease::ADMINISTRATIVE_RESET, "bye")),
+    ];
+    let mut stream = Vec::new();
+    for m in &messages {
+        m.emit(&mut stream, &options).unwrap();
+    }
+    let mut decoded = Vec::new();
+    let mut buf: &[u8] = &stream;
+    while let Some(len) = message_len(buf, &options).unwrap() {
+        if buf.len() < len {
+            break;
+        }
+        decoded.push(Message::from_bytes(&buf[..len], &options).unwrap());
+        buf = &buf[len..];
+    }
+    assert!(buf.is_empty());
+    assert_eq!(decoded, messages);
+    // A partial header asks for more; a full header says how much more.
+    assert_eq!(message_len(&stream[..10], &options), Ok(None));
+    assert_eq!(message_len(&stream[19..40], &options), Ok(Some(29)));
+}
