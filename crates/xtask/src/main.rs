@@ -4,6 +4,7 @@
 //!   formatting and lints and run every test in the workspace. This is what CI runs.
 //! - `crds`: write `deploy/crds/` from the Rust types (`--check` only compares).
 //! - `lab`: run herald's main job on the bundled example.
+//! - `fuzz [SECONDS]`: run every crate's cargo-fuzz targets (needs nightly; never part of `test`).
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -33,7 +34,7 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab           run herald on the bundled example"
+                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab           run herald on the bundled example\n  fuzz [SECONDS] run every cargo-fuzz target (nightly) for SECONDS each"
             );
             std::process::exit(2);
         }
