@@ -190,30 +190,35 @@ fn read_object(loaded: &mut Loaded, node: &Spanned<YamlNode>, origin: Origin) {
     match (api_version.as_str(), kind.as_str()) {
         (crd::GROUP_V1BETA1, "IPAddressPool") => push(
             d,
+            &mut r.unreadable,
             &mut r.pools,
             typed::<IPAddressPool>(value, &resource, &at),
             src,
         ),
         (crd::GROUP_V1BETA1, "L2Advertisement") => push(
             d,
+            &mut r.unreadable,
             &mut r.l2_advertisements,
             typed::<L2Advertisement>(value, &resource, &at),
             src,
         ),
         (crd::GROUP_V1BETA1, "BGPAdvertisement") => push(
             d,
+            &mut r.unreadable,
             &mut r.bgp_advertisements,
             typed::<BGPAdvertisement>(value, &resource, &at),
             src,
         ),
         (crd::GROUP_V1BETA1, "Community") => push(
             d,
+            &mut r.unreadable,
             &mut r.communities,
             typed::<Community>(value, &resource, &at),
             src,
         ),
         (crd::GROUP_V1BETA1, "BFDProfile") => push(
             d,
+            &mut r.unreadable,
             &mut r.bfd_profiles,
             typed::<BFDProfile>(value, &resource, &at),
             src,
@@ -221,17 +226,43 @@ fn read_object(loaded: &mut Loaded, node: &Spanned<YamlNode>, origin: Origin) {
         (crd::GROUP_V1BETA1, "BGPPeer") => {
             let peer =
                 typed::<crd::v1beta1::BGPPeer>(value, &resource, &at).map(|(p, u)| (p.into(), u));
-            push(d, &mut r.bgp_peers, peer, src)
+            push(d, &mut r.unreadable, &mut r.bgp_peers, peer, src)
         }
-        (crd::GROUP_V1BETA2, "BGPPeer") => {
-            push(d, &mut r.bgp_peers, typed(value, &resource, &at), src)
-        }
-        ("v1", "Service") => push(d, &mut r.services, typed(value, &resource, &at), src),
-        ("v1", "Node") => push(d, &mut r.nodes, typed(value, &resource, &at), src),
-        ("v1", "Secret") => push(d, &mut r.secrets, typed(value, &resource, &at), src),
-        ("discovery.k8s.io/v1", "EndpointSlice") => {
-            push(d, &mut r.endpoint_slices, typed(value, &resource, &at), src)
-        }
+        (crd::GROUP_V1BETA2, "BGPPeer") => push(
+            d,
+            &mut r.unreadable,
+            &mut r.bgp_peers,
+            typed(value, &resource, &at),
+            src,
+        ),
+        ("v1", "Service") => push(
+            d,
+            &mut r.unreadable,
+            &mut r.services,
+            typed(value, &resource, &at),
+            src,
+        ),
+        ("v1", "Node") => push(
+            d,
+            &mut r.unreadable,
+            &mut r.nodes,
+            typed(value, &resource, &at),
+            src,
+        ),
+        ("v1", "Secret") => push(
+            d,
+            &mut r.unreadable,
+            &mut r.secrets,
+            typed(value, &resource, &at),
+            src,
+        ),
+        ("discovery.k8s.io/v1", "EndpointSlice") => push(
+            d,
+            &mut r.unreadable,
+            &mut r.endpoint_slices,
+            typed(value, &resource, &at),
+            src,
+        ),
         ("v1", "List") => {
             let YamlNode::Map(entries) = &node.value else {
                 return;
@@ -296,6 +327,7 @@ type Typed<T> = Result<(T, Vec<String>), (Box<Diagnostic>, Vec<String>)>;
 /// Adds a read object, and an error for each unknown field in it.
 fn push<T: kube::Resource<DynamicType = ()>>(
     diagnostics: &mut Vec<Diagnostic>,
+    unreadable: &mut Vec<ResourceRef>,
     into: &mut Vec<Sourced<T>>,
     read: Typed<T>,
     (origin, lines): (&Origin, &Arc<FieldLines>),
@@ -308,6 +340,8 @@ fn push<T: kube::Resource<DynamicType = ()>>(
         Err((diagnostic, unknown)) => {
             let resource = diagnostic.resource.clone();
             diagnostics.push(*diagnostic);
+            // Known to exist, so references to it are not reported as a second mistake.
+            unreadable.push(resource.clone());
             (None, unknown, resource)
         }
     };
@@ -332,6 +366,7 @@ fn push<T: kube::Resource<DynamicType = ()>>(
                 &field,
                 format!("unknown field {name:?} {place}"),
             )
+            .value(name)
             .at(at)
             .fix("remove it or correct its spelling (field names are case-sensitive camelCase)"),
         );
@@ -576,6 +611,22 @@ mod tests {
         assert_eq!(e[0].resource.to_string(), "BGPPeer r1");
         // The object is still read, so validation can report its other problems too.
         assert_eq!(l.resources.bgp_peers.len(), 1);
+    }
+
+    #[test]
+    fn an_unreadable_object_is_not_reported_again_as_missing() {
+        let l = load(
+            "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec:\n  myASN: 64500\n  peerASN: 64501\n  peerAddress: 192.0.2.1\n  holdTime: 90\n\
+             ---\napiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: a}\nspec: {peers: [r]}\n",
+        );
+        let mut all = l.diagnostics.clone();
+        all.extend(crate::validate(&l.resources).diagnostics);
+        let fields: Vec<&str> = all
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| d.field.as_str())
+            .collect();
+        assert_eq!(fields, ["spec.holdTime"], "{all:#?}");
     }
 
     #[test]

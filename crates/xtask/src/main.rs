@@ -4,6 +4,7 @@
 //!   formatting and lints and run every test in the workspace. This is what CI runs.
 //! - `crds`: write `deploy/crds/` from the Rust types (`--check` only compares).
 //! - `lab`: run herald's main job on the bundled example.
+//! - `fuzz [SECONDS]`: run every crate's cargo-fuzz targets (needs nightly; never part of `test`).
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -30,9 +31,10 @@ fn main() -> Result<()> {
         Some("test") => test(&rest),
         Some("crds") => crds(rest.contains(&"--check")),
         Some("lab") => lab(&rest),
+        Some("fuzz") => fuzz(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab           run herald on the bundled example"
+                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab           run herald on the bundled example\n  fuzz [SECONDS] run every cargo-fuzz target (nightly) for SECONDS each"
             );
             std::process::exit(2);
         }
@@ -172,4 +174,57 @@ fn lab(args: &[&str]) -> Result<()> {
         .arg(&example)
         .args(args);
     run(c)
+}
+
+/// `cargo xtask fuzz [SECONDS]`: run every cargo-fuzz target of every crate that has a
+/// `fuzz/` directory for SECONDS each (60 by default), on nightly, installing cargo-fuzz
+/// first when it is missing.
+fn fuzz(args: &[&str]) -> Result<()> {
+    let seconds: u64 = match args.first() {
+        Some(s) => s.parse().context("usage: cargo xtask fuzz [SECONDS]")?,
+        None => 60,
+    };
+    // Through rustup's `cargo`, which understands `+nightly` (CARGO names one toolchain's).
+    let nightly = |dir: &Path| {
+        let mut c = Command::new("cargo");
+        c.current_dir(dir).arg("+nightly");
+        c
+    };
+    let have_fuzz = nightly(&root())
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have_fuzz {
+        run({
+            let mut c = Command::new("cargo");
+            c.args(["install", "--locked", "cargo-fuzz"]);
+            c
+        })?;
+    }
+    let mut crates: Vec<PathBuf> = std::fs::read_dir(root().join("crates"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("fuzz/Cargo.toml").is_file())
+        .collect();
+    crates.sort();
+    for dir in crates {
+        let list = nightly(&dir)
+            .args(["fuzz", "list"])
+            .output()
+            .with_context(|| format!("listing fuzz targets in {}", dir.display()))?;
+        if !list.status.success() {
+            bail!("cargo fuzz list failed in {}", dir.display());
+        }
+        for target in String::from_utf8_lossy(&list.stdout).lines().map(str::trim) {
+            if target.is_empty() {
+                continue;
+            }
+            run({
+                let mut c = nightly(&dir);
+                c.args(["fuzz", "run", target, "--"])
+                    .arg(format!("-max_total_time={seconds}"));
+                c
+            })?;
+        }
+    }
+    Ok(())
 }
