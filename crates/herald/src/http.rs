@@ -1,4 +1,12 @@
-//! The speaker's HTTP endpoints: `/metrics`, `/healthz`, `/readyz`, `/status`.
+//! The speaker's HTTP endpoints on `--metrics-addr`:
+//!
+//! - `/metrics`: OpenMetrics text (`herald_*` now; MetalLB's names as actuators arrive).
+//! - `/healthz`: 200 while the process answers. Configuration trouble does not fail it, so
+//!   a kubelet never restarts a speaker that is keeping the last good plan.
+//! - `/readyz`: 503 until a plan has been made from a valid configuration, then 200.
+//! - `/status`: JSON `{node, ready, config: {state, files, generation, last_reload,
+//!   last_success, last_errors, warnings}, plan}`; `state` is `pending`, `loaded`, `stale`
+//!   (running an older plan, the newest files were rejected) or `invalid` (nothing valid yet).
 
 use crate::state::{ConfigStatus, Shared};
 use axum::Router;
