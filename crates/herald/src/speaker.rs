@@ -10,7 +10,7 @@ use crate::render;
 use crate::state::{Applied, Shared};
 use crate::watch::{ConfigWatch, WatchMsg};
 use anyhow::{Context as _, bail};
-use model::{NodePlan, Severity};
+use model::{Diagnostic, NodePlan, ResourceRef, Severity};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -182,11 +182,20 @@ async fn reload(shared: &Arc<Shared>, files: &[PathBuf], trigger: &'static str) 
     };
     let planned = match job.await {
         Ok(planned) => planned,
-        Err(e) => {
-            // evaluate_and_plan turns panics into diagnostics; this is only cancellation.
-            error!(error = %e, trigger, "reading the configuration did not finish");
-            return;
-        }
+        // evaluate_and_plan turns the model's panics into diagnostics; this is anything
+        // else that stopped the job. It counts as a rejected read, like any other failure.
+        Err(e) => Planned {
+            diagnostics: vec![
+                Diagnostic::error(
+                    ResourceRef::default(),
+                    "",
+                    format!("reading the configuration did not finish: {e}"),
+                )
+                .fix("this is a bug in herald; please report it"),
+            ],
+            plan: None,
+            unknown_node: None,
+        },
     };
     log_diagnostics(&planned);
     if let Some(known) = &planned.unknown_node {
