@@ -9,7 +9,7 @@ use std::path::PathBuf;
 /// The outcome of reading and checking a set of files.
 #[derive(Clone, Debug)]
 pub struct Evaluated {
-    /// Loading and validation diagnostics, in that order.
+    /// Loading and validation diagnostics, in file and line order.
     pub diagnostics: Vec<Diagnostic>,
     /// `Some` exactly when no diagnostic is an error.
     pub world: Option<World>,
@@ -40,6 +40,15 @@ pub fn evaluate(files: &[PathBuf]) -> Evaluated {
         let checked = model::validate(&loaded.resources);
         let mut diagnostics = loaded.diagnostics;
         diagnostics.extend(checked.diagnostics);
+        // Read top to bottom, as the user will fix them; files keep the order they were given.
+        diagnostics.sort_by_key(|d| {
+            let file = d
+                .origin
+                .file
+                .as_ref()
+                .and_then(|f| files.iter().position(|p| p == f));
+            (file, d.origin.line, d.origin.document)
+        });
         let world = if has_errors(&diagnostics) {
             None
         } else {

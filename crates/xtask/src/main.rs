@@ -24,7 +24,14 @@ const TEST_PACKAGES: &[&str] = &[
     "curl",
 ];
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(e) = task() {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn task() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     match args.first().map(String::as_str) {
@@ -170,7 +177,7 @@ fn crds(check: bool) -> Result<()> {
 fn lab(args: &[&str]) -> Result<()> {
     let example = root().join("systemd/herald.example.yaml");
     let mut c = cargo();
-    c.args(["run", "--quiet", "--bin", "herald", "--", "check"])
+    c.args(["run", "--quiet", "-p", "herald", "--", "check"])
         .arg(&example)
         .args(args);
     run(c)
