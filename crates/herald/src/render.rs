@@ -322,7 +322,6 @@ mod tests {
     use super::*;
     use model::community::LargeCommunity;
     use model::world::ServiceRef;
-    use std::time::Duration;
 
     fn svc(name: &str) -> ServiceRef {
         ServiceRef {
@@ -332,27 +331,7 @@ mod tests {
     }
 
     fn peer(name: &str, endpoint: PeerEndpoint, asn: PeerAsn) -> Peer {
-        Peer {
-            name: name.into(),
-            my_asn: 64500,
-            peer_asn: asn,
-            local_asn: None,
-            endpoint,
-            source_address: None,
-            port: 179,
-            hold_time: Duration::from_secs(90),
-            keepalive_time: Duration::from_secs(30),
-            connect_time: None,
-            router_id: None,
-            node_selectors: Vec::new(),
-            password: None,
-            bfd_profile: None,
-            graceful_restart: false,
-            ebgp_multihop: false,
-            vrf: None,
-            disable_mp: false,
-            dual_stack_address_family: false,
-        }
+        Peer::with_defaults(name, 64500, asn, endpoint)
     }
 
     #[test]

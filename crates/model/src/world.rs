@@ -267,6 +267,36 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// MetalLB's defaults: port 179, hold time 90 s, keepalive 30 s, nothing optional set.
+    pub fn with_defaults(
+        name: &str,
+        my_asn: u32,
+        peer_asn: PeerAsn,
+        endpoint: PeerEndpoint,
+    ) -> Self {
+        Peer {
+            name: name.to_owned(),
+            my_asn,
+            peer_asn,
+            local_asn: None,
+            endpoint,
+            source_address: None,
+            port: 179,
+            hold_time: Duration::from_secs(90),
+            keepalive_time: Duration::from_secs(30),
+            connect_time: None,
+            router_id: None,
+            node_selectors: Vec::new(),
+            password: None,
+            bfd_profile: None,
+            graceful_restart: false,
+            ebgp_multihop: false,
+            vrf: None,
+            disable_mp: false,
+            dual_stack_address_family: false,
+        }
+    }
+
     /// The AS we present on this session.
     pub fn local_as(&self) -> u32 {
         self.local_asn.unwrap_or(self.my_asn)

@@ -7,7 +7,6 @@ use crate::world::{
     AddressRange, BgpAdvertisement, Endpoints, L2Advertisement, Node, Peer, PeerAsn, PeerEndpoint,
     Pool, Service, ServiceRef, TrafficPolicy, World,
 };
-use std::time::Duration;
 
 mod builder {
     use super::*;
@@ -88,27 +87,12 @@ mod builder {
 
     /// A peer of AS `peer_asn` from our AS 64500 (so 64500 makes it iBGP).
     pub fn peer(name: &str, addr: &str, peer_asn: u32) -> Peer {
-        Peer {
-            name: name.into(),
-            my_asn: 64500,
-            peer_asn: PeerAsn::Fixed(peer_asn),
-            local_asn: None,
-            endpoint: PeerEndpoint::Address(ip(addr)),
-            source_address: None,
-            port: 179,
-            hold_time: Duration::from_secs(90),
-            keepalive_time: Duration::from_secs(30),
-            connect_time: None,
-            router_id: None,
-            node_selectors: vec![],
-            password: None,
-            bfd_profile: None,
-            graceful_restart: false,
-            ebgp_multihop: false,
-            vrf: None,
-            disable_mp: false,
-            dual_stack_address_family: false,
-        }
+        Peer::with_defaults(
+            name,
+            64500,
+            PeerAsn::Fixed(peer_asn),
+            PeerEndpoint::Address(ip(addr)),
+        )
     }
 
     /// A LoadBalancer service of class `None`, policy Cluster, with a ready endpoint on `n1`.
