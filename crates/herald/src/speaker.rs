@@ -294,7 +294,7 @@ fn log_plan(plan: &NodePlan) {
                 prefix = %r.prefix,
                 services = %r.services.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
                 communities = %render::communities(r),
-                local_pref = ?r.local_pref,
+                local_pref = r.local_pref,
                 "planned BGP route"
             );
         }
