@@ -16,6 +16,7 @@
 pub mod answer;
 pub mod bpf;
 pub mod frame;
+pub mod socket;
 pub mod validate;
 pub mod wire;
 
