@@ -16,6 +16,8 @@
 pub mod answer;
 pub mod bpf;
 pub mod frame;
+pub mod link;
+
 pub mod socket;
 pub mod validate;
 pub mod wire;
