@@ -17,6 +17,7 @@ pub mod answer;
 pub mod bpf;
 pub mod frame;
 pub mod link;
+pub mod responder;
 
 pub mod socket;
 pub mod validate;

@@ -189,6 +189,15 @@ impl PacketSocket {
 
     /// Sends one complete Ethernet frame (no FCS) out of the interface.
     pub async fn send(&self, frame: &[u8]) -> io::Result<()> {
+        match self.send_once(frame).await {
+            // The kernel reports a link-down on the socket once, to whichever call comes
+            // next; if that is this send, the link may well be up again by now.
+            Err(err) if err.raw_os_error() == Some(libc::ENETDOWN) => self.send_once(frame).await,
+            result => result,
+        }
+    }
+
+    async fn send_once(&self, frame: &[u8]) -> io::Result<()> {
         loop {
             let mut guard = self.fd.writable().await?;
             match guard.try_io(|fd| send_frame(fd.as_raw_fd(), self.ifindex, frame)) {
