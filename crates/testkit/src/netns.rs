@@ -186,6 +186,13 @@ impl Bridge {
 
     pub fn new() -> Bridge {
         let ns = Netns::new("sw");
+        // A switch has no addresses: no IPv6 on its ports, so it sends nothing of its own.
+        for key in [
+            "net.ipv6.conf.all.disable_ipv6",
+            "net.ipv6.conf.default.disable_ipv6",
+        ] {
+            ns.sysctl(key, "1");
+        }
         ns.ip(&[
             "link",
             "add",
@@ -204,20 +211,21 @@ impl Bridge {
     }
 
     /// Plugs `ns` into the bridge: a veth pair with `ifname` (up) in `ns` and a bridge port on
-    /// this side.
+    /// this side. The pair is created from `ns`, so `ifname` gets `ns`'s default settings
+    /// (`net.ipv6.conf.default.*`) rather than the bridge namespace's.
     pub fn attach(&self, ns: &Netns, ifname: &str) {
         let port = unique_name("p");
-        self.ns.ip(&[
+        ns.ip(&[
             "link",
             "add",
-            &port,
+            ifname,
             "type",
             "veth",
             "peer",
             "name",
-            ifname,
+            &port,
             "netns",
-            ns.name(),
+            self.ns.name(),
         ]);
         self.ns.ip(&["link", "set", &port, "master", Self::NAME]);
         self.ns.ip(&["link", "set", &port, "up"]);
