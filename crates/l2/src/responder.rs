@@ -182,17 +182,19 @@ impl Active {
 #[derive(Debug)]
 pub struct Responder {
     config: Config,
+    runtime: tokio::runtime::Handle,
     links: LinkMonitor,
     shared: Arc<Shared>,
     interfaces: Mutex<BTreeMap<String, Interface>>,
 }
 
 impl Responder {
-    /// Starts following this namespace's links. Must be called inside a tokio runtime; the
-    /// tasks run on it.
+    /// Starts following this namespace's links (the namespace of the calling thread). The
+    /// interface tasks run on the runtime this is called in.
     pub async fn start(config: Config) -> Result<Responder, LinkError> {
         Ok(Responder {
             config,
+            runtime: tokio::runtime::Handle::current(),
             links: LinkMonitor::start().await?,
             shared: Arc::new(Shared::default()),
             interfaces: Mutex::new(BTreeMap::new()),
@@ -207,7 +209,7 @@ impl Responder {
     /// Makes `owned` (interface name → addresses to answer for on it) the whole desired
     /// state. An interface named here is listened on (even with no addresses, so its drops
     /// are counted) as soon as a link of that name exists; an interface left out stops being
-    /// listened on. Must be called inside the runtime the responder started in.
+    /// listened on. Callable from any thread.
     pub fn set_owned(&self, owned: &BTreeMap<String, BTreeSet<IpAddr>>) {
         let mut interfaces = lock(&self.interfaces);
         for (name, interface) in interfaces.iter_mut() {
@@ -234,7 +236,7 @@ impl Responder {
                 }
                 None => {
                     let (tx, rx) = watch::channel(addresses);
-                    let task = tokio::spawn(run_interface(InterfaceTask {
+                    let task = self.runtime.spawn(run_interface(InterfaceTask {
                         name: name.clone(),
                         config: self.config,
                         owned: rx,

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use l2::link::LinkMonitor;
-use l2::responder::{Config, NOT_OWNED, Responder, Stats};
+use l2::responder::{AddressStats, Config, NOT_OWNED, Responder, Stats};
 use l2::socket::PacketSocket;
 use l2::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
@@ -182,6 +182,12 @@ impl Speaker {
             .interfaces
             .get(ifname)
             .map_or(0, |i| i.frames_read)
+    }
+
+    /// The counters of `ip` (all zero before anything happened to it).
+    fn address(&self, ip: &str) -> AddressStats {
+        let ip: IpAddr = ip.parse().expect("an IP");
+        self.stats().addresses.get(&ip).copied().unwrap_or_default()
     }
 
     fn dropped(&self, ifname: &str, reason: &str) -> u64 {
@@ -571,17 +577,15 @@ fn client_kernel_arping_and_ndisc6_resolve_owned_addresses_to_the_node() {
     let (ok, out) = ndisc6(&lan.client, SERVICE_V6, "eth0");
     assert!(ok && out.contains(&mac), "ndisc6 got {out:?}, want {mac}");
 
-    let stats = speaker.stats();
     for ip in [SERVICE_V4, SERVICE_V6] {
-        let s = stats.addresses[&ip.parse::<IpAddr>().unwrap()];
+        let s = speaker.address(ip);
         assert!(s.requests_received >= 2, "{ip}: {s:?}");
         assert!(s.responses_sent >= 2, "{ip}: {s:?}");
     }
     // The announcement burst: 3 rounds, two frames each for IPv4, one for IPv6.
     poll_until("the whole announcement burst", WAIT, |last| {
-        let stats = speaker.stats();
-        let v4 = stats.addresses[&SERVICE_V4.parse::<IpAddr>().unwrap()].gratuitous_sent;
-        let v6 = stats.addresses[&SERVICE_V6.parse::<IpAddr>().unwrap()].gratuitous_sent;
+        let v4 = speaker.address(SERVICE_V4).gratuitous_sent;
+        let v6 = speaker.address(SERVICE_V6).gratuitous_sent;
         *last = format!("v4 {v4}, v6 {v6}");
         (v4 == 6 && v6 == 3).then_some(())
     });
@@ -590,9 +594,8 @@ fn client_kernel_arping_and_ndisc6_resolve_owned_addresses_to_the_node() {
     lan.node1.ip(&["link", "set", "eth0", "down"]);
     lan.node1.ip(&["link", "set", "eth0", "up"]);
     poll_until("a second burst after link-up", WAIT, |last| {
-        let stats = speaker.stats();
-        let v4 = stats.addresses[&SERVICE_V4.parse::<IpAddr>().unwrap()].gratuitous_sent;
-        let v6 = stats.addresses[&SERVICE_V6.parse::<IpAddr>().unwrap()].gratuitous_sent;
+        let v4 = speaker.address(SERVICE_V4).gratuitous_sent;
+        let v6 = speaker.address(SERVICE_V6).gratuitous_sent;
         *last = format!("v4 {v4}, v6 {v6}");
         (v4 == 12 && v6 == 6).then_some(())
     });
@@ -616,8 +619,7 @@ fn stale_entries_are_confirmed_by_answering_unicast_probes() {
 
     for ip in [SERVICE_V4, SERVICE_V6] {
         resolve_to(&lan.client, ip, "eth0", &mac);
-        let answered = |s: &Stats| s.addresses[&ip.parse::<IpAddr>().unwrap()].responses_sent;
-        let before = answered(&speaker.stats());
+        let before = speaker.address(ip).responses_sent;
         lan.client.ip(&[
             "neigh", "change", ip, "lladdr", &mac, "nud", "stale", "dev", "eth0",
         ]);
@@ -640,7 +642,7 @@ fn stale_entries_are_confirmed_by_answering_unicast_probes() {
             },
         );
         assert!(
-            answered(&speaker.stats()) > before,
+            speaker.address(ip).responses_sent > before,
             "the probe was answered"
         );
     }
@@ -667,7 +669,7 @@ fn client_dad_for_the_service_address_fails() {
             .any(|l| l.contains(SERVICE_V6) && l.contains("dadfailed"))
             .then_some(())
     });
-    let s = speaker.stats().addresses[&SERVICE_V6.parse::<IpAddr>().unwrap()];
+    let s = speaker.address(SERVICE_V6);
     assert!(s.responses_sent >= 1, "{s:?}");
 }
 
@@ -838,7 +840,7 @@ fn solicitation_with_hop_limit_64_is_dropped_and_counted() {
         1,
         "only the valid solicitation is answered"
     );
-    let s = speaker.stats().addresses[&target.into()];
+    let s = speaker.address(SERVICE_V6);
     assert_eq!(s.responses_sent, 1, "{s:?}");
 }
 
@@ -942,4 +944,111 @@ fn an_address_removed_is_not_answered_at_once() {
         !ok && out.trim().is_empty(),
         "a released address was answered: {out:?}"
     );
+}
+
+#[test]
+fn addresses_sharing_a_solicited_node_group_keep_it_until_both_are_released() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(&lan.node1, test_config());
+    // Same last 24 bits: the same solicited-node group, ff02::1:ff00:10.
+    let other = "2001:db8:1::10";
+    let group = solicited_node_multicast_ethernet_addr(SERVICE_V6.parse().unwrap());
+    assert_eq!(
+        group,
+        solicited_node_multicast_ethernet_addr(other.parse().unwrap())
+    );
+    let group = group.to_string();
+    let joined = |want: bool| {
+        poll_until(
+            &format!("the group to be {}", if want { "joined" } else { "left" }),
+            WAIT,
+            |last| {
+                *last = lan.node1.ip(&["maddr", "show", "dev", "eth0"]);
+                (has_maddr(&lan.node1, "eth0", &group) == want).then_some(())
+            },
+        )
+    };
+    speaker.set_owned(&[("eth0", &[SERVICE_V6, other])]);
+    joined(true);
+    speaker.set_owned(&[("eth0", &[other])]);
+    // Still answered, so the group is still needed: an NS for it is still answered.
+    let (ok, out) = ndisc6(&lan.client, other, "eth0");
+    assert!(ok, "ndisc6 for the remaining address got {out:?}");
+    assert!(has_maddr(&lan.node1, "eth0", &group));
+    speaker.set_owned(&[("eth0", &[])]);
+    joined(false);
+}
+
+#[test]
+fn held_addresses_are_refreshed_periodically() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(
+        &lan.node1,
+        Config {
+            announce_count: 1,
+            announce_interval: Duration::from_millis(100),
+            refresh_interval: Some(Duration::from_millis(200)),
+        },
+    );
+    speaker.set_owned(&[("eth0", &[SERVICE_V6])]);
+    poll_until("several refreshes", WAIT, |last| {
+        let s = speaker.address(SERVICE_V6);
+        *last = format!("{s:?}");
+        (s.gratuitous_sent >= 4).then_some(())
+    });
+    // Released: refreshing stops (the count stays where it is once the task has seen it).
+    speaker.set_owned(&[("eth0", &[])]);
+    let settled = speaker.address(SERVICE_V6);
+    // A refresh could have been in flight when set_owned returned; after one more
+    // successful round trip through the task's channel it is not.
+    let (ok, _) = ndisc6(&lan.client, SERVICE_V6, "eth0");
+    assert!(!ok, "a released address was answered");
+    let after = speaker.address(SERVICE_V6);
+    assert!(
+        after.gratuitous_sent <= settled.gratuitous_sent + 1,
+        "refreshes went on after release: {settled:?} then {after:?}"
+    );
+}
+
+#[test]
+fn an_interface_named_before_it_exists_is_served_once_it_appears() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(&lan.node1, test_config());
+    speaker.set_owned(&[("eth0", &[SERVICE_V4]), ("eth1", &["198.51.100.10"])]);
+    assert!(!speaker.stats().interfaces["eth1"].listening);
+
+    quiet(&lan.node1);
+    veth(&lan.node1, "eth1", &lan.client, "eth1");
+    lan.client
+        .ip(&["addr", "add", "198.51.100.100/24", "dev", "eth1"]);
+    let mac = lan.node1.mac("eth1");
+    poll_until("node1 to answer on its new eth1", WAIT, |last| {
+        let (ok, out) = arping(
+            &lan.client,
+            &["-r", "-c", "1", "-w", "2", "-i", "eth1", "198.51.100.10"],
+        );
+        *last = format!("{out:?} {:?}", speaker.stats().interfaces.get("eth1"));
+        (ok && out.contains(&mac)).then_some(())
+    });
+
+    // Deleted and created again (a new index): served again.
+    lan.node1.ip(&["link", "del", "eth1"]);
+    veth(&lan.node1, "eth1", &lan.client, "eth1");
+    lan.client
+        .ip(&["addr", "add", "198.51.100.100/24", "dev", "eth1"]);
+    let mac = lan.node1.mac("eth1");
+    poll_until("node1 to answer on the recreated eth1", WAIT, |last| {
+        let (ok, out) = arping(
+            &lan.client,
+            &["-r", "-c", "1", "-w", "2", "-i", "eth1", "198.51.100.10"],
+        );
+        *last = format!("{out:?} {:?}", speaker.stats().interfaces.get("eth1"));
+        (ok && out.contains(&mac)).then_some(())
+    });
+}
+
+#[test]
+fn responder_handle_is_shareable() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Responder>();
 }
