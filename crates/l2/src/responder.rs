@@ -320,15 +320,27 @@ async fn run_interface(mut task: InterfaceTask) {
             }
         };
         task.counters.set_status(true, None);
-        if let Err(err) = serve(&mut task, &socket, link).await {
-            task.counters.set_status(false, Some(err.to_string()));
-            drop(socket);
-            // Not in a tight loop: start over when the link changes.
-            if task.links.changed().await.is_err() {
-                return;
+        match serve(&mut task, &socket, link).await {
+            Ok(Ended::Stopped) => return,
+            Ok(Ended::LinkChanged) => {}
+            Err(err) => {
+                task.counters.set_status(false, Some(err.to_string()));
+                drop(socket);
+                // Not in a tight loop: start over when the link changes.
+                if task.links.changed().await.is_err() {
+                    return;
+                }
             }
         }
     }
+}
+
+/// Why [`serve`] returned without an error.
+enum Ended {
+    /// The link is gone or was replaced: look it up again.
+    LinkChanged,
+    /// The responder let go of this interface.
+    Stopped,
 }
 
 /// An announcement schedule entry: rounds left in the current burst and when the next is due.
@@ -437,8 +449,13 @@ impl Session<'_> {
     }
 }
 
-/// Serves one socket until the link disappears or is replaced (Ok) or reading fails (Err).
-async fn serve(task: &mut InterfaceTask, socket: &PacketSocket, link: Link) -> std::io::Result<()> {
+/// Serves one socket until the link disappears or is replaced, the responder lets go of the
+/// interface, or reading fails.
+async fn serve(
+    task: &mut InterfaceTask,
+    socket: &PacketSocket,
+    link: Link,
+) -> std::io::Result<Ended> {
     let mut session = Session {
         socket,
         mac: link.mac.unwrap_or(EthernetAddress::UNSPECIFIED),
@@ -449,6 +466,8 @@ async fn serve(task: &mut InterfaceTask, socket: &PacketSocket, link: Link) -> s
     let mut buf = vec![0u8; 2048];
     // Everything owned is new to this socket.
     task.owned.mark_changed();
+    // Link events stop only if the link monitor does; serve on with the last known state.
+    let mut links_open = true;
 
     loop {
         let next_due = session.next_due();
@@ -456,19 +475,20 @@ async fn serve(task: &mut InterfaceTask, socket: &PacketSocket, link: Link) -> s
             biased;
             changed = task.owned.changed() => {
                 if changed.is_err() {
-                    return Ok(());
+                    return Ok(Ended::Stopped);
                 }
                 let owned = task.owned.borrow_and_update().clone();
                 session.sync_owned(task, &owned);
             }
-            changed = task.links.changed() => {
+            changed = task.links.changed(), if links_open => {
                 if changed.is_err() {
-                    return Ok(());
+                    links_open = false;
+                    continue;
                 }
                 let table = task.links.borrow_and_update().clone();
                 if !session.sync_link(task, &table) {
                     // Gone or renamed: start over with whatever has the name now.
-                    return Ok(());
+                    return Ok(Ended::LinkChanged);
                 }
             }
             _ = sleep_until(next_due), if next_due.is_some() => {
