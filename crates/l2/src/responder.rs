@@ -145,6 +145,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 type Owned = Arc<BTreeSet<IpAddr>>;
 
+/// Receive buffer of each packet socket; the filter keeps it to ARP and NS/NA frames.
+const RECEIVE_BUFFER: usize = 4 << 20;
+
 #[derive(Debug, Default)]
 struct Shared {
     addresses: Mutex<BTreeMap<IpAddr, AddressStats>>,
@@ -319,6 +322,8 @@ async fn run_interface(mut task: InterfaceTask) {
                 continue;
             }
         };
+        // Room for a burst of questions (e.g. every client re-resolving after a failover).
+        let _ = socket.set_receive_buffer(RECEIVE_BUFFER);
         task.counters.set_status(true, None);
         match serve(&mut task, &socket, link).await {
             Ok(Ended::Stopped) => return,

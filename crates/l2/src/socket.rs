@@ -161,6 +161,16 @@ impl PacketSocket {
         self.ifindex
     }
 
+    /// Sets the receive buffer to `bytes` (beyond `net.core.rmem_max` when the process has
+    /// CAP_NET_ADMIN), so a burst of questions is queued rather than dropped.
+    pub fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
+        const SO_RCVBUFFORCE: libc::c_int = 33;
+        let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        let fd = self.fd.get_ref().as_raw_fd();
+        setsockopt(fd, libc::SOL_SOCKET, SO_RCVBUFFORCE, &size)
+            .or_else(|_| setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size))
+    }
+
     /// Waits for the next frame from the wire and copies it into `buf`, returning its length
     /// (cut to `buf`'s). Frames this host sent are skipped.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
