@@ -348,11 +348,63 @@ enum Ended {
     Stopped,
 }
 
-/// An announcement schedule entry: rounds left in the current burst and when the next is due.
-#[derive(Debug, Clone, Copy)]
-struct Announce {
-    remaining: u32,
-    due: Instant,
+/// When each held address is next announced: a burst of [`Config::announce_count`] rounds
+/// [`Config::announce_interval`] apart, then one round every [`Config::refresh_interval`].
+/// Pure: the caller says what time it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnnounceSchedule {
+    /// Rounds left in the current burst (1 while refreshing) and when the next is due.
+    entries: BTreeMap<IpAddr, (u32, Instant)>,
+}
+
+impl AnnounceSchedule {
+    /// Starts (or restarts) a burst for `address`, its first round due at `now`.
+    pub fn start_burst(&mut self, address: IpAddr, config: &Config, now: Instant) {
+        if config.announce_count == 0 && config.refresh_interval.is_none() {
+            self.entries.remove(&address);
+            return;
+        }
+        let (rounds, due) = match config.refresh_interval {
+            Some(refresh) if config.announce_count == 0 => (1, now + refresh),
+            _ => (config.announce_count, now),
+        };
+        self.entries.insert(address, (rounds, due));
+    }
+
+    /// Stops announcing `address`.
+    pub fn remove(&mut self, address: &IpAddr) {
+        self.entries.remove(address);
+    }
+
+    /// When the next round is due, if any is scheduled.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.entries.values().map(|&(_, due)| due).min()
+    }
+
+    /// The addresses whose round is due at `now`, each rescheduled for its next round.
+    pub fn take_due(&mut self, config: &Config, now: Instant) -> Vec<IpAddr> {
+        let due: Vec<IpAddr> = self
+            .entries
+            .iter()
+            .filter(|&(_, &(_, due))| due <= now)
+            .map(|(&ip, _)| ip)
+            .collect();
+        for address in &due {
+            let Some((rounds, next)) = self.entries.get_mut(address) else {
+                continue;
+            };
+            *rounds = rounds.saturating_sub(1);
+            if *rounds > 0 {
+                *next = now + config.announce_interval;
+            } else if let Some(refresh) = config.refresh_interval {
+                *rounds = 1;
+                *next = now + refresh;
+            } else {
+                self.entries.remove(address);
+            }
+        }
+        due
+    }
 }
 
 /// What one socket has done: the addresses it joined groups for and announces, and when.
@@ -361,16 +413,12 @@ struct Session<'a> {
     link: Link,
     mac: EthernetAddress,
     held: BTreeSet<IpAddr>,
-    schedule: BTreeMap<IpAddr, Announce>,
+    schedule: AnnounceSchedule,
 }
 
 impl Session<'_> {
     fn burst(&mut self, address: IpAddr, config: &Config) {
-        let announce = Announce {
-            remaining: config.announce_count,
-            due: Instant::now(),
-        };
-        self.schedule.insert(address, announce);
+        self.schedule.start_burst(address, config, Instant::now());
     }
 
     /// Joins and leaves solicited-node groups and starts bursts for what `owned` changed.
@@ -420,35 +468,12 @@ impl Session<'_> {
         true
     }
 
-    fn next_due(&self) -> Option<Instant> {
-        self.schedule.values().map(|a| a.due).min()
-    }
-
     /// Sends the announcements that are due and schedules the next ones.
     async fn announce_due(&mut self, task: &InterfaceTask) {
-        let now = Instant::now();
-        let due: Vec<IpAddr> = self
-            .schedule
-            .iter()
-            .filter(|(_, a)| a.due <= now)
-            .map(|(&ip, _)| ip)
-            .collect();
-        for address in due {
+        for address in self.schedule.take_due(&task.config, Instant::now()) {
             // A link that is down drops what is sent; link-up starts a new burst.
             if self.link.is_operational() {
                 announce(task, self.socket, self.mac, address).await;
-            }
-            let Some(entry) = self.schedule.get_mut(&address) else {
-                continue;
-            };
-            entry.remaining = entry.remaining.saturating_sub(1);
-            if entry.remaining > 0 {
-                entry.due = now + task.config.announce_interval;
-            } else if let Some(refresh) = task.config.refresh_interval {
-                entry.remaining = 1;
-                entry.due = now + refresh;
-            } else {
-                self.schedule.remove(&address);
             }
         }
     }
@@ -466,7 +491,7 @@ async fn serve(
         mac: link.mac.unwrap_or(EthernetAddress::UNSPECIFIED),
         link,
         held: BTreeSet::new(),
-        schedule: BTreeMap::new(),
+        schedule: AnnounceSchedule::default(),
     };
     let mut buf = vec![0u8; 2048];
     // Everything owned is new to this socket.
@@ -475,7 +500,7 @@ async fn serve(
     let mut links_open = true;
 
     loop {
-        let next_due = session.next_due();
+        let next_due = session.schedule.next_due();
         tokio::select! {
             biased;
             changed = task.owned.changed() => {
@@ -565,5 +590,90 @@ async fn announce(
                 task.counters.send_errors.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_burst_then_refreshes() {
+        let config = Config {
+            announce_count: 3,
+            announce_interval: 1100 * MS,
+            refresh_interval: Some(60_000 * MS),
+        };
+        let t0 = Instant::now();
+        let mut schedule = AnnounceSchedule::default();
+        schedule.start_burst(ip("192.0.2.10"), &config, t0);
+        assert_eq!(schedule.next_due(), Some(t0));
+        let mut rounds = Vec::new();
+        let mut now = t0;
+        while rounds.len() < 5 {
+            now = schedule.next_due().unwrap();
+            assert_eq!(schedule.take_due(&config, now), vec![ip("192.0.2.10")]);
+            rounds.push(now - t0);
+        }
+        assert_eq!(
+            rounds,
+            [0, 1100, 2200, 62_200, 122_200].map(|ms| ms * MS).to_vec()
+        );
+        // Nothing is due in between.
+        assert!(schedule.take_due(&config, now + MS).is_empty());
+    }
+
+    #[test]
+    fn without_refresh_the_address_leaves_after_its_burst() {
+        let config = Config {
+            announce_count: 2,
+            announce_interval: 100 * MS,
+            refresh_interval: None,
+        };
+        let t0 = Instant::now();
+        let mut schedule = AnnounceSchedule::default();
+        schedule.start_burst(ip("2001:db8::10"), &config, t0);
+        assert_eq!(schedule.take_due(&config, t0).len(), 1);
+        assert_eq!(schedule.take_due(&config, t0 + 100 * MS).len(), 1);
+        assert_eq!(schedule.next_due(), None);
+    }
+
+    #[test]
+    fn a_new_burst_restarts_and_removal_stops() {
+        let config = Config::default();
+        let t0 = Instant::now();
+        let mut schedule = AnnounceSchedule::default();
+        let (a, b) = (ip("192.0.2.10"), ip("2001:db8::10"));
+        schedule.start_burst(a, &config, t0);
+        schedule.start_burst(b, &config, t0 + 500 * MS);
+        assert_eq!(schedule.take_due(&config, t0), vec![a]);
+        // Link-up at t0 + 600 ms: both start over.
+        let up = t0 + 600 * MS;
+        schedule.start_burst(a, &config, up);
+        schedule.start_burst(b, &config, up);
+        assert_eq!(schedule.take_due(&config, up), vec![a, b]);
+        schedule.remove(&a);
+        let next = schedule.next_due().unwrap();
+        assert_eq!(next, up + config.announce_interval);
+        assert_eq!(schedule.take_due(&config, next), vec![b]);
+    }
+
+    #[test]
+    fn zero_rounds_means_refresh_only() {
+        let config = Config {
+            announce_count: 0,
+            announce_interval: 100 * MS,
+            refresh_interval: Some(1000 * MS),
+        };
+        let t0 = Instant::now();
+        let mut schedule = AnnounceSchedule::default();
+        schedule.start_burst(ip("192.0.2.10"), &config, t0);
+        assert_eq!(schedule.next_due(), Some(t0 + 1000 * MS));
     }
 }
