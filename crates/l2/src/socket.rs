@@ -1,6 +1,6 @@
 //! The packet socket a responder reads questions from and sends answers on: one AF_PACKET
-//! `SOCK_RAW` socket bound to one interface, with [`NEIGHBOR_FILTER`] attached so only ARP and
-//! neighbor discovery frames reach user space, blind to the frames it sends itself, and driven
+//! `SOCK_RAW` socket bound to one interface, with [`SOCKET_FILTER`] attached so only ARP and
+//! neighbor discovery frames of the interface's own (untagged) LAN reach user space, blind to the frames it sends itself, and driven
 //! by tokio through [`AsyncFd`].
 //!
 //! It also programs the interface's multicast filter: an IPv6 address is only solicited at its
@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
-use crate::bpf::{NEIGHBOR_FILTER, SockFilter};
+use crate::bpf::{SOCKET_FILTER, SockFilter};
 use crate::wire::EthernetAddress;
 
 // From <linux/if_packet.h> and <asm-generic/socket.h>; defined here because the libc crate
@@ -116,8 +116,8 @@ impl PacketSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
         let program = SockFprog {
-            len: NEIGHBOR_FILTER.len() as libc::c_ushort,
-            filter: NEIGHBOR_FILTER.as_ptr(),
+            len: SOCKET_FILTER.len() as libc::c_ushort,
+            filter: SOCKET_FILTER.as_ptr(),
         };
         setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, SO_ATTACH_FILTER, &program)
             .map_err(SocketError::AttachFilter)?;

@@ -19,7 +19,7 @@ use l2::socket::PacketSocket;
 use l2::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
     Icmpv6Packet, IpProtocol, Ipv6Packet, Ipv6Repr, NdiscRepr, NeighborFlags, NeighborMessage,
-    VlanTags, solicited_node_multicast, solicited_node_multicast_ethernet_addr,
+    VlanTag, VlanTags, solicited_node_multicast, solicited_node_multicast_ethernet_addr,
 };
 use l2::{DropReason, Frame};
 use testkit::netns::{Bridge, Netns, output, poll_until, veth};
@@ -336,10 +336,19 @@ fn neighbor_solicitation(
 
 /// A broadcast ARP request built with the crate's own codecs.
 fn arp_request(src_mac: EthernetAddress, src: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    tagged_arp_request(VlanTags::Untagged, src_mac, src, target)
+}
+
+fn tagged_arp_request(
+    vlan_tags: VlanTags,
+    src_mac: EthernetAddress,
+    src: Ipv4Addr,
+    target: Ipv4Addr,
+) -> Vec<u8> {
     let ethernet = EthernetRepr {
         dst_addr: EthernetAddress::BROADCAST,
         src_addr: src_mac,
-        vlan_tags: VlanTags::Untagged,
+        vlan_tags,
         ethertype: EtherType::ARP,
     };
     let arp = ArpRepr {
@@ -349,9 +358,10 @@ fn arp_request(src_mac: EthernetAddress, src: Ipv4Addr, target: Ipv4Addr) -> Vec
         target_hardware_addr: EthernetAddress::UNSPECIFIED,
         target_protocol_addr: target,
     };
-    let mut bytes = vec![0u8; ethernet.header_len() + arp.buffer_len()];
+    let header_len = ethernet.header_len();
+    let mut bytes = vec![0u8; header_len + arp.buffer_len()];
     ethernet.emit(&mut EthernetFrame::new_unchecked(&mut bytes[..]));
-    arp.emit(&mut ArpPacket::new_unchecked(&mut bytes[14..]));
+    arp.emit(&mut ArpPacket::new_unchecked(&mut bytes[header_len..]));
     bytes
 }
 
@@ -1051,4 +1061,53 @@ fn an_interface_named_before_it_exists_is_served_once_it_appears() {
 fn responder_handle_is_shareable() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Responder>();
+}
+
+#[test]
+fn questions_tagged_for_a_vlan_are_left_to_that_vlan() {
+    // Linux moves an 802.1Q tag into packet metadata before packet sockets see the frame, so
+    // a question asked on VLAN 100 reaches eth0's socket looking untagged. An answer would go
+    // out untagged, onto another broadcast domain; the VLAN's own interface answers instead.
+    let lan = Lan::new();
+    let speaker = Speaker::start(&lan.node1, test_config());
+    speaker.set_owned(&[("eth0", &[SERVICE_V4])]);
+    let client_mac = mac_of(&lan.client, "eth0");
+    let client_ip: Ipv4Addr = CLIENT_V4.parse().unwrap();
+    let service: Ipv4Addr = SERVICE_V4.parse().unwrap();
+    let tag = VlanTags::Single(VlanTag {
+        tpid: EtherType::CUSTOMER_VLAN,
+        tci: 100,
+    });
+    let replies = with_socket(&lan.client, "eth0", move |socket| async move {
+        socket
+            .send(&tagged_arp_request(tag, client_mac, client_ip, service))
+            .await
+            .expect("send");
+        // An untagged question behind it: its answer comes after any answer to the first.
+        socket
+            .send(&arp_request(client_mac, client_ip, service))
+            .await
+            .expect("send");
+        let mut replies = 0;
+        let mut buf = [0u8; 2048];
+        while replies == 0 {
+            let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
+                .await
+                .expect("an answer to the untagged request")
+                .expect("recv");
+            if is_arp_reply(&buf[..n], service) {
+                replies += 1;
+            }
+        }
+        while let Some(n) = socket.try_recv(&mut buf).expect("recv") {
+            if is_arp_reply(&buf[..n], service) {
+                replies += 1;
+            }
+        }
+        replies
+    })
+    .join()
+    .unwrap();
+    assert_eq!(replies, 1, "only the untagged request is answered");
+    assert_eq!(speaker.address(SERVICE_V4).responses_sent, 1);
 }
