@@ -12,6 +12,10 @@
 //! It checks no lengths beyond the fields it loads (a load past the end drops the frame): the
 //! parser decides validity and counts malformed frames. This module is data only; attaching it
 //! (`SO_ATTACH_FILTER`) is the socket's job.
+//!
+//! [`SOCKET_FILTER`], the program sockets attach, first drops frames whose VLAN tag Linux has
+//! already moved into packet metadata: they look untagged in the bytes, but belong to the
+//! VLAN's own interface, and an answer from the parent would leave untagged.
 
 /// One classic BPF instruction, laid out as the kernel's `struct sock_filter`.
 #[repr(C)]
@@ -127,3 +131,48 @@ pub const NEIGHBOR_FILTER: [SockFilter; 20] = [
     // DROP
     /* 19 */ ret(0),
 ];
+
+/// `SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT` from `<linux/filter.h>`: an absolute load at this
+/// offset reads 1 when the frame's VLAN tag is in packet metadata, else 0.
+const VLAN_TAG_PRESENT: u32 = (-0x1000i32 + 48) as u32;
+
+/// [`NEIGHBOR_FILTER`] behind a check that drops frames carrying an offloaded VLAN tag; what
+/// each packet socket attaches.
+pub const SOCKET_FILTER: [SockFilter; NEIGHBOR_FILTER.len() + 2] = socket_filter();
+
+const fn socket_filter() -> [SockFilter; NEIGHBOR_FILTER.len() + 2] {
+    const LEN: usize = NEIGHBOR_FILTER.len() + 2;
+    // NEIGHBOR_FILTER ends with its DROP.
+    let drop = LEN - 1;
+    let mut program = [ret(0); LEN];
+    program[0] = SockFilter {
+        code: op::LD | op::W | op::ABS,
+        jt: 0,
+        jf: 0,
+        k: VLAN_TAG_PRESENT,
+    };
+    program[1] = jump_if_equal(1, 0, 2, drop);
+    let mut i = 0;
+    while i < NEIGHBOR_FILTER.len() {
+        // Jumps are relative, so the program moves as it is.
+        program[i + 2] = NEIGHBOR_FILTER[i];
+        i += 1;
+    }
+    program
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_filter_is_the_vlan_check_then_the_neighbor_filter() {
+        assert_eq!(SOCKET_FILTER[2..], NEIGHBOR_FILTER);
+        assert_eq!(SOCKET_FILTER[0].k, 0xffff_f030);
+        // A tag present (A != 0) jumps to the last instruction, which drops.
+        let check = SOCKET_FILTER[1];
+        assert_eq!((check.k, check.jt), (0, 0));
+        assert_eq!(2 + usize::from(check.jf), SOCKET_FILTER.len() - 1);
+        assert_eq!(SOCKET_FILTER[SOCKET_FILTER.len() - 1], ret(0));
+    }
+}

@@ -1,6 +1,7 @@
-//! herald's Layer 2 half: reading ARP and IPv6 neighbor discovery frames and deciding, as pure
-//! functions, what to answer for the addresses this node owns.
+//! herald's Layer 2 half: answering ARP and IPv6 Neighbor Solicitations for the addresses this
+//! node owns, on raw packet sockets, and announcing them when they are gained.
 //!
+//! Pure parts (no sockets, no clock):
 //! - [`wire`]: zero-copy views and plain representations of Ethernet II (with VLAN tags), ARP,
 //!   IPv6, ICMPv6 and Neighbor Solicitation/Advertisement.
 //! - [`frame`]: one received frame read as far as herald cares (ARP, NS, NA or other).
@@ -10,12 +11,20 @@
 //!   the gratuitous ARP and unsolicited advertisement builders for takeovers.
 //! - [`bpf`]: the classic BPF program that lets only ARP and NS/NA frames reach user space.
 //!
+//! I/O, on tokio:
+//! - [`socket`]: the AF_PACKET socket per interface, filter attached, and its multicast groups.
+//! - [`link`]: this namespace's links from rtnetlink events, and interface selection.
+//! - [`responder`]: the task per interface that answers and announces, and its counters.
+//!
 //! This crate knows nothing of Services, MetalLB or leases; it is told which addresses are
-//! owned. Everything here is pure: no sockets, no clock.
+//! owned on which interface.
 
 pub mod answer;
 pub mod bpf;
 pub mod frame;
+pub mod link;
+pub mod responder;
+pub mod socket;
 pub mod validate;
 pub mod wire;
 
@@ -24,5 +33,7 @@ pub use answer::{
     gratuitous_arp_request, unsolicited_neighbor_advertisement,
 };
 pub use frame::{Frame, NdFrame};
+pub use link::{InterfaceSelection, Link, LinkMonitor, LinkTable, Resolved, resolve};
+pub use responder::{AddressStats, Config, InterfaceStats, Responder, Stats};
 pub use validate::{DropReason, ValidNs, validate_neighbor_solicitation};
 pub use wire::EthernetAddress;

@@ -5,6 +5,8 @@
 //! network-namespace topologies. Helpers here panic with a message that says what was
 //! expected, since they only ever run inside tests.
 
+pub mod netns;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

@@ -1,0 +1,358 @@
+//! The Layer 2 benchmark: herald's responder against the Linux kernel answering for an address
+//! configured on its own interface, in the same run on the same bridge, so the figures are read
+//! as ratios.
+//!
+//! For ARP request → reply and NS → NA it measures, from a client namespace:
+//! - latency: one question at a time, time from send to the answer (median, p99);
+//! - rate: the highest offered rate (questions per second, paced in 1 ms batches for 0.5 s)
+//!   at which every question is answered.
+//!
+//! Targets (issue 3): herald's median latency ≤ 1.5× the kernel's, its rate ≥ 0.5× the kernel's.
+//!
+//! Needs root: `cargo bench -p l2 --bench l2` (release profile). Sends only inside the
+//! namespaces it creates.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use l2::responder::{Config, Responder};
+use l2::socket::PacketSocket;
+use l2::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
+    Icmpv6Packet, IpProtocol, Ipv6Packet, Ipv6Repr, NdiscRepr, NeighborMessage, VlanTags,
+    solicited_node_multicast, solicited_node_multicast_ethernet_addr,
+};
+use l2::{Frame, NdFrame};
+use testkit::netns::{Bridge, Netns};
+
+const LATENCY_SAMPLES: usize = 2000;
+const WARMUP: usize = 200;
+const RATES: &[u64] = &[
+    5_000, 10_000, 20_000, 50_000, 100_000, 150_000, 200_000, 300_000, 400_000,
+];
+const RATE_WINDOW: Duration = Duration::from_millis(500);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn quiet(ns: &Netns) {
+    for key in [
+        "net.ipv6.conf.all.accept_dad",
+        "net.ipv6.conf.default.accept_dad",
+        "net.ipv6.conf.default.router_solicitations",
+    ] {
+        ns.sysctl(key, "0");
+    }
+}
+
+/// One kind of question, to one answerer.
+#[derive(Clone)]
+struct Case {
+    name: &'static str,
+    request: Vec<u8>,
+    target: IpAddr,
+}
+
+fn arp_request(src_mac: EthernetAddress, src: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let ethernet = EthernetRepr {
+        dst_addr: EthernetAddress::BROADCAST,
+        src_addr: src_mac,
+        vlan_tags: VlanTags::Untagged,
+        ethertype: EtherType::ARP,
+    };
+    let arp = ArpRepr {
+        operation: ArpOperation::Request,
+        sender_hardware_addr: src_mac,
+        sender_protocol_addr: src,
+        target_hardware_addr: EthernetAddress::UNSPECIFIED,
+        target_protocol_addr: target,
+    };
+    let mut bytes = vec![0u8; ethernet.header_len() + arp.buffer_len()];
+    ethernet.emit(&mut EthernetFrame::new_unchecked(&mut bytes[..]));
+    arp.emit(&mut ArpPacket::new_unchecked(&mut bytes[14..]));
+    bytes
+}
+
+fn neighbor_solicitation(src_mac: EthernetAddress, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let dst = solicited_node_multicast(target);
+    let ethernet = EthernetRepr {
+        dst_addr: solicited_node_multicast_ethernet_addr(target),
+        src_addr: src_mac,
+        vlan_tags: VlanTags::Untagged,
+        ethertype: EtherType::IPV6,
+    };
+    let message = NdiscRepr::NeighborSolicitation {
+        target_addr: target,
+        source_link_layer_addr: Some(src_mac),
+    };
+    let ipv6 = Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::ICMPV6,
+        payload_len: message.buffer_len() as u16,
+        hop_limit: 255,
+    };
+    let eth_len = ethernet.header_len();
+    let mut bytes = vec![0u8; eth_len + ipv6.buffer_len()];
+    ethernet.emit(&mut EthernetFrame::new_unchecked(&mut bytes[..]));
+    ipv6.emit(&mut Ipv6Packet::new_unchecked(&mut bytes[eth_len..]));
+    let icmp = &mut bytes[eth_len + ipv6.header_len()..];
+    message.emit(&mut NeighborMessage::new_unchecked(&mut *icmp));
+    Icmpv6Packet::new_unchecked(icmp).fill_checksum(src, dst);
+    bytes
+}
+
+/// Whether `bytes` answers a question about `target`.
+fn answers(bytes: &[u8], target: IpAddr) -> bool {
+    match (Frame::parse(bytes), target) {
+        (Ok(Frame::Arp { arp, .. }), IpAddr::V4(t)) => {
+            arp.operation == ArpOperation::Reply && arp.sender_protocol_addr == t
+        }
+        (Ok(Frame::NeighborAdvertisement(NdFrame { icmpv6, .. })), IpAddr::V6(t)) => {
+            NeighborMessage::new_checked(icmpv6.message())
+                .ok()
+                .and_then(|m| NdiscRepr::parse(&m).ok())
+                .is_some_and(|r| r.target_addr() == t)
+        }
+        _ => false,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Median and p99 of send → answer, one question at a time.
+fn latency(client: &Netns, case: &Case) -> (Duration, Duration) {
+    let ifindex = client.ifindex("eth0");
+    let case = case.clone();
+    client
+        .spawn(move || {
+            runtime().block_on(async move {
+                let socket = PacketSocket::open(ifindex).expect("client socket");
+                let mut buf = [0u8; 2048];
+                let mut samples = Vec::with_capacity(LATENCY_SAMPLES);
+                for i in 0..WARMUP + LATENCY_SAMPLES {
+                    let start = Instant::now();
+                    socket.send(&case.request).await.expect("send");
+                    loop {
+                        let n = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf))
+                            .await
+                            .unwrap_or_else(|_| panic!("{}: no answer", case.name))
+                            .expect("recv");
+                        if answers(&buf[..n], case.target) {
+                            break;
+                        }
+                    }
+                    if i >= WARMUP {
+                        samples.push(start.elapsed());
+                    }
+                }
+                samples.sort();
+                (percentile(&samples, 0.5), percentile(&samples, 0.99))
+            })
+        })
+        .join()
+        .expect("latency thread")
+}
+
+/// Answers received for `count` questions offered at `rate` per second.
+fn answered_at(client: &Netns, case: &Case, rate: u64) -> (u64, u64) {
+    let ifindex = client.ifindex("eth0");
+    let count = rate * RATE_WINDOW.as_millis() as u64 / 1000;
+    let received = Arc::new(AtomicU64::new(0));
+    let ready = Arc::new(AtomicBool::new(false));
+    let sending_done = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let (received, ready, sending_done) =
+            (received.clone(), ready.clone(), sending_done.clone());
+        let target = case.target;
+        client.spawn(move || {
+            runtime().block_on(async move {
+                let socket = PacketSocket::open(ifindex).expect("client socket");
+                socket.set_receive_buffer(64 << 20).expect("receive buffer");
+                ready.store(true, Ordering::Release);
+                let mut buf = [0u8; 2048];
+                loop {
+                    // Once sending is over, the answers still in flight get half a second.
+                    let idle = if sending_done.load(Ordering::Acquire) {
+                        Duration::from_millis(500)
+                    } else {
+                        Duration::from_secs(5)
+                    };
+                    match tokio::time::timeout(idle, socket.recv(&mut buf)).await {
+                        Ok(Ok(n)) => {
+                            if answers(&buf[..n], target) {
+                                received.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Ok(Err(err)) => panic!("recv: {err}"),
+                        Err(_) if sending_done.load(Ordering::Acquire) => return,
+                        Err(_) => {}
+                    }
+                }
+            })
+        })
+    };
+    while !ready.load(Ordering::Acquire) {
+        std::thread::yield_now();
+    }
+    let request = case.request.clone();
+    client
+        .spawn(move || {
+            runtime().block_on(async move {
+                let socket = PacketSocket::open(ifindex).expect("client socket");
+                let per_ms = (rate / 1000).max(1);
+                let start = Instant::now();
+                let mut sent = 0;
+                let mut tick = 0u32;
+                while sent < count {
+                    let due = start + Duration::from_millis(u64::from(tick));
+                    // Sleep, not spin: on a small machine the sender would take the CPU the
+                    // answerer needs.
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    for _ in 0..per_ms.min(count - sent) {
+                        socket.send(&request).await.expect("send");
+                        sent += 1;
+                    }
+                    tick += 1;
+                }
+            })
+        })
+        .join()
+        .expect("sender thread");
+    sending_done.store(true, Ordering::Release);
+    receiver.join().expect("receiver thread");
+    (count, received.load(Ordering::Relaxed))
+}
+
+/// The highest rate in [`RATES`] answered without loss (0 if none was).
+fn max_rate(client: &Netns, case: &Case) -> u64 {
+    let mut best = 0;
+    for &rate in RATES {
+        let (sent, got) = answered_at(client, case, rate);
+        eprintln!(
+            "  {}: {rate}/s offered, {got} of {sent} answered",
+            case.name
+        );
+        if got < sent {
+            break;
+        }
+        best = rate;
+    }
+    best
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument is not supported.
+    testkit::netns::require_privileges();
+    let bridge = Bridge::new();
+    let herald = Netns::new("bh");
+    let kernel = Netns::new("bk");
+    let client = Netns::new("bc");
+    for (ns, v4, v6) in [
+        (&herald, "192.0.2.1", "2001:db8::1"),
+        (&kernel, "192.0.2.2", "2001:db8::2"),
+        (&client, "192.0.2.100", "2001:db8::100"),
+    ] {
+        quiet(ns);
+        bridge.attach(ns, "eth0");
+        ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", "eth0"]);
+        ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"]);
+    }
+    // The kernel answers for addresses on its interface.
+    kernel.ip(&["addr", "add", "192.0.2.20/24", "dev", "eth0"]);
+    kernel.ip(&["addr", "add", "2001:db8::20/64", "dev", "eth0", "nodad"]);
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let speaker = herald.spawn(move || {
+        runtime().block_on(async move {
+            let responder = Responder::start(Config {
+                refresh_interval: None,
+                ..Config::default()
+            })
+            .await
+            .expect("responder");
+            let owned: BTreeSet<IpAddr> = ["192.0.2.10", "2001:db8::10"]
+                .iter()
+                .map(|a| a.parse().expect("IP"))
+                .collect();
+            responder.set_owned(&BTreeMap::from([("eth0".to_string(), owned)]));
+            ready_tx.send(()).expect("main waits");
+            let _ = stop_rx.await;
+            responder.stats()
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("responder started");
+    // Let the announcement burst pass, so it does not share the link with the measurements.
+    std::thread::sleep(Duration::from_secs(3));
+
+    let mac: EthernetAddress = client.mac("eth0").parse().expect("MAC");
+    let v4: Ipv4Addr = "192.0.2.100".parse().unwrap();
+    let v6: Ipv6Addr = "2001:db8::100".parse().unwrap();
+    let case = |name, target: &str| {
+        let target: IpAddr = target.parse().unwrap();
+        let request = match target {
+            IpAddr::V4(t) => arp_request(mac, v4, t),
+            IpAddr::V6(t) => neighbor_solicitation(mac, v6, t),
+        };
+        Case {
+            name,
+            request,
+            target,
+        }
+    };
+    let pairs = [
+        (
+            "ARP → reply",
+            case("herald ARP", "192.0.2.10"),
+            case("kernel ARP", "192.0.2.20"),
+        ),
+        (
+            "NS → NA",
+            case("herald NS", "2001:db8::10"),
+            case("kernel NS", "2001:db8::20"),
+        ),
+    ];
+
+    let mut report = Vec::new();
+    for (question, ours, theirs) in &pairs {
+        let (our_median, our_p99) = latency(&client, ours);
+        let (their_median, their_p99) = latency(&client, theirs);
+        let our_rate = max_rate(&client, ours);
+        let their_rate = max_rate(&client, theirs);
+        report.push(format!(
+            "{question}: median {our_median:?} vs kernel {their_median:?} ({:.2}x, target ≤ 1.50x); \
+             p99 {our_p99:?} vs {their_p99:?}; rate without loss {our_rate}/s vs {their_rate}/s \
+             ({:.2}x, target ≥ 0.50x)",
+            our_median.as_secs_f64() / their_median.as_secs_f64(),
+            our_rate as f64 / their_rate.max(1) as f64,
+        ));
+    }
+    let _ = stop_tx.send(());
+    let stats = speaker.join().expect("responder thread");
+    println!("l2 benchmark (herald's responder vs the kernel, same bridge, same run):");
+    for line in report {
+        println!("  {line}");
+    }
+    println!(
+        "  responder counters: {:?}",
+        stats
+            .interfaces
+            .get("eth0")
+            .map(|i| (i.frames_read, i.send_errors))
+    );
+}
