@@ -4,6 +4,8 @@
 //!   formatting and lints and run every test in the workspace. This is what CI runs.
 //! - `crds`: write `deploy/crds/` from the Rust types (`--check` only compares).
 //! - `lab`: run herald's main job on the bundled example.
+//! - `bench [NAME...]`: benchmarks, each reported as a ratio to a reference measured in the
+//!   same run (the kernel, BIRD, GoBGP); all of them when no name is given.
 //! - `fuzz [SECONDS]`: run every crate's cargo-fuzz targets (needs nightly; never part of `test`).
 
 use anyhow::{Context, Result, bail};
@@ -39,9 +41,10 @@ fn task() -> Result<()> {
         Some("crds") => crds(rest.contains(&"--check")),
         Some("lab") => lab(&rest),
         Some("fuzz") => fuzz(&rest),
+        Some("bench") => bench(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab           run herald on the bundled example\n  fuzz [SECONDS] run every cargo-fuzz target (nightly) for SECONDS each"
+                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab           run herald on the bundled example\n  fuzz [SECONDS] run every cargo-fuzz target (nightly) for SECONDS each\n  bench [l2|bgp] run the benchmarks against their references (as root)"
             );
             std::process::exit(2);
         }
@@ -221,6 +224,30 @@ fn fuzz(args: &[&str]) -> Result<()> {
                 c
             })?;
         }
+    }
+    Ok(())
+}
+
+/// Benchmarks live with their crate as `crates/NAME/benches/NAME.rs`.
+fn bench(names: &[&str]) -> Result<()> {
+    let all: Vec<String> = ["l2", "bgp"]
+        .into_iter()
+        .filter(|n| root().join(format!("crates/{n}/benches/{n}.rs")).is_file())
+        .map(str::to_owned)
+        .collect();
+    let chosen: Vec<&str> = if names.is_empty() {
+        all.iter().map(String::as_str).collect()
+    } else {
+        names.to_vec()
+    };
+    for name in chosen {
+        if !all.iter().any(|n| n == name) {
+            bail!("no benchmark named {name:?}; there are: {}", all.join(", "));
+        }
+        install_packages(TEST_PACKAGES)?;
+        let mut c = cargo();
+        c.args(["bench", "-p", name, "--bench", name]);
+        run(c)?;
     }
     Ok(())
 }
