@@ -1,1 +1,2 @@
 //! Test support for herald. Dev-only: nothing in a shipped binary depends on it.
+pub mod apiserver;
