@@ -700,7 +700,11 @@ async fn run_watch(s: Arc<Shared>, w: WatchSpec, tx: mpsc::Sender<std::io::Resul
                 ));
                 (from, vec![event_line("ERROR", e.status())], true)
             }
-            Some(from) => (from, Vec::new(), false),
+            Some(from) => {
+                // Events since `from` already happened: have the loop send them at once.
+                rv_rx.mark_changed();
+                (from, Vec::new(), false)
+            }
         }
     };
     if w.initial_end_bookmark && w.bookmarks && !expired {
