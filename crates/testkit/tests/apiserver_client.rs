@@ -397,6 +397,29 @@ async fn http_controls_and_discovery() {
     );
 }
 
+#[tokio::test]
+async fn a_written_kubeconfig_names_its_client() {
+    let server = ApiServer::start().unwrap();
+    let path = std::env::temp_dir().join(format!("herald-kubeconfig-{}", std::process::id()));
+    server.write_kubeconfig(&path, "speaker-1").unwrap();
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(config.default_namespace, "metallb-system");
+    let leases: Api<Lease> = Api::default_namespaced(kube::Client::try_from(config).unwrap());
+    assert!(
+        leases
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(server.requests_from("speaker-1", "list", "leases"), 1);
+}
+
 fn http_get(path: &str) -> http::Request<Vec<u8>> {
     http::Request::get(path).body(Vec::new()).unwrap()
 }

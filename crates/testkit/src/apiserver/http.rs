@@ -199,7 +199,15 @@ pub async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     if let Some(what) = path.strip_prefix("/testkit/") {
         return control(&s, what, &query);
     }
-    let client = client_id(&parts.headers);
+    // A kubeconfig written for a client names it in the server URL's path, since kubectl sends
+    // no bearer token over plain HTTP.
+    let (client, path) = match path
+        .strip_prefix("/clients/")
+        .and_then(|rest| rest.split_once('/'))
+    {
+        Some((name, rest)) => (percent_decode(name), format!("/{rest}")),
+        None => (client_id(&parts.headers), path),
+    };
     let Some(route) = parse_route(&path) else {
         return not_found_route();
     };

@@ -359,10 +359,13 @@ impl ApiServer {
         self.shared.clone()
     }
 
-    /// A kubeconfig for `client` (its token and user name), context namespace `metallb-system`.
+    /// A kubeconfig for `client`, context namespace `metallb-system`. The server URL is
+    /// `{url}/clients/{client}`, which identifies the client to the counters and faults
+    /// (kubectl sends no bearer token over plain HTTP; the token is there for clients that do).
+    /// `client` should be a plain name: letters, digits, `-`, `_`, `.`.
     pub fn kubeconfig_yaml(&self, client: &str) -> String {
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: herald-apiserver\n  cluster:\n    server: {url}\n\
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: herald-apiserver\n  cluster:\n    server: {url}/clients/{client}\n\
              users:\n- name: {client}\n  user:\n    token: {client}\ncontexts:\n- name: herald-apiserver\n  context:\n    \
              cluster: herald-apiserver\n    user: {client}\n    namespace: metallb-system\n\
              current-context: herald-apiserver\npreferences: {{}}\n",
