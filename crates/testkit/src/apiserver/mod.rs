@@ -373,8 +373,14 @@ impl ApiServer {
         )
     }
 
+    /// Writes the kubeconfig atomically (a rename), so whoever polls for the file never
+    /// reads half of it.
     pub fn write_kubeconfig(&self, path: impl AsRef<Path>, client: &str) -> std::io::Result<()> {
-        std::fs::write(path, self.kubeconfig_yaml(client))
+        let path = path.as_ref();
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, self.kubeconfig_yaml(client))?;
+        std::fs::rename(&tmp, path)
     }
 
     /// A kube-rs configuration as `client`, default namespace `metallb-system`.
