@@ -30,12 +30,25 @@ fn binary_serves_until_sigterm() {
             .output()
             .expect("kubectl must be installed for this test")
     };
-    let out = kubectl(&["config", "view", "--minify", "-o", "jsonpath={.contexts[0].context.namespace}"]);
+    let out = kubectl(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.contexts[0].context.namespace}",
+    ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "metallb-system");
     let out = kubectl(&["get", "ipaddresspools", "-o", "name"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = kubectl(&["get", "ns", "metallb-system", "-o", "name"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "namespace/metallb-system");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "namespace/metallb-system"
+    );
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

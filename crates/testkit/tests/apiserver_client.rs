@@ -341,6 +341,13 @@ async fn one_client_cut_off_while_others_keep_working() {
     assert!(server.requests_from("node-a", "list", "leases") >= 3);
     assert_eq!(server.requests_from("node-b", "list", "leases"), 2);
 
+    server.set_delay(Duration::from_millis(50));
+    assert!(
+        b.list(&ListParams::default()).await.is_ok(),
+        "slow, not failing"
+    );
+    server.set_delay(Duration::ZERO);
+
     server.stop_with(FaultMode::Unavailable);
     assert_eq!(
         api_error(b.list(&ListParams::default()).await.unwrap_err()).code,
@@ -422,4 +429,37 @@ async fn a_written_kubeconfig_names_its_client() {
 
 fn http_get(path: &str) -> http::Request<Vec<u8>> {
     http::Request::get(path).body(Vec::new()).unwrap()
+}
+
+#[tokio::test]
+async fn objects_created_from_the_handle_are_seen_by_clients() {
+    let server = ApiServer::start().unwrap();
+    let pool = server
+        .create(json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "pool"}, "spec": {"addresses": ["2001:db8::/120"]},
+        }))
+        .unwrap();
+    assert_eq!(pool["metadata"]["namespace"], "metallb-system");
+    server
+        .create(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}))
+        .unwrap();
+    assert!(
+        server
+            .create(json!({"apiVersion": "v9", "kind": "Node"}))
+            .is_err()
+    );
+    let nodes: Api<Node> = Api::all(server.client());
+    assert_eq!(
+        nodes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    let peers = server.objects("metallb.io/v1beta1", "IPAddressPool");
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0]["spec"]["addresses"][0], "2001:db8::/120");
 }

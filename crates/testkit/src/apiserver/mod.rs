@@ -220,6 +220,61 @@ impl Shared {
     pub fn resource_version(&self) -> u64 {
         self.store().rv()
     }
+
+    /// Creates an object directly, as a POST would (watches see it), for test setup without a
+    /// client. The resource is found from `apiVersion` and `kind`; a namespaced object without
+    /// `metadata.namespace` goes to `metallb-system`.
+    pub fn create(&self, obj: serde_json::Value) -> Result<serde_json::Value, String> {
+        let (res, version) = resource_of(&obj)?;
+        let ns = if resources::RESOURCES[res].namespaced {
+            obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("metallb-system")
+                .to_string()
+        } else {
+            String::new()
+        };
+        let t = Target {
+            res,
+            namespace: &ns,
+        };
+        let mut created = self.write(|st| st.create(&t, obj)).map_err(|e| e.message)?;
+        created["apiVersion"] = json!(resources::RESOURCES[res].api_version(version));
+        Ok(created)
+    }
+
+    /// Every stored object of a kind, in every namespace, in `apiVersion`'s version.
+    pub fn objects(&self, api_version: &str, kind: &str) -> Vec<serde_json::Value> {
+        let Ok((res, version)) = resource_of(&json!({"apiVersion": api_version, "kind": kind}))
+        else {
+            return Vec::new();
+        };
+        let def = &resources::RESOURCES[res];
+        self.store()
+            .list(res, None, None)
+            .map(|o| {
+                let mut o = o.clone();
+                o["apiVersion"] = json!(def.api_version(version));
+                o["kind"] = json!(def.kind);
+                o
+            })
+            .collect()
+    }
+}
+
+fn resource_of(obj: &serde_json::Value) -> Result<(usize, &'static str), String> {
+    let api_version = obj["apiVersion"].as_str().unwrap_or("");
+    let kind = obj["kind"].as_str().unwrap_or("");
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    resources::RESOURCES
+        .iter()
+        .enumerate()
+        .find(|(_, d)| d.group == group && d.kind == kind)
+        .and_then(|(i, d)| {
+            let v = d.versions.iter().find(|v| **v == version)?;
+            Some((i, *v))
+        })
+        .ok_or_else(|| format!("no resource serves {api_version} {kind}"))
 }
 
 /// The namespaces a fresh cluster has, plus herald's.
