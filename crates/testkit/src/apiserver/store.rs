@@ -411,6 +411,7 @@ impl Store {
         {
             o.remove("status");
         }
+        fold_string_data(def, &mut obj);
         if def.plural == "namespaces" && def.group.is_empty() {
             obj["status"] = json!({"phase": "Active"});
         }
@@ -485,6 +486,7 @@ impl Store {
             }
             n
         };
+        fold_string_data(def, &mut next);
         meta_mut(&mut next).insert(
             "resourceVersion".into(),
             current["metadata"]["resourceVersion"].clone(),
@@ -566,6 +568,40 @@ impl Store {
     }
 }
 
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A Secret's `stringData` is write-only: the server folds it into `data`, base64-encoded.
+fn fold_string_data(def: &ResourceDef, obj: &mut Value) {
+    if !(def.group.is_empty() && def.plural == "secrets") {
+        return;
+    }
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|o| o.remove("stringData"))
+    else {
+        return;
+    };
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    for (k, v) in strings {
+        obj["data"][k] = json!(base64(v.as_str().unwrap_or_default().as_bytes()));
+    }
+}
+
 /// `apiVersion` and `kind`, when given, must name the resource; any served version will do.
 fn check_type(def: &ResourceDef, obj: &Value) -> Result<()> {
     if let Some(kind) = obj["kind"].as_str()
@@ -607,6 +643,21 @@ mod tests {
         };
         s.create(&t, json!({"metadata": {"name": "a"}})).unwrap();
         s
+    }
+
+    #[test]
+    fn secrets_fold_string_data() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        let mut s = store();
+        let t = Target { res: find("", "v1", "secrets").unwrap().0, namespace: "a" };
+        let o = s
+            .create(&t, json!({"metadata": {"name": "x"}, "data": {"a": "YQ=="}, "stringData": {"password": "hunter2"}}))
+            .unwrap();
+        assert_eq!(o["data"], json!({"a": "YQ==", "password": "aHVudGVyMg=="}));
+        assert!(o.get("stringData").is_none());
     }
 
     #[test]
