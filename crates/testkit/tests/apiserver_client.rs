@@ -463,3 +463,47 @@ async fn objects_created_from_the_handle_are_seen_by_clients() {
     assert_eq!(peers.len(), 1);
     assert_eq!(peers[0]["spec"]["addresses"][0], "2001:db8::/120");
 }
+
+#[tokio::test]
+async fn events_are_one_store_in_both_groups() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    let server = ApiServer::start().unwrap();
+    let events: Api<Event> = Api::default_namespaced(server.client());
+    let core: Api<CoreEvent> = Api::default_namespaced(server.client());
+    let ev: Event = serde_json::from_value(json!({
+        "metadata": {"generateName": "web."},
+        "eventTime": "2026-01-01T00:00:00.000000Z",
+        "regarding": {"kind": "Service", "name": "web", "namespace": "metallb-system"},
+        "reason": "nodeAssigned", "note": "announcing from node n1", "type": "Normal",
+        "action": "Announce", "reportingController": "herald", "reportingInstance": "herald-n1",
+    }))
+    .unwrap();
+    let created = events.create(&PostParams::default(), &ev).await.unwrap();
+    let name = created.metadata.name.unwrap();
+    let seen = core.get(&name).await.unwrap();
+    assert_eq!(seen.message.as_deref(), Some("announcing from node n1"));
+    assert_eq!(seen.involved_object.name.as_deref(), Some("web"));
+    assert_eq!(seen.reporting_component.as_deref(), Some("herald"));
+    let by_object = core
+        .list(&ListParams::default().fields("involvedObject.name=web"))
+        .await
+        .unwrap();
+    assert_eq!(by_object.items.len(), 1);
+    core.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"message": "again"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        events.get(&name).await.unwrap().note.as_deref(),
+        Some("again")
+    );
+    assert_eq!(server.objects("v1", "Event")[0]["message"], "again");
+    assert_eq!(
+        server.objects("events.k8s.io/v1", "Event")[0]["note"],
+        "again"
+    );
+}

@@ -49,16 +49,16 @@ impl ResReq {
     }
     fn target(&self) -> Target<'_> {
         Target {
-            res: self.res,
+            res: resources::storage_of(self.res),
             namespace: self.namespace.as_deref().unwrap_or(""),
         }
     }
     /// Stored objects leave in the version they were asked for.
-    fn output(&self, mut obj: Value) -> Value {
-        let def = self.def();
-        obj["apiVersion"] = json!(def.api_version(self.version));
-        obj["kind"] = json!(def.kind);
-        obj
+    fn output(&self, obj: Value) -> Value {
+        resources::to_served(self.res, self.version, obj)
+    }
+    fn input(&self, obj: Value) -> Value {
+        resources::to_storage(self.res, obj)
     }
 }
 
@@ -386,10 +386,10 @@ fn list(s: &Shared, r: &ResReq, q: &HashMap<String, String>) -> Reply {
     // Later pages read the current state rather than a snapshot at `list_rv`; a watch from
     // `list_rv` replays whatever changed in between, so a reflector still ends up exact.
     let mut items: Vec<Value> = store
-        .list(r.res, r.namespace.as_deref(), after)
+        .list(resources::storage_of(r.res), r.namespace.as_deref(), after)
+        .map(|o| r.output(o.clone()))
         .filter(|o| filter.matches(o))
         .take(limit.map_or(usize::MAX, |l| l + 1))
-        .cloned()
         .collect();
     drop(store);
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
@@ -412,7 +412,7 @@ fn list(s: &Shared, r: &ResReq, q: &HashMap<String, String>) -> Reply {
             "kind": format!("{}List", def.kind),
             "apiVersion": def.api_version(r.version),
             "metadata": metadata,
-            "items": items.into_iter().map(|o| r.output(o)).collect::<Vec<_>>(),
+            "items": items,
         }),
     ))
 }
@@ -421,20 +421,18 @@ fn create(s: &Shared, r: &ResReq, bytes: &[u8]) -> Reply {
     if r.status {
         return Err(method_not_allowed());
     }
-    let obj = parse_body(bytes)?;
+    let obj = r.input(parse_body(bytes)?);
     let created = s.write(|st| st.create(&r.target(), obj))?;
     Ok((201, r.output(created)))
 }
 
 fn update(s: &Shared, r: &ResReq, bytes: &[u8]) -> Reply {
-    let obj = parse_body(bytes)?;
+    let obj = r.input(parse_body(bytes)?);
     let name = r.name.as_deref().unwrap_or_default();
     let updated = s.write(|st| st.update(&r.target(), name, obj, r.status))?;
     Ok((200, r.output(updated)))
 }
 
-/// Strategic merge patch is served as a JSON merge patch, minus its `$`-directives: right for
-/// maps and scalars, which is what herald and its tests patch.
 fn strip_directives(v: &mut Value) {
     match v {
         Value::Object(m) => {
@@ -449,8 +447,9 @@ fn strip_directives(v: &mut Value) {
 fn patch(s: &Shared, r: &ResReq, content_type: &str, bytes: &[u8]) -> Reply {
     let name = r.name.as_deref().unwrap_or_default();
     let media = content_type.split(';').next().unwrap_or("").trim();
+    let apply = media == "application/apply-patch+yaml";
     let body = parse_body(bytes).map_err(|e| {
-        if media == "application/apply-patch+yaml" {
+        if apply {
             ApiError::new(
                 415,
                 "UnsupportedMediaType",
@@ -460,85 +459,55 @@ fn patch(s: &Shared, r: &ResReq, content_type: &str, bytes: &[u8]) -> Reply {
             e
         }
     })?;
-    match media {
-        "application/merge-patch+json" => {
-            let updated = s.write(|st| {
-                st.patch(
-                    &r.target(),
-                    name,
-                    |o| {
-                        json_patch::merge(o, &body);
-                        Ok(())
-                    },
-                    r.status,
-                )
-            })?;
-            Ok((200, r.output(updated)))
+    let ops = match media {
+        "application/json-patch+json" => Some(
+            serde_json::from_value::<json_patch::Patch>(body.clone())
+                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?,
+        ),
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => None,
+        _ if apply => None,
+        other => {
+            return Err(ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                format!(
+                    "the body of the request was in an unknown format - accepted media types include: \
+                     application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other:?})"
+                ),
+            ));
         }
-        "application/strategic-merge-patch+json" => {
-            let updated = s.write(|st| {
-                st.patch(
-                    &r.target(),
-                    name,
-                    |o| {
-                        json_patch::merge(o, &body);
-                        strip_directives(o);
-                        Ok(())
-                    },
-                    r.status,
-                )
-            })?;
-            Ok((200, r.output(updated)))
+    };
+    // The patch applies to the object as this request's type serves it.
+    let run = |o: &mut Value| -> Result<()> {
+        let mut served = r.output(o.take());
+        match &ops {
+            Some(ops) => json_patch::patch(&mut served, ops).map_err(|e| {
+                ApiError::new(422, "Invalid", format!("the JSON patch failed: {e}"))
+            })?,
+            None => json_patch::merge(&mut served, &body),
         }
-        "application/json-patch+json" => {
-            let ops: json_patch::Patch = serde_json::from_value(body)
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            let updated = s.write(|st| {
-                st.patch(
-                    &r.target(),
-                    name,
-                    |o| {
-                        json_patch::patch(o, &ops).map_err(|e| {
-                            ApiError::new(422, "Invalid", format!("the JSON patch failed: {e}"))
-                        })
-                    },
-                    r.status,
-                )
-            })?;
-            Ok((200, r.output(updated)))
+        // Strategic merge patch is served as a JSON merge patch, minus its `$`-directives:
+        // right for maps and scalars, which is what herald and its tests patch.
+        if media == "application/strategic-merge-patch+json" {
+            strip_directives(&mut served);
         }
+        *o = r.input(served);
+        Ok(())
+    };
+    let t = r.target();
+    s.write(|st| match st.get(&t, name) {
         // Server-side apply, approximately: create when absent, else a merge of the applied
         // configuration. Field ownership is not tracked.
-        "application/apply-patch+yaml" => {
-            let t = r.target();
-            s.write(|st| match st.get(&t, name) {
-                Err(e) if e.code == 404 && !r.status => {
-                    let mut obj = body.clone();
-                    obj["metadata"]["name"] = json!(name);
-                    st.create(&t, obj).map(|o| (201, r.output(o)))
-                }
-                Err(e) => Err(e),
-                Ok(_) => st
-                    .patch(
-                        &t,
-                        name,
-                        |o| {
-                            json_patch::merge(o, &body);
-                            Ok(())
-                        },
-                        r.status,
-                    )
-                    .map(|o| (200, r.output(o))),
-            })
+        Err(e) if apply && e.code == 404 && !r.status => {
+            let mut obj = body.clone();
+            obj["metadata"]["name"] = json!(name);
+            st.create(&t, r.input(obj)).map(|o| (201, r.output(o)))
         }
-        other => Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other:?})"
-            ),
-        )),
-    }
+        Err(e) => Err(e),
+        Ok(_) => st
+            .patch(&t, name, run, r.status)
+            .map(|o| (200, r.output(o))),
+    })
 }
 
 fn delete(s: &Shared, r: &ResReq, bytes: &[u8]) -> Reply {
@@ -562,7 +531,8 @@ fn delete_collection(s: &Shared, r: &ResReq, q: &HashMap<String, String>) -> Rep
     let filter = Filter::new(r, q)?;
     let deleted = s.write(|st| {
         let names: Vec<(String, String)> = st
-            .list(r.res, r.namespace.as_deref(), None)
+            .list(resources::storage_of(r.res), r.namespace.as_deref(), None)
+            .map(|o| r.output(o.clone()))
             .filter(|o| filter.matches(o))
             .map(|o| {
                 let m = &o["metadata"];
@@ -574,7 +544,7 @@ fn delete_collection(s: &Shared, r: &ResReq, q: &HashMap<String, String>) -> Rep
             .into_iter()
             .map(|(ns, name)| {
                 let t = Target {
-                    res: r.res,
+                    res: resources::storage_of(r.res),
                     namespace: &ns,
                 };
                 st.delete(&t, &name, &Value::Null).map(|o| r.output(o))
@@ -671,11 +641,8 @@ async fn run_watch(s: Arc<Shared>, w: WatchSpec, tx: mpsc::Sender<std::io::Resul
     s.open_watches.fetch_add(1, Ordering::SeqCst);
     let _count = WatchCount(s.clone());
     let def = &RESOURCES[w.res];
-    let output = |mut o: Value| {
-        o["apiVersion"] = json!(def.api_version(w.version));
-        o["kind"] = json!(def.kind);
-        o
-    };
+    let stored = resources::storage_of(w.res);
+    let output = |o: Value| resources::to_served(w.res, w.version, o);
     let bookmark = |rv: u64, initial_end: bool| {
         let mut meta = json!({"resourceVersion": rv.to_string()});
         if initial_end {
@@ -695,9 +662,10 @@ async fn run_watch(s: Arc<Shared>, w: WatchSpec, tx: mpsc::Sender<std::io::Resul
         match w.from {
             None => {
                 let initial: Vec<Bytes> = store
-                    .list(w.res, w.filter.namespace.as_deref(), None)
+                    .list(stored, w.filter.namespace.as_deref(), None)
+                    .map(|o| output(o.clone()))
                     .filter(|o| w.filter.matches(o))
-                    .map(|o| event_line("ADDED", output(o.clone())))
+                    .map(|o| event_line("ADDED", o))
                     .collect();
                 (store.rv(), initial, false)
             }
@@ -739,12 +707,13 @@ async fn run_watch(s: Arc<Shared>, w: WatchSpec, tx: mpsc::Sender<std::io::Resul
                 let (lines, now) = {
                     let store = s.store();
                     rv_rx.borrow_and_update();
-                    (store.events_since(w.res, cursor), store.rv())
+                    (store.events_since(stored, cursor), store.rv())
                 };
                 let lines = match lines {
                     Ok(events) => events.into_iter().filter_map(|e| {
-                        let is = w.filter.matches(&e.object);
-                        let was = e.old.as_ref().is_some_and(|o| w.filter.matches(o));
+                        let object = output(e.object);
+                        let is = w.filter.matches(&object);
+                        let was = e.old.is_some_and(|o| w.filter.matches(&output(o)));
                         let kind = match (e.kind, was, is) {
                             (EventType::Modified, true, true) => "MODIFIED",
                             (EventType::Modified, false, true) => "ADDED",
@@ -752,7 +721,7 @@ async fn run_watch(s: Arc<Shared>, w: WatchSpec, tx: mpsc::Sender<std::io::Resul
                             (EventType::Added | EventType::Deleted, _, true) => e.kind.as_str(),
                             _ => return None,
                         };
-                        Some(event_line(kind, output(e.object)))
+                        Some(event_line(kind, object))
                     }).collect::<Vec<_>>(),
                     Err(e) => {
                         // Events this watch has not sent were forgotten: tell it, as a real

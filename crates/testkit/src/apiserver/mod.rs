@@ -226,6 +226,7 @@ impl Shared {
     /// `metadata.namespace` goes to `metallb-system`.
     pub fn create(&self, obj: serde_json::Value) -> Result<serde_json::Value, String> {
         let (res, version) = resource_of(&obj)?;
+        let obj = resources::to_storage(res, obj);
         let ns = if resources::RESOURCES[res].namespaced {
             obj["metadata"]["namespace"]
                 .as_str()
@@ -235,12 +236,11 @@ impl Shared {
             String::new()
         };
         let t = Target {
-            res,
+            res: resources::storage_of(res),
             namespace: &ns,
         };
-        let mut created = self.write(|st| st.create(&t, obj)).map_err(|e| e.message)?;
-        created["apiVersion"] = json!(resources::RESOURCES[res].api_version(version));
-        Ok(created)
+        let created = self.write(|st| st.create(&t, obj)).map_err(|e| e.message)?;
+        Ok(resources::to_served(res, version, created))
     }
 
     /// Every stored object of a kind, in every namespace, in `apiVersion`'s version.
@@ -249,15 +249,9 @@ impl Shared {
         else {
             return Vec::new();
         };
-        let def = &resources::RESOURCES[res];
         self.store()
-            .list(res, None, None)
-            .map(|o| {
-                let mut o = o.clone();
-                o["apiVersion"] = json!(def.api_version(version));
-                o["kind"] = json!(def.kind);
-                o
-            })
+            .list(resources::storage_of(res), None, None)
+            .map(|o| resources::to_served(res, version, o.clone()))
             .collect()
     }
 }

@@ -27,6 +27,9 @@ pub struct ResourceDef {
     pub namespaced: bool,
     pub status: StatusSub,
     pub categories: &'static [&'static str],
+    /// Served as a view of the objects of the same plural in another group, with top-level
+    /// fields renamed (stored name, served name): core v1 Events are events.k8s.io Events.
+    pub view_of: Option<(&'static str, &'static [(&'static str, &'static str)])>,
 }
 
 impl ResourceDef {
@@ -70,6 +73,7 @@ const fn def(
         namespaced,
         status,
         categories: &[],
+        view_of: None,
     }
 }
 
@@ -125,7 +129,10 @@ pub static RESOURCES: &[ResourceDef] = &[
         NS,
         NoStatus,
     ),
-    def("", V1, "events", "event", "Event", &["ev"], NS, NoStatus),
+    ResourceDef {
+        view_of: Some(("events.k8s.io", CORE_EVENT_FIELDS)),
+        ..def("", V1, "events", "event", "Event", &["ev"], NS, NoStatus)
+    },
     ResourceDef {
         categories: &["all"],
         ..def("", V1, "pods", "pod", "Pod", &["po"], NS, Keep)
@@ -241,6 +248,81 @@ pub static RESOURCES: &[ResourceDef] = &[
         Reset,
     ),
 ];
+
+/// events.k8s.io/v1 Event fields and their core v1 names; the rest are the same.
+const CORE_EVENT_FIELDS: &[(&str, &str)] = &[
+    ("regarding", "involvedObject"),
+    ("note", "message"),
+    ("reportingController", "reportingComponent"),
+    ("deprecatedSource", "source"),
+    ("deprecatedFirstTimestamp", "firstTimestamp"),
+    ("deprecatedLastTimestamp", "lastTimestamp"),
+    ("deprecatedCount", "count"),
+];
+
+/// The row whose storage holds the objects served by row `res`.
+pub fn storage_of(res: usize) -> usize {
+    let d = &RESOURCES[res];
+    d.view_of
+        .and_then(|(group, _)| {
+            RESOURCES
+                .iter()
+                .position(|s| s.group == group && s.plural == d.plural)
+        })
+        .unwrap_or(res)
+}
+
+fn rename(obj: &mut Value, pairs: &[(&str, &str)], to_served: bool) {
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    for (stored, served) in pairs {
+        let (from, to) = if to_served {
+            (stored, served)
+        } else {
+            (served, stored)
+        };
+        if let Some(v) = map.remove(*from) {
+            map.insert(to.to_string(), v);
+        }
+    }
+}
+
+/// A stored object as row `res` serves it, in `version`.
+pub fn to_served(res: usize, version: &str, mut obj: Value) -> Value {
+    let d = &RESOURCES[res];
+    if let Some((_, pairs)) = d.view_of {
+        rename(&mut obj, pairs, true);
+    }
+    obj["apiVersion"] = json!(d.api_version(version));
+    obj["kind"] = json!(d.kind);
+    obj
+}
+
+/// An object written through row `res`, as its storage row keeps it.
+pub fn to_storage(res: usize, mut obj: Value) -> Value {
+    let d = &RESOURCES[res];
+    let Some((_, pairs)) = d.view_of else {
+        return obj;
+    };
+    // Type errors are the served type's, so check them before the object changes type.
+    let fits = obj["apiVersion"]
+        .as_str()
+        .is_none_or(|av| d.versions.iter().any(|v| d.api_version(v) == av))
+        && obj["kind"].as_str().is_none_or(|k| k == d.kind);
+    if !fits {
+        return obj;
+    }
+    rename(&mut obj, pairs, false);
+    let s = &RESOURCES[storage_of(res)];
+    if let Some(map) = obj.as_object_mut() {
+        map.remove("apiVersion");
+        map.remove("kind");
+        map.insert("apiVersion".into(), json!(s.api_version(s.versions[0])));
+        map.insert("kind".into(), json!(s.kind));
+    }
+    obj
+}
 
 /// Groups in discovery order (the core group is served under `/api`), each with its versions,
 /// preferred first.

@@ -362,6 +362,7 @@ impl Store {
             return Err(ApiError::bad_request("the body must be a JSON object"));
         }
         check_type(def, &obj)?;
+        stamp_type(def, &mut obj);
         let mut name = meta_str(&obj, "name").to_string();
         if name.is_empty() {
             let prefix = meta_str(&obj, "generateName").to_string();
@@ -434,6 +435,8 @@ impl Store {
             return Err(ApiError::bad_request("the body must be a JSON object"));
         }
         check_type(def, &body)?;
+        let mut body = body;
+        stamp_type(def, &mut body);
         let body_name = meta_str(&body, "name");
         if !body_name.is_empty() && body_name != name {
             return Err(ApiError::bad_request(format!(
@@ -572,7 +575,11 @@ fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -600,6 +607,13 @@ fn fold_string_data(def: &ResourceDef, obj: &mut Value) {
     for (k, v) in strings {
         obj["data"][k] = json!(base64(v.as_str().unwrap_or_default().as_bytes()));
     }
+}
+
+/// Objects are kept in the storage version, whatever version wrote them, so a write that
+/// changes only the version is no change.
+fn stamp_type(def: &ResourceDef, obj: &mut Value) {
+    obj["apiVersion"] = json!(def.api_version(def.versions[0]));
+    obj["kind"] = json!(def.kind);
 }
 
 /// `apiVersion` and `kind`, when given, must name the resource; any served version will do.
@@ -652,7 +666,10 @@ mod tests {
         assert_eq!(base64(b"fo"), "Zm8=");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
         let mut s = store();
-        let t = Target { res: find("", "v1", "secrets").unwrap().0, namespace: "a" };
+        let t = Target {
+            res: find("", "v1", "secrets").unwrap().0,
+            namespace: "a",
+        };
         let o = s
             .create(&t, json!({"metadata": {"name": "x"}, "data": {"a": "YQ=="}, "stringData": {"password": "hunter2"}}))
             .unwrap();
