@@ -217,14 +217,20 @@ fn has_finalizers(obj: &Value) -> bool {
 
 impl Store {
     pub fn new(history_limit: usize) -> Self {
+        // Versions start from the clock, so a restarted server (the lab's herald-apiserver)
+        // is ahead of every version its previous run gave out: clients resuming from one get
+        // 410 and list again, instead of silently waiting for numbers to catch up.
+        let first_rv = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
         let seed =
             std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u8);
         Self {
-            rv: 0,
+            rv: first_rv,
             objects: BTreeMap::new(),
             history: VecDeque::new(),
             history_limit,
-            compacted: 0,
+            compacted: first_rv,
             seed,
         }
     }
@@ -687,6 +693,7 @@ mod tests {
     #[test]
     fn create_update_conflict_and_noop() {
         let mut s = store();
+        let start = s.rv();
         let t = Target {
             res: svc(),
             namespace: "a",
@@ -713,7 +720,7 @@ mod tests {
         assert_eq!(n["metadata"]["generation"], 2);
         let e = s.update(&t, "x", changed, false).unwrap_err();
         assert_eq!((e.code, e.reason), (409, "Conflict"));
-        let ev = s.events_since(svc(), 0).unwrap();
+        let ev = s.events_since(svc(), start).unwrap();
         assert_eq!(ev.len(), 2);
     }
 
@@ -726,10 +733,12 @@ mod tests {
             namespace: "",
         };
         s.create(&t, json!({"metadata": {"name": "b"}})).unwrap();
-        assert_eq!(s.events_since(ns(), 0).unwrap_err().code, 410);
-        assert_eq!(s.events_since(ns(), 1).unwrap().len(), 1);
+        let a = s.rv();
+        s.create(&t, json!({"metadata": {"name": "c"}})).unwrap();
+        assert_eq!(s.events_since(ns(), a - 1).unwrap_err().code, 410);
+        assert_eq!(s.events_since(ns(), a).unwrap().len(), 1);
         s.clear_history();
-        assert_eq!(s.events_since(ns(), 1).unwrap_err().code, 410);
+        assert_eq!(s.events_since(ns(), a).unwrap_err().code, 410);
         assert!(s.events_since(ns(), s.rv()).unwrap().is_empty());
     }
 
