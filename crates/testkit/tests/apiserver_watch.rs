@@ -279,6 +279,17 @@ async fn reflector_survives(streaming: bool) {
         churn(&writer, round).await;
     }
     exact("changes around dropped watches").await;
+
+    // A stopped server: watches cut, every request hangs; the handle still writes.
+    server.stop();
+    eventually("the watch is cut", async || server.open_watches() == 0).await;
+    for i in 0..3 {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": {"name": format!("while-stopped-{i}"), "namespace": "default"}});
+        server.create(cm).unwrap();
+    }
+    server.resume();
+    exact("changes made while the server was stopped").await;
     driver.abort();
 }
 

@@ -2,15 +2,39 @@
 //! REST paths, JSON objects, discovery, resourceVersion, watch streams, 409 on conflicts and
 //! 410 on expired versions. The production kube-rs client and `kubectl` use it unchanged.
 //!
-//! It serves the kinds herald reads or writes (see `resources::RESOURCES`), stores objects as
-//! JSON without schemas, and lets a test count requests and inject faults: stop and resume,
-//! delay, drop every watch, forget the watch history (forcing 410), cut off one client.
+//! It serves the kinds herald reads or writes (one table, `resources::RESOURCES`): core v1
+//! namespaces, nodes, services, endpoints, secrets, configmaps, events, pods; leases;
+//! endpointslices; events.k8s.io events (the same objects as core events); and the metallb.io
+//! kinds, BGPPeer in v1beta1 and v1beta2 (one object, served in either). Objects are JSON
+//! without schemas: nothing is validated beyond names, types and versions.
+//!
+//! What a test gets:
+//! - [`ApiServer::start`] (or [`ApiServer::builder`]) runs the server on its own thread; it
+//!   stops when the handle drops. [`ApiServer::client`] / [`ApiServer::client_as`] give kube-rs
+//!   clients (call them inside a tokio runtime), [`ApiServer::config_as`] their configuration,
+//!   [`ApiServer::write_kubeconfig`] a kubeconfig for kubectl or `herald --kubeconfig`.
+//! - Clients are told apart by the name in a kubeconfig's server URL (`/clients/NAME`), else
+//!   their bearer token, else their User-Agent.
+//! - Counters: [`Shared::requests`], [`Shared::requests_from`], [`Shared::request_counts`].
+//! - Faults: [`Shared::stop`] / [`Shared::resume`], [`Shared::set_delay`],
+//!   [`Shared::drop_watches`], [`Shared::clear_history`] / [`Shared::set_history_limit`]
+//!   (forcing 410), [`Shared::cut_off`] / [`Shared::restore`] for one client. The `_with`
+//!   forms answer 503 instead of hanging; note that kube-rs retries 503s for minutes unless
+//!   its config's `default_retry` is off.
+//! - Setup and inspection without a client: [`Shared::create`], [`Shared::objects`],
+//!   [`Shared::open_watches`], [`Shared::resource_version`].
+//! - The same controls over HTTP, under `/testkit/`: `counters`, `reset-counters`,
+//!   `stop?mode=hang|unavailable`, `resume`, `delay?ms=N`, `drop-watches`, `history?limit=N`,
+//!   `clear-history`, `cut-off?client=NAME&mode=…`, `restore?client=NAME`, `state`.
 //!
 //! ```no_run
 //! # async fn demo() {
-//! let server = testkit::apiserver::ApiServer::start().unwrap();
-//! let client = server.client();
+//! use testkit::apiserver::ApiServer;
+//! let server = ApiServer::start().unwrap();
+//! let client = server.client_as("node-a");
+//! server.cut_off("node-a"); // its watches drop, its requests hang until restore
 //! server.clear_history(); // every watch resuming from an older version now gets 410
+//! server.restore("node-a");
 //! # }
 //! ```
 
