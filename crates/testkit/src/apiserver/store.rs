@@ -385,6 +385,8 @@ impl Store {
                 .collect();
             name = format!("{prefix}{suffix}");
         }
+        validate_name(def, &name)?;
+        validate_labels(def, &name, &obj)?;
         let given_ns = meta_str(&obj, "namespace");
         if def.namespaced && !given_ns.is_empty() && given_ns != t.namespace {
             return Err(ApiError::bad_request(
@@ -450,6 +452,7 @@ impl Store {
             )));
         }
         let current = self.get(t, name)?;
+        validate_labels(def, name, &body)?;
         let want_rv = meta_str(&body, "resourceVersion");
         if !want_rv.is_empty() && want_rv != meta_str(&current, "resourceVersion") {
             return Err(ApiError::stale(def, name));
@@ -577,6 +580,89 @@ impl Store {
     }
 }
 
+const SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
+const LABEL_1123: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
+const LABEL_1035: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
+const LABEL_VALUE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+
+fn is_label_1123(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0] != b'-'
+        && b[b.len() - 1] != b'-'
+}
+
+fn is_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_label_1123)
+}
+
+/// A label value, or the name part of a label key (which may not be empty).
+fn is_label_value(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.is_empty()
+        || (b.len() <= 63
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric())
+}
+
+/// Names as the real server checks them: what herald generates (Lease names from IPv6
+/// addresses, say) must pass here to pass in a cluster.
+fn validate_name(def: &ResourceDef, name: &str) -> Result<()> {
+    let (ok, rule) = match (def.group, def.plural) {
+        ("", "services") => (
+            is_label_1123(name) && name.as_bytes()[0].is_ascii_lowercase(),
+            LABEL_1035,
+        ),
+        ("", "namespaces") => (is_label_1123(name), LABEL_1123),
+        _ => (is_subdomain(name), SUBDOMAIN),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            def,
+            name,
+            format!("metadata.name: Invalid value: \"{name}\": {rule}"),
+        ))
+    }
+}
+
+fn validate_labels(def: &ResourceDef, name: &str, obj: &Value) -> Result<()> {
+    let Some(labels) = obj["metadata"]["labels"].as_object() else {
+        return Ok(());
+    };
+    for (key, value) in labels {
+        let (prefix, key_name) = key.rsplit_once('/').unwrap_or(("", key));
+        let key_ok = key.matches('/').count() <= 1
+            && !key_name.is_empty()
+            && is_label_value(key_name)
+            && (prefix.is_empty() && !key.contains('/') || is_subdomain(prefix));
+        if !key_ok {
+            return Err(ApiError::invalid(
+                def,
+                name,
+                format!(
+                    "metadata.labels: Invalid value: \"{key}\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+                ),
+            ));
+        }
+        let text = value.as_str().unwrap_or("\u{0}");
+        if !is_label_value(text) {
+            return Err(ApiError::invalid(
+                def,
+                name,
+                format!("metadata.labels: Invalid value: \"{text}\": {LABEL_VALUE}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
@@ -681,6 +767,65 @@ mod tests {
             .unwrap();
         assert_eq!(o["data"], json!({"a": "YQ==", "password": "aHVudGVyMg=="}));
         assert!(o.get("stringData").is_none());
+    }
+
+    #[test]
+    fn names_and_labels_are_validated_as_a_real_server_does() {
+        let mut s = store();
+        let lease = Target {
+            res: find("coordination.k8s.io", "v1", "leases").unwrap().0,
+            namespace: "a",
+        };
+        for bad in ["2001:db8::1", "Upper", "-x", "x-", "a..b", ""] {
+            let e = s
+                .create(&lease, json!({"metadata": {"name": bad}}))
+                .unwrap_err();
+            assert_eq!((e.code, e.reason), (422, "Invalid"), "{bad}");
+        }
+        for good in [
+            "2001-db8--1",
+            "192.0.2.1",
+            "a",
+            "herald-2001-db8-0-0-0-0-0-0",
+        ] {
+            s.create(&lease, json!({"metadata": {"name": good}}))
+                .unwrap();
+        }
+        let svc = Target {
+            res: svc(),
+            namespace: "a",
+        };
+        assert_eq!(
+            s.create(&svc, json!({"metadata": {"name": "1web"}}))
+                .unwrap_err()
+                .code,
+            422
+        );
+        assert_eq!(
+            s.create(&svc, json!({"metadata": {"name": "web.x"}}))
+                .unwrap_err()
+                .code,
+            422
+        );
+        let labels = |l: Value| json!({"metadata": {"name": "l", "labels": l}});
+        for bad in [
+            json!({"ip": "2001:db8::1"}),
+            json!({"a/b/c": "x"}),
+            json!({"Bad_Prefix/x": "x"}),
+            json!({"x": "-y"}),
+            json!({"x": 1}),
+        ] {
+            assert_eq!(
+                s.create(&svc, labels(bad.clone())).unwrap_err().code,
+                422,
+                "{bad}"
+            );
+        }
+        s.create(&svc, labels(json!({"metallb.io/ip": "2001-db8--1", "app": "", "kubernetes.io/service-name": "web"})))
+            .unwrap();
+        let mut o = s.get(&svc, "l").unwrap();
+        o["metadata"]["labels"]["ip"] = json!("192.0.2.1/32");
+        assert_eq!(s.update(&svc, "l", o, false).unwrap_err().code, 422);
     }
 
     #[test]
