@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::resources::{self, RESOURCES, ResourceDef, StatusSub};
 use super::select::Selector;
 use super::store::{ApiError, EventType, Result, Target};
-use super::{FaultMode, Shared};
+use super::{Controls, FaultMode};
 
 /// What a path under `/api` or `/apis` names.
 #[derive(Debug)]
@@ -189,7 +189,7 @@ fn client_id(headers: &HeaderMap) -> String {
     text(header::USER_AGENT).unwrap_or("anonymous").to_string()
 }
 
-pub async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
+pub async fn handle(State(s): State<Arc<Controls>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let query: HashMap<String, String> =
@@ -291,7 +291,7 @@ fn parse_body(bytes: &[u8]) -> Result<Value> {
     })
 }
 
-fn read(s: &Shared, r: &ResReq) -> Reply {
+fn read(s: &Controls, r: &ResReq) -> Reply {
     let name = r.name.as_deref().unwrap_or_default();
     let obj = s.store().get(&r.target(), name)?;
     Ok((200, r.output(obj)))
@@ -347,7 +347,7 @@ fn decode_continue(token: &str) -> Option<(u64, String, String)> {
     Some((rv, parts.next()?.to_string(), parts.next()?.to_string()))
 }
 
-fn list(s: &Shared, r: &ResReq, q: &HashMap<String, String>) -> Reply {
+fn list(s: &Controls, r: &ResReq, q: &HashMap<String, String>) -> Reply {
     let filter = Filter::new(r, q)?;
     let limit = q
         .get("limit")
@@ -417,7 +417,7 @@ fn list(s: &Shared, r: &ResReq, q: &HashMap<String, String>) -> Reply {
     ))
 }
 
-fn create(s: &Shared, r: &ResReq, bytes: &[u8]) -> Reply {
+fn create(s: &Controls, r: &ResReq, bytes: &[u8]) -> Reply {
     if r.status {
         return Err(method_not_allowed());
     }
@@ -426,7 +426,7 @@ fn create(s: &Shared, r: &ResReq, bytes: &[u8]) -> Reply {
     Ok((201, r.output(created)))
 }
 
-fn update(s: &Shared, r: &ResReq, bytes: &[u8]) -> Reply {
+fn update(s: &Controls, r: &ResReq, bytes: &[u8]) -> Reply {
     let obj = r.input(parse_body(bytes)?);
     let name = r.name.as_deref().unwrap_or_default();
     let updated = s.write(|st| st.update(&r.target(), name, obj, r.status))?;
@@ -444,7 +444,7 @@ fn strip_directives(v: &mut Value) {
     }
 }
 
-fn patch(s: &Shared, r: &ResReq, content_type: &str, bytes: &[u8]) -> Reply {
+fn patch(s: &Controls, r: &ResReq, content_type: &str, bytes: &[u8]) -> Reply {
     let name = r.name.as_deref().unwrap_or_default();
     let media = content_type.split(';').next().unwrap_or("").trim();
     let apply = media == "application/apply-patch+yaml";
@@ -510,7 +510,7 @@ fn patch(s: &Shared, r: &ResReq, content_type: &str, bytes: &[u8]) -> Reply {
     })
 }
 
-fn delete(s: &Shared, r: &ResReq, bytes: &[u8]) -> Reply {
+fn delete(s: &Controls, r: &ResReq, bytes: &[u8]) -> Reply {
     if r.status {
         return Err(method_not_allowed());
     }
@@ -524,7 +524,7 @@ fn delete(s: &Shared, r: &ResReq, bytes: &[u8]) -> Reply {
     Ok((200, r.output(gone)))
 }
 
-fn delete_collection(s: &Shared, r: &ResReq, q: &HashMap<String, String>) -> Reply {
+fn delete_collection(s: &Controls, r: &ResReq, q: &HashMap<String, String>) -> Reply {
     if r.status {
         return Err(method_not_allowed());
     }
@@ -576,7 +576,7 @@ struct WatchSpec {
 }
 
 fn watch_response(
-    s: &Arc<Shared>,
+    s: &Arc<Controls>,
     r: &ResReq,
     q: &HashMap<String, String>,
     client: &str,
@@ -629,7 +629,7 @@ fn event_line(kind: &str, object: Value) -> Bytes {
     Bytes::from(line)
 }
 
-struct WatchCount(Arc<Shared>);
+struct WatchCount(Arc<Controls>);
 
 impl Drop for WatchCount {
     fn drop(&mut self) {
@@ -637,7 +637,7 @@ impl Drop for WatchCount {
     }
 }
 
-async fn run_watch(s: Arc<Shared>, w: WatchSpec, tx: mpsc::Sender<std::io::Result<Bytes>>) {
+async fn run_watch(s: Arc<Controls>, w: WatchSpec, tx: mpsc::Sender<std::io::Result<Bytes>>) {
     s.open_watches.fetch_add(1, Ordering::SeqCst);
     let _count = WatchCount(s.clone());
     let def = &RESOURCES[w.res];
@@ -756,7 +756,7 @@ async fn run_watch(s: Arc<Shared>, w: WatchSpec, tx: mpsc::Sender<std::io::Resul
     }
 }
 
-fn control(s: &Shared, what: &str, q: &HashMap<String, String>) -> Response {
+fn control(s: &Controls, what: &str, q: &HashMap<String, String>) -> Response {
     let mode = || match q.get("mode").map(String::as_str) {
         Some("unavailable") => FaultMode::Unavailable,
         _ => FaultMode::Hang,

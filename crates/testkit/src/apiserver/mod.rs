@@ -15,14 +15,14 @@
 //!   [`ApiServer::write_kubeconfig`] a kubeconfig for kubectl or `herald --kubeconfig`.
 //! - Clients are told apart by the name in a kubeconfig's server URL (`/clients/NAME`), else
 //!   their bearer token, else their User-Agent.
-//! - Counters: [`Shared::requests`], [`Shared::requests_from`], [`Shared::request_counts`].
-//! - Faults: [`Shared::stop`] / [`Shared::resume`], [`Shared::set_delay`],
-//!   [`Shared::drop_watches`], [`Shared::clear_history`] / [`Shared::set_history_limit`]
-//!   (forcing 410), [`Shared::cut_off`] / [`Shared::restore`] for one client. The `_with`
+//! - Counters: [`Controls::requests`], [`Controls::requests_from`], [`Controls::request_counts`].
+//! - Faults: [`Controls::stop`] / [`Controls::resume`], [`Controls::set_delay`],
+//!   [`Controls::drop_watches`], [`Controls::clear_history`] / [`Controls::set_history_limit`]
+//!   (forcing 410), [`Controls::cut_off`] / [`Controls::restore`] for one client. The `_with`
 //!   forms answer 503 instead of hanging; note that kube-rs retries 503s for minutes unless
 //!   its config's `default_retry` is off.
-//! - Setup and inspection without a client: [`Shared::create`], [`Shared::objects`],
-//!   [`Shared::open_watches`], [`Shared::resource_version`].
+//! - Setup and inspection without a client: [`Controls::create`], [`Controls::objects`],
+//!   [`Controls::open_watches`], [`Controls::resource_version`].
 //! - The same controls over HTTP, under `/testkit/`: `counters`, `reset-counters`,
 //!   `stop?mode=hang|unavailable`, `resume`, `delay?ms=N`, `drop-watches`, `history?limit=N`,
 //!   `clear-history`, `cut-off?client=NAME&mode=…`, `restore?client=NAME`, `state`.
@@ -84,8 +84,9 @@ pub struct RequestCount {
     pub count: u64,
 }
 
-/// State shared by the HTTP handlers and the test's handle.
-pub struct Shared {
+/// The server's state as a test sees it: counters, faults, direct reads and writes. Shared
+/// with the HTTP handlers.
+pub struct Controls {
     store: Mutex<Store>,
     rv_tx: watch::Sender<u64>,
     faults: watch::Sender<Faults>,
@@ -95,7 +96,7 @@ pub struct Shared {
     server_address: String,
 }
 
-impl Shared {
+impl Controls {
     fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -186,7 +187,7 @@ impl Shared {
             .clear();
     }
 
-    /// Stops serving: open watches are cut and new requests hang until [`Shared::resume`].
+    /// Stops serving: open watches are cut and new requests hang until [`Controls::resume`].
     pub fn stop(&self) {
         self.stop_with(FaultMode::Hang);
     }
@@ -209,7 +210,7 @@ impl Shared {
         self.faults.send_modify(|f| f.watch_epoch += 1);
     }
 
-    /// Cuts one client's watches and makes its requests hang until [`Shared::restore`];
+    /// Cuts one client's watches and makes its requests hang until [`Controls::restore`];
     /// other clients keep working. `client` is the kubeconfig's token (see
     /// [`ApiServer::client_as`]) or, for clients without a token, the User-Agent.
     pub fn cut_off(&self, client: &str) {
@@ -352,7 +353,7 @@ impl Builder {
                 .map_err(|e| std::io::Error::other(e.message))?;
         }
         let (rv_tx, _) = watch::channel(store.rv());
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Controls {
             store: Mutex::new(store),
             rv_tx,
             faults: watch::channel(Faults::default()).0,
@@ -390,16 +391,16 @@ impl Builder {
     }
 }
 
-/// A running server. It derefs to [`Shared`] for counters and faults.
+/// A running server. It derefs to [`Controls`] for counters and faults.
 pub struct ApiServer {
-    shared: Arc<Shared>,
+    shared: Arc<Controls>,
     addr: SocketAddr,
     _shutdown: oneshot::Sender<()>,
 }
 
 impl std::ops::Deref for ApiServer {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
+    type Target = Controls;
+    fn deref(&self) -> &Controls {
         &self.shared
     }
 }
@@ -428,7 +429,7 @@ impl ApiServer {
     }
 
     /// A handle to counters and faults that can outlive borrows of the server.
-    pub fn controls(&self) -> Arc<Shared> {
+    pub fn controls(&self) -> Arc<Controls> {
         self.shared.clone()
     }
 

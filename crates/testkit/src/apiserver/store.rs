@@ -452,7 +452,9 @@ impl Store {
             )));
         }
         let current = self.get(t, name)?;
-        validate_labels(def, name, &body)?;
+        if !status_only {
+            validate_labels(def, name, &body)?;
+        }
         let want_rv = meta_str(&body, "resourceVersion");
         if !want_rv.is_empty() && want_rv != meta_str(&current, "resourceVersion") {
             return Err(ApiError::stale(def, name));
