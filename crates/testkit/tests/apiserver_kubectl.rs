@@ -375,6 +375,36 @@ fn kubectl_discovery_short_names_and_errors() {
         err.contains("the server doesn't have a resource type \"nosuchkind\""),
         "{err}"
     );
+    k.ok(&[
+        "patch",
+        "svc",
+        "a",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"loadBalancer":{"ingress":[{"ip":"192.0.2.10"},{"ip":"2001:db8::10"}]}}}"#,
+    ]);
+    let table = k.ok(&["get", "svc", "a"]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ],
+        "{table}"
+    );
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        row[..4],
+        ["a", "LoadBalancer", "<none>", "192.0.2.10,2001:db8::10"],
+        "{table}"
+    );
     k.ok(&["label", "svc", "a", "tier=front"]);
     assert_eq!(
         k.ok(&["get", "svc", "-l", "tier=front", "-o", "name"])

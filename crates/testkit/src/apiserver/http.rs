@@ -276,6 +276,9 @@ pub async fn handle(State(s): State<Arc<Controls>>, req: Request) -> Response {
                 _ => Err(method_not_allowed()),
             };
             match result {
+                Ok((code, v)) if parts.method == Method::GET && wants_table(&parts.headers) => {
+                    json_response(code, &as_table(&r, v))
+                }
                 Ok((code, v)) => json_response(code, &v),
                 Err(e) => error_response(&e),
             }
@@ -284,6 +287,27 @@ pub async fn handle(State(s): State<Arc<Controls>>, req: Request) -> Response {
 }
 
 type Reply = Result<(u16, Value)>;
+
+fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=Table"))
+}
+
+/// A list or an object as the Table kubectl asked for.
+fn as_table(r: &ResReq, v: Value) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match v.get("items").and_then(Value::as_array) {
+        Some(items) => resources::table(r.res, items, v["metadata"].clone(), now),
+        None => {
+            let meta = json!({"resourceVersion": v["metadata"]["resourceVersion"]});
+            resources::table(r.res, std::slice::from_ref(&v), meta, now)
+        }
+    }
+}
 
 fn parse_body(bytes: &[u8]) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| {

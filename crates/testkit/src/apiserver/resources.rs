@@ -83,171 +83,139 @@ const NS: bool = true;
 const CLUSTER: bool = false;
 use StatusSub::{Keep, None as NoStatus, Reset};
 
+#[rustfmt::skip]
 pub static RESOURCES: &[ResourceDef] = &[
-    def(
-        "",
-        V1,
-        "namespaces",
-        "namespace",
-        "Namespace",
-        &["ns"],
-        CLUSTER,
-        Keep,
-    ),
+    def("", V1, "namespaces", "namespace", "Namespace", &["ns"], CLUSTER, Keep),
     def("", V1, "nodes", "node", "Node", &["no"], CLUSTER, Keep),
-    ResourceDef {
-        categories: &["all"],
-        ..def(
-            "",
-            V1,
-            "services",
-            "service",
-            "Service",
-            &["svc"],
-            NS,
-            Reset,
-        )
-    },
-    def(
-        "",
-        V1,
-        "endpoints",
-        "endpoints",
-        "Endpoints",
-        &["ep"],
-        NS,
-        NoStatus,
-    ),
+    ResourceDef { categories: &["all"], ..def("", V1, "services", "service", "Service", &["svc"], NS, Reset) },
+    def("", V1, "endpoints", "endpoints", "Endpoints", &["ep"], NS, NoStatus),
     def("", V1, "secrets", "secret", "Secret", &[], NS, NoStatus),
-    def(
-        "",
-        V1,
-        "configmaps",
-        "configmap",
-        "ConfigMap",
-        &["cm"],
-        NS,
-        NoStatus,
-    ),
+    def("", V1, "configmaps", "configmap", "ConfigMap", &["cm"], NS, NoStatus),
     ResourceDef {
         view_of: Some(("events.k8s.io", CORE_EVENT_FIELDS)),
         ..def("", V1, "events", "event", "Event", &["ev"], NS, NoStatus)
     },
-    ResourceDef {
-        categories: &["all"],
-        ..def("", V1, "pods", "pod", "Pod", &["po"], NS, Keep)
-    },
-    def(
-        "coordination.k8s.io",
-        V1,
-        "leases",
-        "lease",
-        "Lease",
-        &[],
-        NS,
-        NoStatus,
-    ),
-    def(
-        "discovery.k8s.io",
-        V1,
-        "endpointslices",
-        "endpointslice",
-        "EndpointSlice",
-        &[],
-        NS,
-        NoStatus,
-    ),
-    def(
-        "events.k8s.io",
-        V1,
-        "events",
-        "event",
-        "Event",
-        &["ev"],
-        NS,
-        NoStatus,
-    ),
-    def(
-        "metallb.io",
-        MLB,
-        "ipaddresspools",
-        "ipaddresspool",
-        "IPAddressPool",
-        &[],
-        NS,
-        Reset,
-    ),
-    def(
-        "metallb.io",
-        MLB,
-        "l2advertisements",
-        "l2advertisement",
-        "L2Advertisement",
-        &[],
-        NS,
-        NoStatus,
-    ),
-    def(
-        "metallb.io",
-        MLB,
-        "bgpadvertisements",
-        "bgpadvertisement",
-        "BGPAdvertisement",
-        &[],
-        NS,
-        NoStatus,
-    ),
-    def(
-        "metallb.io",
-        &["v1beta2", "v1beta1"],
-        "bgppeers",
-        "bgppeer",
-        "BGPPeer",
-        &[],
-        NS,
-        Reset,
-    ),
-    def(
-        "metallb.io",
-        MLB,
-        "communities",
-        "community",
-        "Community",
-        &[],
-        NS,
-        NoStatus,
-    ),
-    def(
-        "metallb.io",
-        MLB,
-        "bfdprofiles",
-        "bfdprofile",
-        "BFDProfile",
-        &[],
-        NS,
-        NoStatus,
-    ),
-    def(
-        "metallb.io",
-        MLB,
-        "servicel2statuses",
-        "servicel2status",
-        "ServiceL2Status",
-        &[],
-        NS,
-        Reset,
-    ),
-    def(
-        "metallb.io",
-        MLB,
-        "servicebgpstatuses",
-        "servicebgpstatus",
-        "ServiceBGPStatus",
-        &[],
-        NS,
-        Reset,
-    ),
+    ResourceDef { categories: &["all"], ..def("", V1, "pods", "pod", "Pod", &["po"], NS, Keep) },
+    def("coordination.k8s.io", V1, "leases", "lease", "Lease", &[], NS, NoStatus),
+    def("discovery.k8s.io", V1, "endpointslices", "endpointslice", "EndpointSlice", &[], NS, NoStatus),
+    def("events.k8s.io", V1, "events", "event", "Event", &["ev"], NS, NoStatus),
+    def("metallb.io", MLB, "ipaddresspools", "ipaddresspool", "IPAddressPool", &[], NS, Reset),
+    def("metallb.io", MLB, "l2advertisements", "l2advertisement", "L2Advertisement", &[], NS, NoStatus),
+    def("metallb.io", MLB, "bgpadvertisements", "bgpadvertisement", "BGPAdvertisement", &[], NS, NoStatus),
+    def("metallb.io", &["v1beta2", "v1beta1"], "bgppeers", "bgppeer", "BGPPeer", &[], NS, Reset),
+    def("metallb.io", MLB, "communities", "community", "Community", &[], NS, NoStatus),
+    def("metallb.io", MLB, "bfdprofiles", "bfdprofile", "BFDProfile", &[], NS, NoStatus),
+    def("metallb.io", MLB, "servicel2statuses", "servicel2status", "ServiceL2Status", &[], NS, Reset),
+    def("metallb.io", MLB, "servicebgpstatuses", "servicebgpstatus", "ServiceBGPStatus", &[], NS, Reset),
 ];
+
+/// Extra columns of `kubectl get` (between NAME and AGE): a header and a dotted path, which
+/// maps over arrays (`status.loadBalancer.ingress.ip`). Kinds not listed show NAME and AGE.
+/// (header, dotted path)
+type Column = (&'static str, &'static str);
+
+#[rustfmt::skip]
+static COLUMNS: &[(&str, &str, &[Column])] = &[
+    ("", "namespaces", &[("Status", "status.phase")]),
+    ("", "services", &[("Type", "spec.type"), ("Cluster-IP", "spec.clusterIP"),
+        ("External-IP", "status.loadBalancer.ingress.ip"), ("Port(s)", "spec.ports.port")]),
+    ("", "secrets", &[("Type", "type")]),
+    ("", "events", &[("Type", "type"), ("Reason", "reason"), ("Object", "involvedObject.name"), ("Message", "message")]),
+    ("events.k8s.io", "events", &[("Type", "type"), ("Reason", "reason"), ("Object", "regarding.name"), ("Note", "note")]),
+    ("coordination.k8s.io", "leases", &[("Holder", "spec.holderIdentity")]),
+    ("discovery.k8s.io", "endpointslices", &[("AddressType", "addressType"), ("Ports", "ports.port"),
+        ("Endpoints", "endpoints.addresses")]),
+    ("metallb.io", "ipaddresspools", &[("Auto Assign", "spec.autoAssign"), ("Avoid Buggy IPs", "spec.avoidBuggyIPs"),
+        ("Addresses", "spec.addresses")]),
+    ("metallb.io", "l2advertisements", &[("IPAddressPools", "spec.ipAddressPools"), ("Interfaces", "spec.interfaces")]),
+    ("metallb.io", "bgpadvertisements", &[("IPAddressPools", "spec.ipAddressPools"), ("Peers", "spec.peers")]),
+    ("metallb.io", "bgppeers", &[("Address", "spec.peerAddress"), ("ASN", "spec.peerASN"),
+        ("BFD Profile", "spec.bfdProfile"), ("Multi Hops", "spec.ebgpMultiHop")]),
+    ("metallb.io", "bfdprofiles", &[("Passive Mode", "spec.passiveMode"), ("Transmit Interval", "spec.transmitInterval"),
+        ("Receive Interval", "spec.receiveInterval"), ("Multiplier", "spec.detectMultiplier")]),
+];
+
+fn cell(v: &Value, path: &[&str], out: &mut Vec<String>) {
+    match (v, path.split_first()) {
+        (Value::Array(items), _) => items.iter().for_each(|i| cell(i, path, out)),
+        (Value::Null, _) => {}
+        (_, Some((key, rest))) => cell(&v[*key], rest, out),
+        (Value::String(s), None) => out.push(s.clone()),
+        (other, None) => out.push(other.to_string()),
+    }
+}
+
+/// How long ago an RFC 3339 time was, the way kubectl shows ages: 45s, 3m12s, 5h, 2d3h.
+fn age(timestamp: &str, now: u64) -> String {
+    let Some(then) = parse_rfc3339(timestamp) else {
+        return "<unknown>".into();
+    };
+    let s = now.saturating_sub(then);
+    let (m, h, d) = (s / 60, s / 3600, s / 86_400);
+    match () {
+        _ if s < 120 => format!("{s}s"),
+        _ if m < 10 && s % 60 != 0 => format!("{m}m{}s", s % 60),
+        _ if m < 180 => format!("{m}m"),
+        _ if h < 8 && m % 60 != 0 => format!("{h}h{}m", m % 60),
+        _ if h < 48 => format!("{h}h"),
+        _ if h < 192 && h % 24 != 0 => format!("{d}d{}h", h % 24),
+        _ => format!("{d}d"),
+    }
+}
+
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.frac]Z`.
+fn parse_rfc3339(t: &str) -> Option<u64> {
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Howard Hinnant's days-from-civil algorithm.
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
+}
+
+/// A `meta.k8s.io/v1` Table of served objects, for `kubectl get` (which asks with
+/// `Accept: application/json;as=Table;...`).
+pub fn table(res: usize, objects: &[Value], list_meta: Value, now: u64) -> Value {
+    let d = &RESOURCES[res];
+    let extra = COLUMNS
+        .iter()
+        .find(|(g, p, _)| *g == d.group && *p == d.plural)
+        .map_or(&[][..], |(_, _, c)| *c);
+    let column = |name: &str, format: &str| json!({"name": name, "type": "string", "format": format, "description": "", "priority": 0});
+    let mut columns = vec![column("Name", "name")];
+    columns.extend(extra.iter().map(|(h, _)| column(h, "")));
+    columns.push(column("Age", ""));
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| {
+            let mut cells = vec![o["metadata"]["name"].clone()];
+            for (_, path) in extra {
+                let mut out = Vec::new();
+                let path: Vec<&str> = path.split('.').collect();
+                cell(o, &path, &mut out);
+                cells.push(json!(if out.is_empty() { "<none>".to_string() } else { out.join(",") }));
+            }
+            cells.push(json!(age(o["metadata"]["creationTimestamp"].as_str().unwrap_or(""), now)));
+            json!({
+                "cells": cells,
+                "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]},
+            })
+        })
+        .collect();
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": list_meta,
+        "columnDefinitions": columns,
+        "rows": rows,
+    })
+}
 
 /// events.k8s.io/v1 Event fields and their core v1 names; the rest are the same.
 const CORE_EVENT_FIELDS: &[(&str, &str)] = &[
@@ -501,4 +469,50 @@ pub fn openapi_v3(group: &str, version: &str) -> Option<Value> {
         "paths": paths,
         "components": {"schemas": {}},
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_like_kubectl() {
+        let t = parse_rfc3339("2026-11-21T13:32:20Z").unwrap();
+        assert_eq!(parse_rfc3339("1970-01-02T00:00:01Z"), Some(86_401));
+        assert_eq!(parse_rfc3339("2026-11-21T13:32:20.123456Z"), Some(t));
+        let ts = "2026-11-21T13:32:20Z";
+        let cases = [
+            (5, "5s"),
+            (150, "2m30s"),
+            (600, "10m"),
+            (3 * 3600 + 60, "3h1m"),
+            (30 * 3600, "30h"),
+            (3 * 86_400 + 3600, "3d1h"),
+            (20 * 86_400, "20d"),
+        ];
+        for (after, want) in cases {
+            assert_eq!(age(ts, t + after), want);
+        }
+        assert_eq!(age("nonsense", t), "<unknown>");
+    }
+
+    #[test]
+    fn service_table_shows_external_ips() {
+        let svc = json!({"metadata": {"name": "web", "creationTimestamp": "1970-01-01T00:00:00Z"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}, {"port": 443}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}, {"ip": "2001:db8::1"}]}}});
+        let (res, _) = find("", "v1", "services").unwrap();
+        let t = table(res, &[svc], json!({}), 42);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "web",
+                "LoadBalancer",
+                "<none>",
+                "192.0.2.1,2001:db8::1",
+                "80,443",
+                "42s"
+            ])
+        );
+    }
 }
