@@ -421,6 +421,7 @@ impl Store {
             o.remove("status");
         }
         fold_string_data(def, &mut obj);
+        default_service(def, &mut obj);
         if def.plural == "namespaces" && def.group.is_empty() {
             obj["status"] = json!({"phase": "Active"});
         }
@@ -494,6 +495,7 @@ impl Store {
                     }
                 }
             }
+            default_service(def, &mut n);
             if spec_of(def, &n) != spec_of(def, &current) {
                 let g = cm.get("generation").and_then(Value::as_i64).unwrap_or(0);
                 meta_mut(&mut n).insert("generation".into(), json!(g + 1));
@@ -665,6 +667,43 @@ fn validate_labels(def: &ResourceDef, name: &str, obj: &Value) -> Result<()> {
     Ok(())
 }
 
+/// The defaults a real server gives every Service write, so code that reads them (traffic
+/// policies above all) sees what it would in a cluster. Cluster IPs are not allocated.
+fn default_service(def: &ResourceDef, obj: &mut Value) {
+    if !(def.group.is_empty() && def.plural == "services") {
+        return;
+    }
+    if !obj["spec"].is_object() {
+        obj["spec"] = json!({});
+    }
+    let spec = &mut obj["spec"];
+    let default = |spec: &mut Value, field: &str, value: Value| {
+        if spec.get(field).is_none_or(Value::is_null) {
+            spec[field] = value;
+        }
+    };
+    default(spec, "type", json!("ClusterIP"));
+    default(spec, "sessionAffinity", json!("None"));
+    default(spec, "internalTrafficPolicy", json!("Cluster"));
+    let kind = spec["type"].as_str().unwrap_or_default().to_string();
+    if kind == "LoadBalancer" || kind == "NodePort" {
+        default(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    if kind == "LoadBalancer" {
+        default(spec, "allocateLoadBalancerNodePorts", json!(true));
+    }
+    if let Some(ports) = spec["ports"].as_array_mut() {
+        for p in ports {
+            if p.get("protocol").is_none() {
+                p["protocol"] = json!("TCP");
+            }
+            if p.get("targetPort").is_none() {
+                p["targetPort"] = p["port"].clone();
+            }
+        }
+    }
+}
+
 fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
@@ -828,6 +867,40 @@ mod tests {
         let mut o = s.get(&svc, "l").unwrap();
         o["metadata"]["labels"]["ip"] = json!("192.0.2.1/32");
         assert_eq!(s.update(&svc, "l", o, false).unwrap_err().code, 422);
+    }
+
+    #[test]
+    fn services_get_the_real_defaults() {
+        let mut s = store();
+        let t = Target {
+            res: svc(),
+            namespace: "a",
+        };
+        let o = s
+            .create(&t, json!({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}))
+            .unwrap();
+        assert_eq!(o["spec"]["externalTrafficPolicy"], "Cluster");
+        assert_eq!(
+            o["spec"]["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+        );
+        let o = s
+            .create(&t, json!({"metadata": {"name": "local"}, "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}}))
+            .unwrap();
+        assert_eq!(o["spec"]["externalTrafficPolicy"], "Local");
+        let o = s
+            .create(&t, json!({"metadata": {"name": "plain"}}))
+            .unwrap();
+        assert_eq!(o["spec"]["type"], "ClusterIP");
+        assert!(o["spec"].get("externalTrafficPolicy").is_none());
+        // A PUT without the defaults gets them again: no change, no new version.
+        let same = s
+            .update(&t, "plain", json!({"metadata": {"name": "plain"}}), false)
+            .unwrap();
+        assert_eq!(
+            same["metadata"]["resourceVersion"],
+            o["metadata"]["resourceVersion"]
+        );
     }
 
     #[test]
