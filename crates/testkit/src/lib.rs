@@ -1,10 +1,11 @@
 //! Test support for herald. Dev-only: nothing in a shipped binary depends on it.
 //!
 //! Owns finding (or building) the `herald` binary and driving a running `herald speaker`:
-//! its logs, its HTTP endpoints and its signals. Later also the in-process API server and
-//! network-namespace topologies. Helpers here panic with a message that says what was
+//! its logs, its HTTP endpoints and its signals; the in-process Kubernetes API server
+//! ([`apiserver`]); and network-namespace topologies ([`netns`]). Helpers here panic with a message that says what was
 //! expected, since they only ever run inside tests.
 
+pub mod apiserver;
 pub mod netns;
 
 use serde_json::Value;
