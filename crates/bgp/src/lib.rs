@@ -36,5 +36,11 @@
 //! assert_eq!(updates.len(), 1);
 //! ```
 
+pub mod adj_rib_out;
 pub mod fsm;
+pub mod socket;
+pub mod speaker;
 pub mod wire;
+
+pub use adj_rib_out::{RouteAttrs, Withheld};
+pub use speaker::{PeerConfig, PeerConfigError, PeerStatus, Routes, Speaker, SpeakerConfig};

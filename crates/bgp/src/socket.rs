@@ -1,0 +1,173 @@
+//! The TCP side of a session: a connection made with the options BGP needs before the
+//! first SYN leaves (source address, TTL / hop limit, TCP MD5 signature), and the
+//! link-local address to announce beside a global IPv6 next hop.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use tokio::net::TcpStream;
+
+/// How to reach one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectParams {
+    pub peer: SocketAddr,
+    pub source: Option<IpAddr>,
+    /// IP TTL / IPv6 hop limit of our packets: 1 for directly connected eBGP, 255 for
+    /// multihop and iBGP.
+    pub ttl: u32,
+    /// TCP MD5 signature key (RFC 2385), at most 80 octets.
+    pub md5_key: Option<Vec<u8>>,
+}
+
+/// Opens a connection to the peer. The caller bounds how long it may take.
+pub async fn connect(params: ConnectParams) -> io::Result<TcpStream> {
+    let socket = Socket::new(
+        Domain::for_address(params.peer),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    match params.peer {
+        SocketAddr::V4(_) => socket.set_ttl_v4(params.ttl)?,
+        SocketAddr::V6(_) => socket.set_unicast_hops_v6(params.ttl)?,
+    }
+    if let Some(key) = &params.md5_key {
+        set_md5_key(&socket, params.peer.ip(), key)?;
+    }
+    if let Some(source) = params.source {
+        socket.bind(&SocketAddr::new(source, 0).into())?;
+    }
+    let socket = tokio::net::TcpSocket::from_std_stream(socket.into());
+    socket.connect(params.peer).await
+}
+
+/// The longest TCP MD5 key Linux takes.
+pub const MD5_MAX_KEY_LEN: usize = 80;
+
+/// `struct tcp_md5sig` of `<linux/tcp.h>`: the key for segments to and from one address.
+#[repr(C)]
+struct TcpMd5Sig {
+    addr: libc::sockaddr_storage,
+    flags: u8,
+    prefix_len: u8,
+    key_len: u16,
+    ifindex: libc::c_int,
+    key: [u8; MD5_MAX_KEY_LEN],
+}
+
+/// Signs every segment to and from `peer` with `key` (TCP_MD5SIG, tcp(7)). Must be set
+/// before connecting: the SYN is signed too.
+pub fn set_md5_key(socket: &Socket, peer: IpAddr, key: &[u8]) -> io::Result<()> {
+    if key.len() > MD5_MAX_KEY_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "TCP MD5 key longer than 80 octets",
+        ));
+    }
+    let addr = socket2::SockAddr::from(SocketAddr::new(peer, 0));
+    // SAFETY: all-zero is a valid value of this plain C struct.
+    let mut sig: TcpMd5Sig = unsafe { std::mem::zeroed() };
+    // SAFETY: a SockAddr's storage is a sockaddr_storage of `len` valid octets at most.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            addr.as_ptr().cast::<u8>(),
+            (&raw mut sig.addr).cast::<u8>(),
+            addr.len() as usize,
+        );
+    }
+    sig.key_len = key.len() as u16;
+    sig.key[..key.len()].copy_from_slice(key);
+    // SAFETY: the fd is an open TCP socket and `sig` outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            libc::IPPROTO_TCP,
+            libc::TCP_MD5SIG,
+            (&raw const sig).cast(),
+            std::mem::size_of::<TcpMd5Sig>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The link-local address of the interface that holds `local`, when `peer` is on that
+/// interface's subnet (RFC 2545 §3: the link-local next hop is sent only to on-link peers).
+pub fn link_local_for(local: Ipv6Addr, peer: Ipv6Addr) -> Option<Ipv6Addr> {
+    let addrs = interface_addresses();
+    let (ifname, mask) = addrs.iter().find_map(|(name, addr, mask)| {
+        (*addr == local).then_some((name.clone(), u128::from(*mask)))
+    })?;
+    if u128::from(local) & mask != u128::from(peer) & mask {
+        return None;
+    }
+    addrs
+        .into_iter()
+        .find(|(name, addr, _)| *name == ifname && (addr.segments()[0] & 0xffc0) == 0xfe80)
+        .map(|(_, addr, _)| addr)
+}
+
+/// Every IPv6 address of this network namespace with its interface name and netmask.
+fn interface_addresses() -> Vec<(String, Ipv6Addr, Ipv6Addr)> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let v6 = |sa: *const libc::sockaddr| -> Option<Ipv6Addr> {
+        // SAFETY: non-null sockaddrs from getifaddrs are valid for their family's size.
+        unsafe {
+            if sa.is_null() || i32::from((*sa).sa_family) != libc::AF_INET6 {
+                return None;
+            }
+            let sin6 = &*sa.cast::<libc::sockaddr_in6>();
+            Some(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+        }
+    };
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` walks the list getifaddrs returned, which stays valid until freed.
+        let ifa = unsafe { &*cur };
+        if let (Some(addr), Some(mask)) = (v6(ifa.ifa_addr), v6(ifa.ifa_netmask)) {
+            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+            let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+                .to_string_lossy()
+                .into_owned();
+            out.push((name, addr, mask));
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_keys_are_checked_and_set() {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        set_md5_key(&socket, "192.0.2.2".parse().unwrap(), b"s3cret").unwrap();
+        let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        set_md5_key(&socket, "2001:db8::2".parse().unwrap(), b"s3cret").unwrap();
+        assert!(set_md5_key(&socket, "2001:db8::2".parse().unwrap(), &[0; 81]).is_err());
+    }
+
+    #[test]
+    fn no_link_local_for_an_address_not_here() {
+        assert_eq!(
+            link_local_for(
+                "2001:db8::dead".parse().unwrap(),
+                "2001:db8::1".parse().unwrap()
+            ),
+            None
+        );
+    }
+}

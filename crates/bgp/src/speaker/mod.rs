@@ -1,0 +1,380 @@
+//! The speaker: one tokio task per peer around a [`crate::fsm::Session`], fed with the
+//! peers to talk to ([`Speaker::set_peers`]) and, level-based, the routes each should hold
+//! ([`Speaker::set_routes`]). [`Speaker::status`] is a plain-data snapshot per peer, from
+//! which the binary derives its metrics.
+//!
+//! Not here: where peers and routes come from (Kubernetes, MetalLB's resources). Incoming
+//! connections are not accepted: every peer is connected to actively, so a `passive` peer
+//! never comes up.
+
+mod peer;
+
+use crate::adj_rib_out::Withheld;
+use crate::fsm::{Backoff, ConfigError, PeerAs, State};
+use crate::wire::{Family, NotificationRepr, Prefix};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use crate::adj_rib_out::RouteAttrs;
+
+/// The routes one peer should hold, with what each carries.
+pub type Routes = BTreeMap<Prefix, RouteAttrs>;
+
+/// What the whole speaker shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpeakerConfig {
+    /// BGP identifier, unless a peer sets its own.
+    pub router_id: Ipv4Addr,
+    /// This process has just restarted: the graceful restart capability carries the R bit
+    /// in each peer's first OPEN (RFC 4724 §3).
+    pub restarting: bool,
+}
+
+/// One peer and how to talk to it. Two configurations that compare equal are the same
+/// session: [`Speaker::set_peers`] resets a peer only when its configuration changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// Names the peer in [`Speaker::set_routes`] and [`PeerStatus`].
+    pub id: String,
+    pub address: IpAddr,
+    pub port: u16,
+    pub local_as: u32,
+    pub peer_as: PeerAs,
+    /// Connect from this address (MetalLB's `sourceAddress`).
+    pub source_address: Option<IpAddr>,
+    /// BGP identifier for this session instead of the speaker's.
+    pub router_id: Option<Ipv4Addr>,
+    /// Seconds; 0 or at least 3.
+    pub hold_time: u16,
+    /// Seconds; `None` for a third of the negotiated hold time.
+    pub keepalive_time: Option<u16>,
+    /// How long one connection attempt may take (MetalLB's `connectTime`).
+    pub connect_time: Duration,
+    /// The peer is more than one hop away: TTL 255 instead of 1 on eBGP.
+    pub ebgp_multihop: bool,
+    /// TCP MD5 signature password.
+    pub password: Option<String>,
+    /// Wait for the peer to connect (needs a listener, which this speaker does not have).
+    pub passive: bool,
+    /// Graceful restart with this restart time in seconds (RFC 4724).
+    pub graceful_restart: Option<u16>,
+    /// Offer IPv4 routes with an IPv6 next hop (RFC 8950); used on IPv6 sessions only.
+    pub extended_next_hop: bool,
+    pub backoff: Backoff,
+}
+
+impl PeerConfig {
+    /// A peer with MetalLB's defaults: port 179, hold time 90 s, connect time 10 s, direct,
+    /// no password, extended next hop offered on IPv6 sessions.
+    pub fn new(id: impl Into<String>, address: IpAddr, local_as: u32, peer_as: PeerAs) -> Self {
+        PeerConfig {
+            id: id.into(),
+            address,
+            port: 179,
+            local_as,
+            peer_as,
+            source_address: None,
+            router_id: None,
+            hold_time: 90,
+            keepalive_time: None,
+            connect_time: Duration::from_secs(10),
+            ebgp_multihop: false,
+            password: None,
+            passive: false,
+            graceful_restart: None,
+            extended_next_hop: true,
+            backoff: Backoff {
+                initial: Duration::from_secs(5),
+                max: Duration::from_secs(120),
+            },
+        }
+    }
+
+    /// The peer is in our AS, as far as can be known before its OPEN.
+    pub fn is_internal(&self) -> bool {
+        match self.peer_as {
+            PeerAs::Fixed(asn) => asn == self.local_as,
+            PeerAs::Internal => true,
+            PeerAs::External => false,
+        }
+    }
+
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.address, self.port)
+    }
+}
+
+/// A peer configuration the speaker cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerConfigError {
+    #[error("peer {id}: {error}")]
+    Session { id: String, error: ConfigError },
+    #[error("peer {id}: TCP MD5 password longer than 80 octets")]
+    PasswordTooLong { id: String },
+    #[error("peer {id} is configured twice")]
+    Duplicate { id: String },
+}
+
+/// NOTIFICATIONs counted by (code, subcode).
+pub type NotificationCounts = BTreeMap<(u8, u8), u64>;
+
+/// A snapshot of one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub id: String,
+    pub address: SocketAddr,
+    pub state: State,
+    /// Since when the session has been Established.
+    pub uptime: Option<Duration>,
+    pub local_address: Option<SocketAddr>,
+    pub peer_as: Option<u32>,
+    pub hold_time: Option<u16>,
+    /// Families negotiated on the current session.
+    pub families: Vec<Family>,
+    pub ipv4_over_ipv6: bool,
+    /// Routes the caller wants the peer to hold.
+    pub wanted: usize,
+    /// Routes the peer holds from us.
+    pub advertised: usize,
+    /// Wanted but not (yet) advertised: the session is down, or they are withheld.
+    pub pending: usize,
+    /// Wanted routes this session cannot carry, and why.
+    pub withheld: BTreeMap<Prefix, Withheld>,
+    pub updates_sent: u64,
+    pub updates_received: u64,
+    pub connect_attempts: u64,
+    /// How often the session reached Established.
+    pub sessions_established: u64,
+    pub notifications_sent: NotificationCounts,
+    pub notifications_received: NotificationCounts,
+    pub last_notification_sent: Option<NotificationRepr>,
+    pub last_notification_received: Option<NotificationRepr>,
+    pub last_error: Option<String>,
+}
+
+/// What a peer task keeps up to date for [`Speaker::status`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PeerStats {
+    pub state: Option<State>,
+    pub established_at: Option<tokio::time::Instant>,
+    pub local_address: Option<SocketAddr>,
+    pub peer_as: Option<u32>,
+    pub hold_time: Option<u16>,
+    pub families: Vec<Family>,
+    pub ipv4_over_ipv6: bool,
+    pub wanted: usize,
+    pub advertised: usize,
+    pub withheld: BTreeMap<Prefix, Withheld>,
+    pub updates_sent: u64,
+    pub updates_received: u64,
+    pub connect_attempts: u64,
+    pub sessions_established: u64,
+    pub notifications_sent: NotificationCounts,
+    pub notifications_received: NotificationCounts,
+    pub last_notification_sent: Option<NotificationRepr>,
+    pub last_notification_received: Option<NotificationRepr>,
+    pub last_error: Option<String>,
+}
+
+/// What the speaker tells a peer task.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Send Cease / Administrative Shutdown with this message and end.
+    Stop(String),
+}
+
+struct PeerEntry {
+    config: PeerConfig,
+    control: mpsc::UnboundedSender<Control>,
+    stats: Arc<Mutex<PeerStats>>,
+    task: JoinHandle<()>,
+}
+
+/// The BGP speaker. Create it inside a tokio runtime; its peer tasks run on that runtime.
+pub struct Speaker {
+    config: SpeakerConfig,
+    runtime: tokio::runtime::Handle,
+    peers: BTreeMap<String, PeerEntry>,
+    routes: BTreeMap<String, watch::Sender<Arc<Routes>>>,
+    graceful_shutdown: watch::Sender<bool>,
+}
+
+impl Speaker {
+    /// # Panics
+    /// Outside a tokio runtime.
+    pub fn new(config: SpeakerConfig) -> Speaker {
+        Speaker {
+            config,
+            runtime: tokio::runtime::Handle::current(),
+            peers: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            graceful_shutdown: watch::channel(false).0,
+        }
+    }
+
+    /// Makes `peers` the speaker's peers: new ones are started, removed ones stopped with
+    /// Cease / Administrative Shutdown, changed ones reset, unchanged ones left alone.
+    /// Invalid configurations are reported and not run (a peer whose new configuration is
+    /// invalid is stopped).
+    pub fn set_peers(&mut self, peers: Vec<PeerConfig>) -> Result<(), Vec<PeerConfigError>> {
+        let mut errors = Vec::new();
+        let mut wanted: BTreeMap<String, PeerConfig> = BTreeMap::new();
+        for p in peers {
+            if let Err(e) = self.check(&p) {
+                errors.push(e);
+            } else if wanted.contains_key(&p.id) {
+                errors.push(PeerConfigError::Duplicate { id: p.id.clone() });
+            } else {
+                wanted.insert(p.id.clone(), p);
+            }
+        }
+        let stale: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(id, e)| wanted.get(*id) != Some(&e.config))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            if let Some(entry) = self.peers.remove(&id) {
+                let why = if wanted.contains_key(&id) {
+                    "configuration changed"
+                } else {
+                    "peer removed from configuration"
+                };
+                let _ = entry.control.send(Control::Stop(why.to_string()));
+            }
+        }
+        for (id, config) in wanted {
+            if self.peers.contains_key(&id) {
+                continue;
+            }
+            let entry = self.start(config);
+            self.peers.insert(id, entry);
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
+    fn check(&self, p: &PeerConfig) -> Result<(), PeerConfigError> {
+        if p.password
+            .as_ref()
+            .is_some_and(|pw| pw.len() > crate::socket::MD5_MAX_KEY_LEN)
+        {
+            return Err(PeerConfigError::PasswordTooLong { id: p.id.clone() });
+        }
+        peer::session_config(p, &self.config)
+            .validate()
+            .map_err(|error| PeerConfigError::Session {
+                id: p.id.clone(),
+                error,
+            })
+    }
+
+    fn routes_sender(&mut self, id: &str) -> &watch::Sender<Arc<Routes>> {
+        self.routes
+            .entry(id.to_string())
+            .or_insert_with(|| watch::channel(Arc::new(Routes::new())).0)
+    }
+
+    fn start(&mut self, config: PeerConfig) -> PeerEntry {
+        let routes = self.routes_sender(&config.id).subscribe();
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let stats = Arc::new(Mutex::new(PeerStats::default()));
+        let task = peer::PeerTask::new(
+            config.clone(),
+            &self.config,
+            routes,
+            self.graceful_shutdown.subscribe(),
+            control_rx,
+            stats.clone(),
+        );
+        let task = self.runtime.spawn(task.run());
+        PeerEntry {
+            config,
+            control,
+            stats,
+            task,
+        }
+    }
+
+    /// The routes peer `id` should hold, replacing what was set before. Kept for a peer
+    /// not configured yet.
+    pub fn set_routes(&mut self, id: &str, routes: Routes) {
+        self.routes_sender(id).send_replace(Arc::new(routes));
+    }
+
+    /// A snapshot of every configured peer, in id order.
+    pub fn status(&self) -> Vec<PeerStatus> {
+        self.peers
+            .iter()
+            .map(|(id, e)| {
+                let s = e.stats.lock().map(|s| s.clone()).unwrap_or_default();
+                PeerStatus {
+                    id: id.clone(),
+                    address: e.config.socket_addr(),
+                    state: s.state.unwrap_or(State::Idle),
+                    uptime: s.established_at.map(|t| t.elapsed()),
+                    local_address: s.local_address,
+                    peer_as: s.peer_as,
+                    hold_time: s.hold_time,
+                    families: s.families,
+                    ipv4_over_ipv6: s.ipv4_over_ipv6,
+                    wanted: s.wanted,
+                    advertised: s.advertised,
+                    pending: s.wanted.saturating_sub(s.advertised),
+                    withheld: s.withheld,
+                    updates_sent: s.updates_sent,
+                    updates_received: s.updates_received,
+                    connect_attempts: s.connect_attempts,
+                    sessions_established: s.sessions_established,
+                    notifications_sent: s.notifications_sent,
+                    notifications_received: s.notifications_received,
+                    last_notification_sent: s.last_notification_sent,
+                    last_notification_received: s.last_notification_received,
+                    last_error: s.last_error,
+                }
+            })
+            .collect()
+    }
+
+    /// Ends every session. With `graceful_shutdown_wait`, every route is first announced
+    /// again with GRACEFUL_SHUTDOWN (65535:0, RFC 8326) so peers move traffic away, and the
+    /// speaker waits that long. Then each session gets Cease / Administrative Shutdown with
+    /// `message` (RFC 9003) and the call returns once the tasks have ended.
+    pub async fn shutdown(mut self, graceful_shutdown_wait: Option<Duration>, message: &str) {
+        if let Some(wait) = graceful_shutdown_wait {
+            self.graceful_shutdown.send_replace(true);
+            tokio::time::sleep(wait).await;
+        }
+        let peers = std::mem::take(&mut self.peers);
+        for entry in peers.values() {
+            let _ = entry.control.send(Control::Stop(message.to_string()));
+        }
+        for (_, entry) in peers {
+            let abort = entry.task.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(5), entry.task)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        for entry in self.peers.values() {
+            let _ = entry
+                .control
+                .send(Control::Stop("speaker stopped".to_string()));
+        }
+    }
+}
