@@ -1,0 +1,353 @@
+//! The speaker against real routers — BIRD 2, FRR bgpd (without zebra) and GoBGP — each in
+//! its own network namespace, linked by a veth pair to the speaker's namespace. Every
+//! assertion reads the router's own table: a session that is up but carries wrong routes
+//! fails here.
+//!
+//! One test per router, so the three run concurrently. Each runs seven sessions at once
+//! (eBGP and iBGP over IPv4 and IPv6, a 4-octet AS, TCP MD5 with the right and a wrong
+//! password), then withdraws, freezes the router with SIGSTOP, and shuts down gracefully.
+
+mod common;
+
+use bgp::fsm::{Backoff, PeerAs, State};
+use bgp::wire::{Community, Family, LargeCommunity, Prefix};
+use bgp::{PeerConfig, RouteAttrs, Routes, SpeakerConfig, Withheld};
+use common::*;
+use std::net::IpAddr;
+use std::time::Duration;
+
+const SPEAKER_AS: u32 = 64512;
+const AS4: u32 = 4_200_000_001;
+const LIMIT: Duration = Duration::from_secs(45);
+
+/// One session of the scenario: its speaker-side address and AS, and the prefixes it
+/// announces.
+struct Session {
+    id: &'static str,
+    source: &'static str,
+    local_as: u32,
+    peer_as: PeerAs,
+    v4: &'static str,
+    v6: &'static str,
+    local_pref: Option<u32>,
+    password: Option<(&'static str, &'static str)>,
+}
+
+const SESSIONS: [Session; 7] = [
+    Session {
+        id: "ebgp4",
+        source: "192.0.2.1",
+        local_as: SPEAKER_AS,
+        peer_as: PeerAs::Fixed(ROUTER_AS),
+        v4: "198.51.100.1/32",
+        v6: "2001:db8:100::1/128",
+        local_pref: None,
+        password: None,
+    },
+    Session {
+        id: "ebgp6",
+        source: "2001:db8::1",
+        local_as: SPEAKER_AS,
+        peer_as: PeerAs::External,
+        v4: "198.51.100.2/32",
+        v6: "2001:db8:100::2/128",
+        local_pref: None,
+        password: None,
+    },
+    Session {
+        id: "ibgp4",
+        source: "192.0.2.3",
+        local_as: ROUTER_AS,
+        peer_as: PeerAs::Internal,
+        v4: "198.51.100.3/32",
+        v6: "2001:db8:100::3/128",
+        local_pref: Some(200),
+        password: None,
+    },
+    Session {
+        id: "ibgp6",
+        source: "2001:db8::3",
+        local_as: ROUTER_AS,
+        peer_as: PeerAs::Fixed(ROUTER_AS),
+        v4: "198.51.100.4/32",
+        v6: "2001:db8:100::4/128",
+        local_pref: None,
+        password: None,
+    },
+    Session {
+        id: "as4",
+        source: "192.0.2.5",
+        local_as: AS4,
+        peer_as: PeerAs::Fixed(ROUTER_AS),
+        v4: "198.51.100.5/32",
+        v6: "2001:db8:100::5/128",
+        local_pref: None,
+        password: None,
+    },
+    Session {
+        id: "md5",
+        source: "192.0.2.6",
+        local_as: 64513,
+        peer_as: PeerAs::Fixed(ROUTER_AS),
+        v4: "198.51.100.6/32",
+        v6: "2001:db8:100::6/128",
+        local_pref: None,
+        password: Some(("s3cret", "s3cret")),
+    },
+    Session {
+        id: "md5bad",
+        source: "192.0.2.7",
+        local_as: 64514,
+        peer_as: PeerAs::Fixed(ROUTER_AS),
+        v4: "198.51.100.7/32",
+        v6: "2001:db8:100::7/128",
+        local_pref: None,
+        password: Some(("wrong", "s3cret")),
+    },
+];
+
+fn prefix(s: &str) -> Prefix {
+    let (addr, len) = s.split_once('/').expect("prefix");
+    Prefix::new(addr.parse().expect("address"), len.parse().expect("length")).expect("prefix")
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+fn attrs(i: u32, local_pref: Option<u32>) -> RouteAttrs {
+    RouteAttrs {
+        communities: vec![Community::new(64512, 100 + i as u16)],
+        large_communities: vec![LargeCommunity {
+            global_administrator: AS4,
+            local_data_1: 1,
+            local_data_2: i,
+        }],
+        local_pref,
+    }
+}
+
+fn peer_config(s: &Session) -> PeerConfig {
+    let router = if s.source.contains(':') {
+        ROUTER_V6
+    } else {
+        ROUTER_V4
+    };
+    let mut p = PeerConfig::new(s.id, ip(router), s.local_as, s.peer_as);
+    p.source_address = Some(ip(s.source));
+    p.password = s.password.map(|(ours, _)| ours.to_string());
+    p.backoff = Backoff {
+        initial: Duration::from_secs(1),
+        max: Duration::from_secs(4),
+    };
+    p.connect_time = Duration::from_secs(2);
+    if s.id == "ebgp4" {
+        // The session the router freeze is measured on.
+        p.hold_time = 3;
+    }
+    p.graceful_restart = Some(120);
+    p
+}
+
+fn neighbors() -> Vec<Neighbor> {
+    SESSIONS
+        .iter()
+        .map(|s| Neighbor {
+            name: s.id.to_string(),
+            address: s.source.to_string(),
+            asn: s.local_as,
+            hold_time: (s.id == "ebgp4").then_some(3),
+            password: s.password.map(|(_, theirs)| theirs.to_string()),
+            extended_next_hop: s.source.contains(':'),
+        })
+        .collect()
+}
+
+/// The one route the router holds for `prefix`, once it has one that `ok` accepts.
+fn route_where(
+    router: &Router,
+    p: &str,
+    what: &str,
+    ok: impl Fn(&RouterRoute) -> bool,
+) -> RouterRoute {
+    wait_for(
+        &format!("{:?} to hold {p} ({what})", router.kind),
+        LIMIT,
+        || {
+            let routes = router.routes(p)?;
+            routes
+                .iter()
+                .find(|r| ok(r))
+                .cloned()
+                .ok_or_else(|| format!("{routes:?}"))
+        },
+    )
+}
+
+fn absent(router: &Router, p: &str) {
+    wait_for(&format!("{:?} to drop {p}", router.kind), LIMIT, || {
+        let routes = router.routes(p)?;
+        if routes.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{routes:?}"))
+        }
+    });
+}
+
+fn established(speaker: &NetnsSpeaker, id: &str, times: u64) -> bgp::PeerStatus {
+    wait_for(&format!("{id} Established (#{times})"), LIMIT, || {
+        let s = speaker.status(id);
+        if s.state == State::Established && s.sessions_established >= times {
+            Ok(s)
+        } else {
+            Err(format!("{s:?}"))
+        }
+    })
+}
+
+fn exercise(kind: Kind, tag: &str) {
+    let link = Link::new(tag);
+    let router = Router::start(kind, &link.router, &neighbors());
+    let speaker = NetnsSpeaker::start(
+        &link.speaker,
+        SpeakerConfig {
+            router_id: "192.0.2.1".parse().expect("router id"),
+            restarting: false,
+        },
+    );
+    let configs: Vec<PeerConfig> = SESSIONS.iter().map(peer_config).collect();
+    speaker
+        .call(move |s| s.set_peers(configs))
+        .expect("valid peers");
+    for (i, s) in SESSIONS.iter().enumerate() {
+        let routes: Routes = [
+            (prefix(s.v4), attrs(i as u32, s.local_pref)),
+            (prefix(s.v6), attrs(i as u32, s.local_pref)),
+        ]
+        .into_iter()
+        .collect();
+        speaker.set_routes(s.id, routes);
+    }
+
+    for (i, s) in SESSIONS.iter().enumerate() {
+        if s.id == "md5bad" {
+            continue;
+        }
+        let status = established(&speaker, s.id, 1);
+        let v6_session = s.source.contains(':');
+        let internal = s.local_as == ROUTER_AS;
+        let expect_path: Vec<u32> = if internal { vec![] } else { vec![s.local_as] };
+        let community = format!("64512:{}", 100 + i);
+        let large = format!("{AS4}:1:{i}");
+        let check = |r: &RouterRoute| {
+            r.next_hops.contains(&ip(s.source))
+                && r.as_path == expect_path
+                && r.communities.contains(&community)
+                && r.large_communities.contains(&large)
+                && (!internal || r.local_pref == Some(s.local_pref.unwrap_or(100)))
+        };
+        let what = format!(
+            "next hop {}, path {expect_path:?}, {community}, {large}",
+            s.source
+        );
+        if v6_session {
+            route_where(&router, s.v6, &what, check);
+            // IPv4 over the IPv6 session: RFC 8950 where the router offers it.
+            assert!(status.ipv4_over_ipv6, "{kind:?} {}: {status:?}", s.id);
+            route_where(&router, s.v4, &what, check);
+        } else {
+            route_where(&router, s.v4, &what, check);
+            // An IPv4 session has no IPv6 next hop: the /128 is withheld, and says why.
+            assert_eq!(
+                status.withheld.get(&prefix(s.v6)),
+                Some(&Withheld::NoNextHop(Family::IPV6_UNICAST)),
+                "{kind:?} {}: {status:?}",
+                s.id
+            );
+            assert!(router.routes(s.v6).expect("router table").is_empty());
+        }
+        assert_eq!(
+            status.advertised,
+            if v6_session { 2 } else { 1 },
+            "{status:?}"
+        );
+    }
+
+    // The wrong MD5 password: the router drops our SYNs, so no attempt ever connects.
+    let bad = wait_for("md5bad to fail twice", LIMIT, || {
+        let s = speaker.status("md5bad");
+        if s.connect_attempts >= 2 {
+            Ok(s)
+        } else {
+            Err(format!("{s:?}"))
+        }
+    });
+    assert_eq!(bad.sessions_established, 0, "{bad:?}");
+    assert_ne!(bad.state, State::Established);
+    assert!(
+        router
+            .routes("198.51.100.7/32")
+            .expect("router table")
+            .is_empty()
+    );
+
+    // Withdrawal: the route leaves the router's table; the others stay.
+    speaker.set_routes("ibgp4", Routes::new());
+    absent(&router, "198.51.100.3/32");
+    assert!(
+        !router
+            .routes("198.51.100.1/32")
+            .expect("router table")
+            .is_empty()
+    );
+    assert_eq!(speaker.status("ibgp4").advertised, 0);
+
+    // A frozen router: our hold timer (3 s) fires, we say so (4/0) and drop the session;
+    // once it runs again the session comes back with its routes.
+    router.signal(libc::SIGSTOP);
+    let frozen = wait_for("ebgp4 hold timer to expire", LIMIT, || {
+        let s = speaker.status("ebgp4");
+        if s.notifications_sent.contains_key(&(4, 0)) && s.state != State::Established {
+            Ok(s)
+        } else {
+            Err(format!("{s:?}"))
+        }
+    });
+    assert_eq!(frozen.advertised, 0);
+    router.signal(libc::SIGCONT);
+    established(&speaker, "ebgp4", 2);
+    route_where(&router, "198.51.100.1/32", "after the freeze", |r| {
+        r.next_hops.contains(&ip("192.0.2.1"))
+    });
+
+    // Graceful shutdown: every route is re-announced with GRACEFUL_SHUTDOWN, then the
+    // sessions end with Cease and the routes leave the router.
+    let done = speaker.begin_shutdown(Some(Duration::from_secs(5)), "herald test: node going away");
+    route_where(&router, "198.51.100.1/32", "with 65535:0", |r| {
+        r.communities.iter().any(|c| c == "65535:0")
+    });
+    route_where(&router, "2001:db8:100::2/128", "with 65535:0", |r| {
+        r.communities.iter().any(|c| c == "65535:0")
+    });
+    done.recv_timeout(LIMIT).expect("shutdown finished");
+    absent(&router, "198.51.100.1/32");
+    absent(&router, "2001:db8:100::2/128");
+    drop(speaker);
+    drop(router);
+}
+
+#[test]
+fn bird() {
+    exercise(Kind::Bird, "bi");
+}
+
+#[test]
+fn frr() {
+    exercise(Kind::Frr, "fr");
+}
+
+#[test]
+fn gobgp() {
+    exercise(Kind::Gobgp, "go");
+}
