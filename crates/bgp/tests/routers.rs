@@ -127,7 +127,7 @@ fn attrs(i: u32, local_pref: Option<u32>) -> RouteAttrs {
     }
 }
 
-fn peer_config(s: &Session) -> PeerConfig {
+fn peer_config(kind: Kind, s: &Session) -> PeerConfig {
     let router = if s.source.contains(':') {
         ROUTER_V6
     } else {
@@ -146,6 +146,8 @@ fn peer_config(s: &Session) -> PeerConfig {
         p.hold_time = 3;
     }
     p.graceful_restart = Some(120);
+    // bgpd without zebra knows no interfaces, so it cannot use a link-local next hop.
+    p.link_local_next_hop = kind != Kind::Frr;
     p
 }
 
@@ -179,7 +181,7 @@ fn route_where(
                 .iter()
                 .find(|r| ok(r))
                 .cloned()
-                .ok_or_else(|| format!("{routes:?}"))
+                .ok_or_else(|| format!("{routes:?}\ntable:\n{}", router.dump()))
         },
     )
 }
@@ -216,7 +218,7 @@ fn exercise(kind: Kind, tag: &str) {
             restarting: false,
         },
     );
-    let configs: Vec<PeerConfig> = SESSIONS.iter().map(peer_config).collect();
+    let configs: Vec<PeerConfig> = SESSIONS.iter().map(|s| peer_config(kind, s)).collect();
     speaker
         .call(move |s| s.set_peers(configs))
         .expect("valid peers");
@@ -252,7 +254,19 @@ fn exercise(kind: Kind, tag: &str) {
             s.source
         );
         if v6_session {
-            route_where(&router, s.v6, &what, check);
+            let r = route_where(&router, s.v6, &what, check);
+            // On-link: the link-local address rides along (RFC 2545), where the router
+            // can use it.
+            // GoBGP's JSON shows the global next hop only.
+            if kind == Kind::Bird {
+                assert!(
+                    r.next_hops
+                        .iter()
+                        .any(|h| matches!(h, IpAddr::V6(a) if a.segments()[0] == 0xfe80)),
+                    "{kind:?} {}: {r:?}",
+                    s.id
+                );
+            }
             // IPv4 over the IPv6 session: RFC 8950 where the router offers it.
             assert!(status.ipv4_over_ipv6, "{kind:?} {}: {status:?}", s.id);
             route_where(&router, s.v4, &what, check);

@@ -64,6 +64,10 @@ pub struct PeerConfig {
     pub graceful_restart: Option<u16>,
     /// Offer IPv4 routes with an IPv6 next hop (RFC 8950); used on IPv6 sessions only.
     pub extended_next_hop: bool,
+    /// Add the interface's link-local address to IPv6 next hops when the peer is on-link
+    /// (RFC 2545 §3). A router that cannot tie a link-local address to an interface (FRR
+    /// bgpd without zebra) treats such routes as withdrawn: turn it off for those.
+    pub link_local_next_hop: bool,
     pub backoff: Backoff,
 }
 
@@ -87,6 +91,7 @@ impl PeerConfig {
             passive: false,
             graceful_restart: None,
             extended_next_hop: true,
+            link_local_next_hop: true,
             backoff: Backoff {
                 initial: Duration::from_secs(5),
                 max: Duration::from_secs(120),

@@ -368,7 +368,12 @@ impl PeerTask {
         let (next_hop_v4, next_hop_v6) = match (local, self.config.address) {
             (Some(IpAddr::V4(l)), _) => (Some(l), None),
             (Some(IpAddr::V6(l)), IpAddr::V6(peer)) => {
-                (None, Some((l, socket::link_local_for(l, peer))))
+                let link_local = self
+                    .config
+                    .link_local_next_hop
+                    .then(|| socket::link_local_for(l, peer))
+                    .flatten();
+                (None, Some((l, link_local)))
             }
             (Some(IpAddr::V6(l)), IpAddr::V4(_)) => (None, Some((l, None))),
             (None, _) => (None, None),

@@ -352,6 +352,31 @@ impl Router {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
+
+    /// The router's whole table and neighbor states as it prints them, for failure
+    /// messages.
+    pub fn dump(&self) -> String {
+        let out = match self.kind {
+            Kind::Bird => self.cli(&[
+                "birdc",
+                "-s",
+                s(&self.dir.join("bird.ctl")),
+                "show",
+                "route",
+                "all",
+            ]),
+            Kind::Frr => self.vtysh("show bgp ipv4 unicast"),
+            Kind::Gobgp => self.cli(&["gobgp", "global", "rib", "-a", "ipv4"]),
+        };
+        out.unwrap_or_else(|e| e)
+    }
+
+    /// The last lines of the router's log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
 }
 
 impl Drop for Router {
@@ -403,7 +428,7 @@ pub fn bird_config(neighbors: &[Neighbor]) -> String {
 
 pub fn frr_config(neighbors: &[Neighbor]) -> String {
     let mut c = format!(
-        "frr defaults traditional\nhostname r\nrouter bgp {ROUTER_AS}\n bgp router-id {ROUTER_V4}\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n"
+        "frr defaults traditional\nhostname r\nrouter bgp {ROUTER_AS}\n bgp router-id {ROUTER_V4}\n bgp log-neighbor-changes\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n"
     );
     for n in neighbors {
         let a = &n.address;
@@ -566,11 +591,25 @@ pub fn parse_frr(out: &str) -> Result<Vec<RouterRoute>, String> {
                 .split_whitespace()
                 .filter_map(|a| a.parse().ok())
                 .collect(),
-            communities: words(&p["community"]["string"]),
+            communities: words(&p["community"]["string"])
+                .into_iter()
+                .map(frr_well_known)
+                .collect(),
             large_communities: words(&p["largeCommunity"]["string"]),
             local_pref: p["locPrf"].as_u64().map(|x| x as u32),
         })
         .collect())
+}
+
+/// FRR prints well-known communities by name.
+fn frr_well_known(c: String) -> String {
+    match c.as_str() {
+        "graceful-shutdown" => "65535:0".into(),
+        "no-export" => "65535:65281".into(),
+        "no-advertise" => "65535:65282".into(),
+        "local-AS" => "65535:65283".into(),
+        _ => c,
+    }
 }
 
 fn words(v: &serde_json::Value) -> Vec<String> {
