@@ -208,29 +208,60 @@ fn established(speaker: &NetnsSpeaker, id: &str, times: u64) -> bgp::PeerStatus 
     })
 }
 
-fn exercise(kind: Kind, tag: &str) {
-    let link = Link::new(tag);
-    let router = Router::start(kind, &link.router, &neighbors());
+/// A speaker in the link's speaker namespace with the scenario's peers and routes. Routes
+/// are set before peers, so a restarted speaker's first table is already complete.
+fn start_speaker(kind: Kind, link: &Link, restarting: bool, withdrawn: &[&str]) -> NetnsSpeaker {
     let speaker = NetnsSpeaker::start(
         &link.speaker,
         SpeakerConfig {
             router_id: "192.0.2.1".parse().expect("router id"),
-            restarting: false,
+            restarting,
         },
     );
+    for (i, s) in SESSIONS.iter().enumerate() {
+        let routes: Routes = if withdrawn.contains(&s.id) {
+            Routes::new()
+        } else {
+            [
+                (prefix(s.v4), attrs(i as u32, s.local_pref)),
+                (prefix(s.v6), attrs(i as u32, s.local_pref)),
+            ]
+            .into_iter()
+            .collect()
+        };
+        speaker.set_routes(s.id, routes);
+    }
     let configs: Vec<PeerConfig> = SESSIONS.iter().map(|s| peer_config(kind, s)).collect();
     speaker
         .call(move |s| s.set_peers(configs))
         .expect("valid peers");
-    for (i, s) in SESSIONS.iter().enumerate() {
-        let routes: Routes = [
-            (prefix(s.v4), attrs(i as u32, s.local_pref)),
-            (prefix(s.v6), attrs(i as u32, s.local_pref)),
-        ]
-        .into_iter()
-        .collect();
-        speaker.set_routes(s.id, routes);
-    }
+    speaker
+}
+
+/// The router asks for our IPv4 routes again; they go out on the same session.
+fn route_refresh(router: &Router, speaker: &NetnsSpeaker) {
+    let before = speaker.status("ebgp4");
+    router.request_refresh("ebgp4", "192.0.2.1");
+    let after = wait_for("ebgp4 to answer a ROUTE-REFRESH", LIMIT, || {
+        let s = speaker.status("ebgp4");
+        if s.route_refreshes_received > before.route_refreshes_received
+            && s.updates_sent > before.updates_sent
+        {
+            Ok(s)
+        } else {
+            Err(format!("{s:?}"))
+        }
+    });
+    assert_eq!(after.sessions_established, before.sessions_established);
+    route_where(router, "198.51.100.1/32", "after the refresh", |r| {
+        r.communities.contains(&"64512:100".to_string())
+    });
+}
+
+fn exercise(kind: Kind, tag: &str) {
+    let link = Link::new(tag);
+    let mut router = Router::start(kind, &link.router, &neighbors());
+    let mut speaker = start_speaker(kind, &link, false, &[]);
 
     for (i, s) in SESSIONS.iter().enumerate() {
         if s.id == "md5bad" {
@@ -317,6 +348,12 @@ fn exercise(kind: Kind, tag: &str) {
     );
     assert_eq!(speaker.status("ibgp4").advertised, 0);
 
+    // Route refresh: the router asks, the IPv4 routes go out again on the same session.
+    // (GoBGP keeps its Adj-RIB-In and never sends ROUTE-REFRESH: its soft reset is local.)
+    if kind != Kind::Gobgp {
+        route_refresh(&router, &speaker);
+    }
+
     // A frozen router: our hold timer (3 s) fires, we say so (4/0) and drop the session;
     // once it runs again the session comes back with its routes.
     router.signal(libc::SIGSTOP);
@@ -334,6 +371,58 @@ fn exercise(kind: Kind, tag: &str) {
     route_where(&router, "198.51.100.1/32", "after the freeze", |r| {
         r.next_hops.contains(&ip("192.0.2.1"))
     });
+
+    // Graceful restart: the speaker dies without a word; the router, as helper, keeps
+    // the routes while the session is down, and the restarted speaker (R bit set) sends
+    // them again, which clears the stale mark.
+    speaker.crash();
+    wait_for("the router to see the session drop", LIMIT, || match router
+        .session_up("ebgp4", "192.0.2.1")
+    {
+        Ok(false) => Ok(()),
+        Ok(true) => Err("still up".into()),
+        Err(e) => Err(e),
+    });
+    let kept = router.routes("198.51.100.1/32").expect("router table");
+    assert_eq!(
+        kept.len(),
+        1,
+        "{kind:?} dropped our routes across a restart: {kept:?}"
+    );
+    if kind != Kind::Bird {
+        assert!(kept[0].stale, "{kind:?}: {kept:?}");
+    }
+    speaker = start_speaker(kind, &link, true, &["ibgp4"]);
+    established(&speaker, "ebgp4", 1);
+    route_where(
+        &router,
+        "198.51.100.1/32",
+        "refreshed after the restart",
+        |r| !r.stale && r.communities.contains(&"64512:100".to_string()),
+    );
+    established(&speaker, "ebgp6", 1);
+    route_where(
+        &router,
+        "2001:db8:100::2/128",
+        "refreshed after the restart",
+        |r| !r.stale && r.next_hops.contains(&ip("2001:db8::1")),
+    );
+
+    // The router restarts: the routes are announced to the new instance.
+    drop(router);
+    router = Router::start(kind, &link.router, &neighbors());
+    route_where(
+        &router,
+        "198.51.100.1/32",
+        "after the router restarted",
+        |r| r.next_hops.contains(&ip("192.0.2.1")),
+    );
+    route_where(
+        &router,
+        "2001:db8:100::4/128",
+        "after the router restarted",
+        |r| r.next_hops.contains(&ip("2001:db8::3")),
+    );
 
     // Graceful shutdown: every route is re-announced with GRACEFUL_SHUTDOWN, then the
     // sessions end with Cease and the routes leave the router.

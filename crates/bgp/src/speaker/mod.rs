@@ -151,6 +151,8 @@ pub struct PeerStatus {
     pub withheld: BTreeMap<Prefix, Withheld>,
     pub updates_sent: u64,
     pub updates_received: u64,
+    /// ROUTE-REFRESH requests answered with the family's routes again.
+    pub route_refreshes_received: u64,
     pub connect_attempts: u64,
     /// How often the session reached Established.
     pub sessions_established: u64,
@@ -176,6 +178,7 @@ pub(crate) struct PeerStats {
     pub withheld: BTreeMap<Prefix, Withheld>,
     pub updates_sent: u64,
     pub updates_received: u64,
+    pub route_refreshes_received: u64,
     pub connect_attempts: u64,
     pub sessions_established: u64,
     pub notifications_sent: NotificationCounts,
@@ -337,6 +340,7 @@ impl Speaker {
                     withheld: s.withheld,
                     updates_sent: s.updates_sent,
                     updates_received: s.updates_received,
+                    route_refreshes_received: s.route_refreshes_received,
                     connect_attempts: s.connect_attempts,
                     sessions_established: s.sessions_established,
                     notifications_sent: s.notifications_sent,

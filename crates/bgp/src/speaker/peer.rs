@@ -297,6 +297,7 @@ impl PeerTask {
                 Action::Established(negotiated) => self.established(negotiated),
                 Action::Down { reason, .. } => self.down(reason),
                 Action::RouteRefreshRequested(rr) => {
+                    self.stats().route_refreshes_received += 1;
                     if let Some(export) = &self.export {
                         let updates = self.rib.refresh(rr.family, &export.options);
                         self.send_updates(updates);

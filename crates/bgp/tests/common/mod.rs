@@ -169,6 +169,9 @@ pub struct RouterRoute {
     /// "a:b:c"
     pub large_communities: Vec<String>,
     pub local_pref: Option<u32>,
+    /// Kept by a graceful restart helper while the session is down (FRR and GoBGP say so;
+    /// BIRD's text does not).
+    pub stale: bool,
 }
 
 /// One neighbor in a router's configuration.
@@ -353,6 +356,55 @@ impl Router {
         std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
     }
 
+    /// Whether the router has the session with `neighbor` (its BIRD protocol name
+    /// `peer_<name>`, or its address) Established.
+    pub fn session_up(&self, name: &str, address: &str) -> Result<bool, String> {
+        match self.kind {
+            Kind::Bird => {
+                let out = self.cli(&[
+                    "birdc",
+                    "-s",
+                    s(&self.dir.join("bird.ctl")),
+                    "show",
+                    "protocols",
+                    &format!("peer_{name}"),
+                ])?;
+                Ok(out.contains("Established"))
+            }
+            Kind::Frr => {
+                let out = self.vtysh(&format!("show bgp neighbors {address} json"))?;
+                let v: serde_json::Value =
+                    serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+                Ok(v[address]["bgpState"].as_str() == Some("Established"))
+            }
+            Kind::Gobgp => {
+                let out = self.cli(&["gobgp", "neighbor"])?;
+                Ok(out
+                    .lines()
+                    .any(|l| l.split_whitespace().next() == Some(address) && l.contains("Establ")))
+            }
+        }
+    }
+
+    /// Makes the router ask for our IPv4 routes again with a ROUTE-REFRESH.
+    pub fn request_refresh(&self, name: &str, address: &str) {
+        let result = match self.kind {
+            Kind::Bird => self.cli(&[
+                "birdc",
+                "-s",
+                s(&self.dir.join("bird.ctl")),
+                "reload",
+                "in",
+                &format!("peer_{name}"),
+            ]),
+            Kind::Frr => self.vtysh(&format!("clear bgp ipv4 unicast {address} soft in")),
+            Kind::Gobgp => self.cli(&["gobgp", "neighbor", address, "softresetin", "-a", "ipv4"]),
+        };
+        if let Err(e) = result {
+            panic!("{:?} refresh: {e}", self.kind);
+        }
+    }
+
     /// The router's whole table and neighbor states as it prints them, for failure
     /// messages.
     pub fn dump(&self) -> String {
@@ -478,10 +530,14 @@ pub fn gobgp_config(neighbors: &[Neighbor]) -> String {
             "  [neighbors.transport.config]\n    passive-mode = true\n    local-address = \"{}\"\n",
             local_of(&n.address)
         );
+        // Graceful restart helper, so our routes outlive a restart of the speaker.
+        c.push_str(
+            "  [neighbors.graceful-restart.config]\n    enabled = true\n    helper-only = true\n",
+        );
         for afi in ["ipv4-unicast", "ipv6-unicast"] {
             let _ = write!(
                 c,
-                "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{afi}\"\n"
+                "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{afi}\"\n    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n"
             );
         }
     }
@@ -597,6 +653,7 @@ pub fn parse_frr(out: &str) -> Result<Vec<RouterRoute>, String> {
                 .collect(),
             large_communities: words(&p["largeCommunity"]["string"]),
             local_pref: p["locPrf"].as_u64().map(|x| x as u32),
+            stale: p["stale"].as_bool().unwrap_or(false),
         })
         .collect())
 }
@@ -635,6 +692,7 @@ pub fn parse_gobgp(out: &str) -> Result<Vec<RouterRoute>, String> {
         for p in paths.as_array().into_iter().flatten() {
             let mut r = RouterRoute {
                 prefix: prefix.clone(),
+                stale: p["stale"].as_bool().unwrap_or(false),
                 ..RouterRoute::default()
             };
             for a in p["attrs"].as_array().into_iter().flatten() {
@@ -696,6 +754,8 @@ type Call = Box<dyn FnOnce(&mut Speaker) + Send>;
 
 enum SpeakerCommand {
     Call(Call),
+    /// End without a word to the peers, as a killed process would.
+    Crash,
     Shutdown(Option<Duration>, String, std::sync::mpsc::Sender<()>),
 }
 
@@ -718,6 +778,12 @@ impl NetnsSpeaker {
                 while let Some(cmd) = rx.recv().await {
                     match cmd {
                         SpeakerCommand::Call(f) => f(&mut speaker),
+                        SpeakerCommand::Crash => {
+                            // No Cease: the runtime goes away with the tasks and their
+                            // sockets, which the kernel closes.
+                            std::mem::forget(speaker);
+                            return;
+                        }
                         SpeakerCommand::Shutdown(wait, message, done) => {
                             speaker.shutdown(wait, &message).await;
                             let _ = done.send(());
@@ -754,6 +820,14 @@ impl NetnsSpeaker {
         let owned = id.to_string();
         self.call(move |s| s.status().into_iter().find(|p| p.id == owned))
             .unwrap_or_else(|| panic!("no peer {id}"))
+    }
+
+    /// Ends the speaker as if its process were killed: connections close, no NOTIFICATION.
+    pub fn crash(mut self) {
+        let _ = self.tx.send(SpeakerCommand::Crash);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 
     /// Starts shutting down; the receiver says when it is done.
