@@ -149,9 +149,7 @@ impl PeerTask {
                         Some(Control::Stop(reason)) => reason,
                         None => "speaker stopped".to_string(),
                     };
-                    let actions = self.session.handle(Event::Stop { reason });
-                    self.apply(actions);
-                    self.finish().await;
+                    self.stop(reason).await;
                     return;
                 }
                 result = connect_done(&mut self.connecting) => {
@@ -190,17 +188,34 @@ impl PeerTask {
                     }
                 }
                 changed = self.routes.changed(), if established => {
-                    if changed.is_ok() {
-                        self.sync();
+                    if changed.is_err() {
+                        // The speaker is gone without saying stop.
+                        self.stop("speaker stopped".to_string()).await;
+                        return;
                     }
+                    self.sync();
                 }
                 changed = self.graceful_shutdown.changed() => {
-                    if changed.is_ok() && self.export.is_some() {
+                    if changed.is_err() {
+                        self.stop("speaker stopped".to_string()).await;
+                        return;
+                    }
+                    // Seen now, so a session that is down does not wake again for it;
+                    // the next Established reads it.
+                    self.graceful_shutdown.borrow_and_update();
+                    if self.export.is_some() {
                         self.sync();
                     }
                 }
             }
         }
+    }
+
+    /// Ends the session with Cease / Administrative Shutdown and lets it go out.
+    async fn stop(&mut self, reason: String) {
+        let actions = self.session.handle(Event::Stop { reason });
+        self.apply(actions);
+        self.finish().await;
     }
 
     fn tcp_failed(&mut self, e: io::Error) {
