@@ -267,3 +267,35 @@ async fn invalid_peers_are_reported_and_not_run() {
     assert_eq!(errors.len(), 2);
     assert!(speaker.status().is_empty());
 }
+
+fn restart_bit(open: &OpenRepr) -> Option<(bool, u16)> {
+    open.capabilities.iter().find_map(|c| match c {
+        Capability::GracefulRestart(gr) => Some((gr.restarting, gr.restart_time)),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn restart_bit_only_in_the_first_open_after_a_restart() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mut speaker = Speaker::new(SpeakerConfig {
+        router_id: Ipv4Addr::new(10, 0, 0, 1),
+        restarting: true,
+    });
+    let mut config = peer(port);
+    config.graceful_restart = Some(120);
+    speaker.set_peers(vec![config.clone()]).expect("valid");
+    let mut p = TestPeer::accept(&listener).await;
+    assert_eq!(restart_bit(&p.establish().await), Some((true, 120)));
+    // Nothing to announce: the End-of-RIB markers say the (empty) table is complete.
+    let (updates, _) = p.table().await;
+    assert_eq!(updates, []);
+
+    // A reset by a configuration change is no restart of the speaker.
+    config.hold_time = 30;
+    speaker.set_peers(vec![config]).expect("valid");
+    cease(p.recv_non_keepalive().await);
+    let mut p = TestPeer::accept(&listener).await;
+    assert_eq!(restart_bit(&p.establish().await), Some((false, 120)));
+}

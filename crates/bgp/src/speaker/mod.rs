@@ -14,6 +14,7 @@ use crate::fsm::{Backoff, ConfigError, PeerAs, State};
 use crate::wire::{Family, NotificationRepr, Prefix};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -209,6 +210,9 @@ pub struct Speaker {
     peers: BTreeMap<String, PeerEntry>,
     routes: BTreeMap<String, watch::Sender<Arc<Routes>>>,
     graceful_shutdown: watch::Sender<bool>,
+    /// Per peer id: still owed an OPEN with the graceful restart R bit. Outlives the peer's
+    /// task, so a session reset by a configuration change does not claim a restart again.
+    restarting: BTreeMap<String, Arc<AtomicBool>>,
 }
 
 impl Speaker {
@@ -221,6 +225,7 @@ impl Speaker {
             peers: BTreeMap::new(),
             routes: BTreeMap::new(),
             graceful_shutdown: watch::channel(false).0,
+            restarting: BTreeMap::new(),
         }
     }
 
@@ -277,7 +282,7 @@ impl Speaker {
         {
             return Err(PeerConfigError::PasswordTooLong { id: p.id.clone() });
         }
-        peer::session_config(p, &self.config)
+        peer::session_config(p, &self.config, self.config.restarting)
             .validate()
             .map_err(|error| PeerConfigError::Session {
                 id: p.id.clone(),
@@ -295,9 +300,15 @@ impl Speaker {
         let routes = self.routes_sender(&config.id).subscribe();
         let (control, control_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(PeerStats::default()));
+        let restarting = self
+            .restarting
+            .entry(config.id.clone())
+            .or_insert_with(|| Arc::new(AtomicBool::new(self.config.restarting)))
+            .clone();
         let task = peer::PeerTask::new(
             config.clone(),
             &self.config,
+            restarting,
             routes,
             self.graceful_shutdown.subscribe(),
             control_rx,

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -27,7 +28,11 @@ use tokio::time::Instant;
 const CLOSE_GRACE: Duration = Duration::from_secs(3);
 
 /// The session configuration a peer runs with.
-pub(super) fn session_config(p: &PeerConfig, speaker: &SpeakerConfig) -> fsm::Config {
+pub(super) fn session_config(
+    p: &PeerConfig,
+    speaker: &SpeakerConfig,
+    restarting: bool,
+) -> fsm::Config {
     let mut c = fsm::Config::new(
         p.local_as,
         p.peer_as,
@@ -43,7 +48,7 @@ pub(super) fn session_config(p: &PeerConfig, speaker: &SpeakerConfig) -> fsm::Co
         .graceful_restart
         .map(|restart_time| GracefulRestartConfig {
             restart_time,
-            restarting: speaker.restarting,
+            restarting,
         });
     c
 }
@@ -79,6 +84,8 @@ type Connecting = Pin<Box<dyn Future<Output = io::Result<TcpStream>> + Send>>;
 
 pub(super) struct PeerTask {
     config: PeerConfig,
+    /// Shared with the speaker: whether this peer is still owed the R bit.
+    restarting: Arc<AtomicBool>,
     session: Session<Jitter>,
     connection: Option<Connection>,
     connecting: Option<Connecting>,
@@ -98,12 +105,13 @@ impl PeerTask {
     pub(super) fn new(
         config: PeerConfig,
         speaker: &SpeakerConfig,
+        restarting: Arc<AtomicBool>,
         routes: watch::Receiver<Arc<Routes>>,
         graceful_shutdown: watch::Receiver<bool>,
         control: mpsc::UnboundedReceiver<Control>,
         stats: Arc<Mutex<PeerStats>>,
     ) -> PeerTask {
-        let session_config = session_config(&config, speaker);
+        let session_config = session_config(&config, speaker, restarting.load(Ordering::Relaxed));
         let jitter = Jitter(seed(&config.id));
         // The speaker checked the configuration; a session that still fails to build
         // falls back to one that only reports the error.
@@ -111,6 +119,7 @@ impl PeerTask {
             .unwrap_or_else(|_| unreachable_session(&config, speaker));
         PeerTask {
             config,
+            restarting,
             session,
             connection: None,
             connecting: None,
@@ -380,6 +389,7 @@ impl PeerTask {
 
     fn established(&mut self, n: Negotiated) {
         self.session.clear_restarting();
+        self.restarting.store(false, Ordering::Relaxed);
         let local = self.connection.as_ref().map(|c| c.local.ip());
         let (next_hop_v4, next_hop_v6) = match (local, self.config.address) {
             (Some(IpAddr::V4(l)), _) => (Some(l), None),
