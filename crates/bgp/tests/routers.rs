@@ -33,7 +33,7 @@ struct Session {
     password: Option<(&'static str, &'static str)>,
 }
 
-const SESSIONS: [Session; 7] = [
+const SESSIONS: [Session; 8] = [
     Session {
         id: "ebgp4",
         source: "192.0.2.1",
@@ -104,6 +104,17 @@ const SESSIONS: [Session; 7] = [
         local_pref: None,
         password: Some(("wrong", "s3cret")),
     },
+    // The router connects to our listener; MD5 keys are on the listening socket.
+    Session {
+        id: "passive",
+        source: "192.0.2.8",
+        local_as: 64515,
+        peer_as: PeerAs::Fixed(ROUTER_AS),
+        v4: "198.51.100.8/32",
+        v6: "2001:db8:100::8/128",
+        local_pref: None,
+        password: Some(("s3cret", "s3cret")),
+    },
 ];
 
 fn prefix(s: &str) -> Prefix {
@@ -146,6 +157,7 @@ fn peer_config(kind: Kind, s: &Session) -> PeerConfig {
         p.hold_time = 3;
     }
     p.graceful_restart = Some(120);
+    p.passive = s.id == "passive";
     // bgpd without zebra knows no interfaces, so it cannot use a link-local next hop.
     p.link_local_next_hop = kind != Kind::Frr;
     p
@@ -161,6 +173,7 @@ fn neighbors() -> Vec<Neighbor> {
             hold_time: (s.id == "ebgp4").then_some(3),
             password: s.password.map(|(_, theirs)| theirs.to_string()),
             extended_next_hop: s.source.contains(':'),
+            active: s.id == "passive",
         })
         .collect()
 }
@@ -235,6 +248,9 @@ fn start_speaker(kind: Kind, link: &Link, restarting: bool, withdrawn: &[&str]) 
     speaker
         .call(move |s| s.set_peers(configs))
         .expect("valid peers");
+    speaker
+        .call(|s| s.listen("[::]:179".parse().expect("address")))
+        .expect("listening on port 179");
     speaker
 }
 

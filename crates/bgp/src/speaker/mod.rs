@@ -3,16 +3,18 @@
 //! ([`Speaker::set_routes`]). [`Speaker::status`] is a plain-data snapshot per peer, from
 //! which the binary derives its metrics.
 //!
-//! Not here: where peers and routes come from (Kubernetes, MetalLB's resources). Incoming
-//! connections are not accepted: every peer is connected to actively, so a `passive` peer
+//! Incoming connections are taken by [`Speaker::listen`] and handed to the peer whose
+//! address they come from (RFC 4271 §6.8 settles collisions); without it, a `passive` peer
 //! never comes up.
+//!
+//! Not here: where peers and routes come from (Kubernetes, MetalLB's resources).
 
 mod peer;
 
 use crate::adj_rib_out::Withheld;
 use crate::fsm::{Backoff, ConfigError, PeerAs, State};
 use crate::wire::{Family, NotificationRepr, Prefix};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -123,6 +125,8 @@ pub enum PeerConfigError {
     PasswordTooLong { id: String },
     #[error("peer {id} is configured twice")]
     Duplicate { id: String },
+    #[error("peer {id}: cannot set its TCP MD5 key on the listener: {error}")]
+    ListenerKey { id: String, error: String },
 }
 
 /// NOTIFICATIONs counted by (code, subcode).
@@ -194,6 +198,8 @@ pub(crate) struct PeerStats {
 pub(crate) enum Control {
     /// Send Cease / Administrative Shutdown with this message and end.
     Stop(String),
+    /// The peer connected to us.
+    Incoming(tokio::net::TcpStream),
 }
 
 struct PeerEntry {
@@ -213,6 +219,16 @@ pub struct Speaker {
     /// Per peer id: still owed an OPEN with the graceful restart R bit. Outlives the peer's
     /// task, so a session reset by a configuration change does not claim a restart again.
     restarting: BTreeMap<String, Arc<AtomicBool>>,
+    /// Where incoming connections go, by the peer's address; shared with the listener.
+    incoming: Arc<Mutex<HashMap<IpAddr, mpsc::UnboundedSender<Control>>>>,
+    listeners: Vec<Listener>,
+}
+
+struct Listener {
+    socket: Arc<socket2::Socket>,
+    /// Addresses whose TCP MD5 key is set on it.
+    keyed: Vec<IpAddr>,
+    task: JoinHandle<()>,
 }
 
 impl Speaker {
@@ -226,6 +242,8 @@ impl Speaker {
             routes: BTreeMap::new(),
             graceful_shutdown: watch::channel(false).0,
             restarting: BTreeMap::new(),
+            incoming: Arc::new(Mutex::new(HashMap::new())),
+            listeners: Vec::new(),
         }
     }
 
@@ -268,11 +286,98 @@ impl Speaker {
             let entry = self.start(config);
             self.peers.insert(id, entry);
         }
+        self.route_incoming();
+        errors.extend(self.key_listeners());
         if errors.is_empty() {
             Ok(())
         } else {
             Err(errors)
         }
+    }
+
+    /// Accepts BGP connections on `address` (usually `[::]:179`, which takes IPv4 too) and
+    /// hands each to the peer configured with the remote address; others are closed. TCP
+    /// MD5 keys of the peers with a password are set on the listening socket.
+    pub fn listen(&mut self, address: SocketAddr) -> std::io::Result<()> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(address),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        if address.is_ipv6() {
+            socket.set_only_v6(false)?;
+        }
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&address.into())?;
+        socket.listen(64)?;
+        let socket = Arc::new(socket);
+        let std_listener: std::net::TcpListener = socket.try_clone()?.into();
+        let _guard = self.runtime.enter();
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
+        let incoming = self.incoming.clone();
+        let task = self.runtime.spawn(accept_loop(listener, incoming));
+        self.listeners.push(Listener {
+            socket,
+            keyed: Vec::new(),
+            task,
+        });
+        let errors = self.key_listeners();
+        match errors.into_iter().next() {
+            Some(e) => Err(std::io::Error::other(e.to_string())),
+            None => Ok(()),
+        }
+    }
+
+    fn route_incoming(&self) {
+        let mut map = self.incoming.lock().unwrap_or_else(|e| e.into_inner());
+        map.clear();
+        for entry in self.peers.values() {
+            map.insert(entry.config.address, entry.control.clone());
+        }
+    }
+
+    /// Sets each password-protected peer's key on every listener and removes keys of
+    /// peers that no longer have one.
+    fn key_listeners(&mut self) -> Vec<PeerConfigError> {
+        let mut errors = Vec::new();
+        let keys: HashMap<IpAddr, (&str, &[u8])> = self
+            .peers
+            .values()
+            .filter_map(|e| {
+                let pw = e.config.password.as_ref()?;
+                Some((e.config.address, (e.config.id.as_str(), pw.as_bytes())))
+            })
+            .collect();
+        for l in &mut self.listeners {
+            let v6 = l
+                .socket
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .is_some_and(|a| a.is_ipv6());
+            let on_socket = |addr: IpAddr| match addr {
+                IpAddr::V4(a) if v6 => IpAddr::V6(a.to_ipv6_mapped()),
+                other => other,
+            };
+            for old in std::mem::take(&mut l.keyed) {
+                if !keys.contains_key(&old) {
+                    let _ = crate::socket::set_md5_key(&l.socket, on_socket(old), &[]);
+                }
+            }
+            for (addr, (id, key)) in &keys {
+                if v6 || addr.is_ipv4() {
+                    match crate::socket::set_md5_key(&l.socket, on_socket(*addr), key) {
+                        Ok(()) => l.keyed.push(*addr),
+                        Err(error) => errors.push(PeerConfigError::ListenerKey {
+                            id: id.to_string(),
+                            error: error.to_string(),
+                        }),
+                    }
+                }
+            }
+        }
+        errors
     }
 
     fn check(&self, p: &PeerConfig) -> Result<(), PeerConfigError> {
@@ -373,6 +478,9 @@ impl Speaker {
             self.graceful_shutdown.send_replace(true);
             tokio::time::sleep(wait).await;
         }
+        for l in self.listeners.drain(..) {
+            l.task.abort();
+        }
         let peers = std::mem::take(&mut self.peers);
         for entry in peers.values() {
             let _ = entry.control.send(Control::Stop(message.to_string()));
@@ -391,10 +499,36 @@ impl Speaker {
 
 impl Drop for Speaker {
     fn drop(&mut self) {
+        for l in &self.listeners {
+            l.task.abort();
+        }
         for entry in self.peers.values() {
             let _ = entry
                 .control
                 .send(Control::Stop("speaker stopped".to_string()));
         }
+    }
+}
+
+/// Takes connections and hands each to the peer it comes from.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    incoming: Arc<Mutex<HashMap<IpAddr, mpsc::UnboundedSender<Control>>>>,
+) {
+    loop {
+        let Ok((stream, remote)) = listener.accept().await else {
+            // Out of descriptors or similar: try again shortly rather than spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let peer = remote.ip().to_canonical();
+        let target = incoming
+            .lock()
+            .map(|m| m.get(&peer).cloned())
+            .unwrap_or(None);
+        if let Some(control) = target {
+            let _ = control.send(Control::Incoming(stream));
+        }
+        // Otherwise the stream drops here: an unknown peer is closed on.
     }
 }

@@ -7,7 +7,7 @@ use crate::fsm::{
     self, Action, DownReason, Event, GracefulRestartConfig, Negotiated, Session, Timer,
 };
 use crate::socket::{self, ConnectParams};
-use crate::wire::{self, Family, Message, UpdateRepr};
+use crate::wire::{self, Family, Message, Options, UpdateRepr};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -89,6 +89,8 @@ pub(super) struct PeerTask {
     session: Session<Jitter>,
     connection: Option<Connection>,
     connecting: Option<Connecting>,
+    /// A connection the peer opened, while the session decides on it.
+    pending_incoming: Option<TcpStream>,
     /// Closed connections still delivering their last octets.
     closing: Vec<JoinHandle<()>>,
     timers: HashMap<Timer, Instant>,
@@ -123,6 +125,7 @@ impl PeerTask {
             session,
             connection: None,
             connecting: None,
+            pending_incoming: None,
             closing: Vec::new(),
             timers: HashMap::new(),
             rib: AdjRibOut::new(),
@@ -155,6 +158,10 @@ impl PeerTask {
             tokio::select! {
                 control = self.control.recv() => {
                     let reason = match control {
+                        Some(Control::Incoming(stream)) => {
+                            self.incoming(stream);
+                            continue;
+                        }
                         Some(Control::Stop(reason)) => reason,
                         None => "speaker stopped".to_string(),
                     };
@@ -220,6 +227,22 @@ impl PeerTask {
         }
     }
 
+    /// The peer connected to us: the session takes the connection or refuses it.
+    fn incoming(&mut self, stream: TcpStream) {
+        let sock = socket2::SockRef::from(&stream);
+        let _ = sock.set_tcp_nodelay(true);
+        let ttl = self.connect_params().ttl;
+        let _ = match self.config.address {
+            IpAddr::V4(_) => sock.set_ttl_v4(ttl),
+            IpAddr::V6(_) => sock.set_unicast_hops_v6(ttl),
+        };
+        self.pending_incoming = Some(stream);
+        let actions = self.session.handle(Event::IncomingConnection);
+        self.apply(actions);
+        // Neither taken nor refused (cannot happen with the FSM's answers): close it.
+        self.pending_incoming = None;
+    }
+
     /// Ends the session with Cease / Administrative Shutdown and lets it go out.
     async fn stop(&mut self, reason: String) {
         let actions = self.session.handle(Event::Stop { reason });
@@ -235,6 +258,8 @@ impl PeerTask {
 
     fn attach(&mut self, stream: TcpStream) -> io::Result<()> {
         let local = stream.local_addr()?;
+        // An IPv4 peer accepted on a dual-stack listener shows as ::ffff:a.b.c.d.
+        let local = SocketAddr::new(local.ip().to_canonical(), local.port());
         let (reader, writer) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
         let writer_task = tokio::spawn(write_loop(writer, rx));
@@ -316,8 +341,29 @@ impl PeerTask {
                     self.connecting = None;
                     self.close_connection();
                 }
-                // No listener: the session is never offered an incoming connection.
-                Action::Accept | Action::Reject(_) => {}
+                Action::Accept => {
+                    if let Some(stream) = self.pending_incoming.take() {
+                        // Replaces whatever connection the session had (the FSM closed it).
+                        self.close_connection();
+                        self.connecting = None;
+                        if let Err(e) = self.attach(stream) {
+                            self.stats().last_error = Some(format!("incoming connection: {e}"));
+                        }
+                    }
+                }
+                Action::Reject(notification) => {
+                    if let Some(mut stream) = self.pending_incoming.take() {
+                        let bytes = notification.and_then(|n| {
+                            Message::Notification(n).to_bytes(&Options::default()).ok()
+                        });
+                        self.closing.push(tokio::spawn(async move {
+                            if let Some(b) = bytes {
+                                let _ = stream.write_all(&b).await;
+                            }
+                            let _ = stream.shutdown().await;
+                        }));
+                    }
+                }
                 Action::Established(negotiated) => self.established(negotiated),
                 Action::Down { reason, .. } => self.down(reason),
                 Action::RouteRefreshRequested(rr) => {

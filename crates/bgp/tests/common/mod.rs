@@ -108,12 +108,13 @@ pub struct Link {
 }
 
 /// The speaker's addresses: one per session, so the router tells sessions apart.
-pub const SPEAKER_V4: [&str; 5] = [
+pub const SPEAKER_V4: [&str; 6] = [
     "192.0.2.1",
     "192.0.2.3",
     "192.0.2.5",
     "192.0.2.6",
     "192.0.2.7",
+    "192.0.2.8",
 ];
 pub const SPEAKER_V6: [&str; 2] = ["2001:db8::1", "2001:db8::3"];
 pub const ROUTER_V4: &str = "192.0.2.2";
@@ -183,6 +184,8 @@ pub struct Neighbor {
     pub hold_time: Option<u16>,
     pub password: Option<String>,
     pub extended_next_hop: bool,
+    /// The router connects to us (the speaker's side is passive).
+    pub active: bool,
 }
 
 pub const ROUTER_AS: u32 = 65000;
@@ -458,7 +461,12 @@ pub fn bird_config(neighbors: &[Neighbor]) -> String {
         let _ = writeln!(c, "  local {} as {ROUTER_AS};", local_of(&n.address));
         let _ = writeln!(c, "  neighbor {} as {};", n.address, n.asn);
         // iBGP too is one hop away here; BIRD assumes multihop for it otherwise.
-        c.push_str("  passive on;\n  direct;\n");
+        if n.active {
+            c.push_str("  connect delay time 1;\n  connect retry time 2;\n");
+        } else {
+            c.push_str("  passive on;\n");
+        }
+        c.push_str("  direct;\n");
         // BIRD waits a minute after a failure before taking connections again by default.
         c.push_str("  error wait time 1, 5;\n");
         if let Some(h) = n.hold_time {
@@ -485,7 +493,11 @@ pub fn frr_config(neighbors: &[Neighbor]) -> String {
     for n in neighbors {
         let a = &n.address;
         let _ = writeln!(c, " neighbor {a} remote-as {}", n.asn);
-        let _ = writeln!(c, " neighbor {a} passive");
+        if n.active {
+            let _ = writeln!(c, " neighbor {a} timers connect 1");
+        } else {
+            let _ = writeln!(c, " neighbor {a} passive");
+        }
         if let Some(h) = n.hold_time {
             let _ = writeln!(c, " neighbor {a} timers 1 {h}");
         }
@@ -524,10 +536,13 @@ pub fn gobgp_config(neighbors: &[Neighbor]) -> String {
                 c,
                 "  [neighbors.timers.config]\n    hold-time = {h}\n    keepalive-interval = 1\n"
             );
+        } else if n.active {
+            c.push_str("  [neighbors.timers.config]\n    connect-retry = 1\n");
         }
         let _ = write!(
             c,
-            "  [neighbors.transport.config]\n    passive-mode = true\n    local-address = \"{}\"\n",
+            "  [neighbors.transport.config]\n    passive-mode = {}\n    local-address = \"{}\"\n",
+            !n.active,
             local_of(&n.address)
         );
         // Graceful restart helper, so our routes outlive a restart of the speaker.
@@ -779,9 +794,10 @@ impl NetnsSpeaker {
                     match cmd {
                         SpeakerCommand::Call(f) => f(&mut speaker),
                         SpeakerCommand::Crash => {
-                            // No Cease: the runtime goes away with the tasks and their
-                            // sockets, which the kernel closes.
-                            std::mem::forget(speaker);
+                            // No Cease: the Stop that dropping the speaker queues is never
+                            // read, since the runtime goes away with the tasks as soon as
+                            // this returns, and the kernel closes their sockets.
+                            drop(speaker);
                             return;
                         }
                         SpeakerCommand::Shutdown(wait, message, done) => {
