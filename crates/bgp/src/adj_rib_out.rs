@@ -37,7 +37,7 @@ pub enum Withheld {
     /// session did not negotiate.
     ExtendedNextHopNotNegotiated,
     /// The session has no local address of the prefix's family to use as next hop (an
-    /// IPv6 prefix on an IPv4 session).
+    /// IPv6 prefix on an IPv4 session over a link without IPv6).
     NoNextHop(Family),
     /// The attributes do not fit in one message.
     AttributesTooLong,
@@ -73,9 +73,11 @@ pub struct Export {
     pub families: Vec<Family>,
     /// RFC 8950 negotiated for IPv4 unicast over an IPv6 next hop.
     pub ipv4_over_ipv6: bool,
-    /// The session's local IPv4 address, on an IPv4 session.
+    /// The session's local IPv4 address: its own on an IPv4 session, else one of the
+    /// interface's. With none, IPv4 routes need extended next hop.
     pub next_hop_v4: Option<Ipv4Addr>,
-    /// The session's local IPv6 address, and the link-local one when the peer is on-link.
+    /// The session's global IPv6 address (its own, or the interface's on an IPv4 session),
+    /// and the link-local one when the peer is on-link.
     pub next_hop_v6: Option<(Ipv6Addr, Option<Ipv6Addr>)>,
     /// Add GRACEFUL_SHUTDOWN (RFC 8326) to every route.
     pub graceful_shutdown: bool,

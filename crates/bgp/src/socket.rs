@@ -4,7 +4,7 @@
 
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::TcpStream;
 
 /// How to reach one peer.
@@ -95,45 +95,102 @@ pub fn set_md5_key(socket: &Socket, peer: IpAddr, key: &[u8]) -> io::Result<()> 
     }
 }
 
-/// The link-local address of the interface that holds `local`, when `peer` is on that
-/// interface's subnet (RFC 2545 §3: the link-local next hop is sent only to on-link peers).
-pub fn link_local_for(local: Ipv6Addr, peer: Ipv6Addr) -> Option<Ipv6Addr> {
-    let addrs = interface_addresses();
-    let (ifname, mask) = addrs.iter().find_map(|(name, addr, mask)| {
-        (*addr == local).then_some((name.clone(), u128::from(*mask)))
-    })?;
-    if u128::from(local) & mask != u128::from(peer) & mask {
-        return None;
-    }
-    addrs
-        .into_iter()
-        .find(|(name, addr, _)| *name == ifname && (addr.segments()[0] & 0xffc0) == 0xfe80)
-        .map(|(_, addr, _)| addr)
+/// The addresses a session can give as next hops: those of the interface that holds the
+/// session's local address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalAddresses {
+    pub v4: Option<Ipv4Addr>,
+    /// A global (not link-local) IPv6 address.
+    pub v6: Option<Ipv6Addr>,
+    /// The interface's link-local address, when the peer is on the interface's subnet
+    /// (RFC 2545 §3: only on-link peers get it).
+    pub link_local: Option<Ipv6Addr>,
 }
 
-/// Every IPv6 address of this network namespace with its interface name and netmask.
-fn interface_addresses() -> Vec<(String, Ipv6Addr, Ipv6Addr)> {
+fn is_link_local(a: &Ipv6Addr) -> bool {
+    (a.segments()[0] & 0xffc0) == 0xfe80
+}
+
+fn same_subnet(a: IpAddr, b: IpAddr, mask: IpAddr) -> bool {
+    match (a, b, mask) {
+        (IpAddr::V4(a), IpAddr::V4(b), IpAddr::V4(m)) => {
+            u32::from(a) & u32::from(m) == u32::from(b) & u32::from(m)
+        }
+        (IpAddr::V6(a), IpAddr::V6(b), IpAddr::V6(m)) => {
+            u128::from(a) & u128::from(m) == u128::from(b) & u128::from(m)
+        }
+        _ => false,
+    }
+}
+
+/// The next hops a session from `local` to `peer` can announce: `local` itself for its
+/// family, and for the other family an address of the same interface, so one session on a
+/// dual-stack link carries both families with usable next hops.
+pub fn local_addresses(local: IpAddr, peer: IpAddr) -> LocalAddresses {
+    let mut out = LocalAddresses::default();
+    match local {
+        IpAddr::V4(a) => out.v4 = Some(a),
+        IpAddr::V6(a) if !is_link_local(&a) => out.v6 = Some(a),
+        IpAddr::V6(_) => {}
+    }
+    let addrs = interface_addresses();
+    let Some((ifname, mask)) = addrs
+        .iter()
+        .find_map(|(name, addr, mask)| (*addr == local).then(|| (name.clone(), *mask)))
+    else {
+        return out;
+    };
+    let on_link = same_subnet(local, peer, mask);
+    for (name, addr, _) in &addrs {
+        if *name != ifname {
+            continue;
+        }
+        match addr {
+            IpAddr::V4(a) if out.v4.is_none() => out.v4 = Some(*a),
+            IpAddr::V6(a) if is_link_local(a) && on_link && out.link_local.is_none() => {
+                out.link_local = Some(*a);
+            }
+            IpAddr::V6(a) if !is_link_local(a) && out.v6.is_none() => out.v6 = Some(*a),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Every address of this network namespace with its interface name and netmask.
+fn interface_addresses() -> Vec<(String, IpAddr, IpAddr)> {
     let mut out = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we free below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
         return out;
     }
-    let v6 = |sa: *const libc::sockaddr| -> Option<Ipv6Addr> {
+    let ip = |sa: *const libc::sockaddr| -> Option<IpAddr> {
         // SAFETY: non-null sockaddrs from getifaddrs are valid for their family's size.
         unsafe {
-            if sa.is_null() || i32::from((*sa).sa_family) != libc::AF_INET6 {
+            if sa.is_null() {
                 return None;
             }
-            let sin6 = &*sa.cast::<libc::sockaddr_in6>();
-            Some(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+            match i32::from((*sa).sa_family) {
+                libc::AF_INET => {
+                    let sin = &*sa.cast::<libc::sockaddr_in>();
+                    Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                        sin.sin_addr.s_addr,
+                    ))))
+                }
+                libc::AF_INET6 => {
+                    let sin6 = &*sa.cast::<libc::sockaddr_in6>();
+                    Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+                }
+                _ => None,
+            }
         }
     };
     let mut cur = head;
     while !cur.is_null() {
         // SAFETY: `cur` walks the list getifaddrs returned, which stays valid until freed.
         let ifa = unsafe { &*cur };
-        if let (Some(addr), Some(mask)) = (v6(ifa.ifa_addr), v6(ifa.ifa_netmask)) {
+        if let (Some(addr), Some(mask)) = (ip(ifa.ifa_addr), ip(ifa.ifa_netmask)) {
             // SAFETY: ifa_name is a NUL-terminated string owned by the list.
             let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
                 .to_string_lossy()
@@ -161,13 +218,17 @@ mod tests {
     }
 
     #[test]
-    fn no_link_local_for_an_address_not_here() {
-        assert_eq!(
-            link_local_for(
-                "2001:db8::dead".parse().unwrap(),
-                "2001:db8::1".parse().unwrap()
-            ),
-            None
+    fn addresses_of_the_loopback_interface() {
+        // 127.0.0.1 is on lo, which has ::1 too (where IPv6 is on) and no link-local.
+        let a = local_addresses("127.0.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap());
+        assert_eq!(a.v4, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(a.link_local, None);
+        // An address not here still answers for itself.
+        let a = local_addresses(
+            "2001:db8::dead".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
         );
+        assert_eq!(a.v6, Some("2001:db8::dead".parse().unwrap()));
+        assert_eq!((a.v4, a.link_local), (None, None));
     }
 }

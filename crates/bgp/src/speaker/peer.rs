@@ -436,20 +436,14 @@ impl PeerTask {
     fn established(&mut self, n: Negotiated) {
         self.session.clear_restarting();
         self.restarting.store(false, Ordering::Relaxed);
-        let local = self.connection.as_ref().map(|c| c.local.ip());
-        let (next_hop_v4, next_hop_v6) = match (local, self.config.address) {
-            (Some(IpAddr::V4(l)), _) => (Some(l), None),
-            (Some(IpAddr::V6(l)), IpAddr::V6(peer)) => {
-                let link_local = self
-                    .config
-                    .link_local_next_hop
-                    .then(|| socket::link_local_for(l, peer))
-                    .flatten();
-                (None, Some((l, link_local)))
-            }
-            (Some(IpAddr::V6(l)), IpAddr::V4(_)) => (None, Some((l, None))),
-            (None, _) => (None, None),
-        };
+        let local = self
+            .connection
+            .as_ref()
+            .map(|c| socket::local_addresses(c.local.ip(), self.config.address))
+            .unwrap_or_default();
+        let link_local = local.link_local.filter(|_| self.config.link_local_next_hop);
+        let next_hop_v4 = local.v4;
+        let next_hop_v6 = local.v6.map(|global| (global, link_local));
         let export = Export {
             local_as: self.config.local_as,
             internal: n.internal,

@@ -101,7 +101,9 @@ impl Drop for Netns {
     }
 }
 
-/// Two namespaces joined by a veth pair with addresses on each end.
+/// Two namespaces joined by two veth pairs: a dual-stack link that carries the IPv4
+/// sessions, and an IPv6-only link that carries the IPv6 sessions (so IPv4 routes on them
+/// need RFC 8950 extended next hop).
 pub struct Link {
     pub speaker: Netns,
     pub router: Netns,
@@ -116,45 +118,61 @@ pub const SPEAKER_V4: [&str; 6] = [
     "192.0.2.7",
     "192.0.2.8",
 ];
-pub const SPEAKER_V6: [&str; 2] = ["2001:db8::1", "2001:db8::3"];
+/// The speaker's IPv6 address on the dual-stack link: the next hop of IPv6 routes sent on
+/// IPv4 sessions.
+pub const SPEAKER_DUAL_V6: &str = "2001:db8::1";
+pub const ROUTER_DUAL_V6: &str = "2001:db8::2";
+/// On the IPv6-only link.
+pub const SPEAKER_V6: [&str; 2] = ["2001:db8:1::1", "2001:db8:1::3"];
 pub const ROUTER_V4: &str = "192.0.2.2";
-pub const ROUTER_V6: &str = "2001:db8::2";
+pub const ROUTER_V6: &str = "2001:db8:1::2";
 
 impl Link {
     pub fn new(tag: &str) -> Link {
         let base = format!("hb{}{tag}", std::process::id() % 100_000);
         let speaker = Netns::new(&format!("{base}s"));
         let router = Netns::new(&format!("{base}r"));
-        let (a, b) = (format!("{base}a"), format!("{base}b"));
-        speaker.ip(&[
-            "link",
-            "add",
-            &a,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &b,
-            "netns",
-            &router.name,
-        ]);
-        for addr in SPEAKER_V4 {
-            speaker.ip(&["addr", "add", &format!("{addr}/24"), "dev", &a]);
+        let dual: Vec<String> = SPEAKER_V4
+            .iter()
+            .map(|a| format!("{a}/24"))
+            .chain([format!("{SPEAKER_DUAL_V6}/64")])
+            .collect();
+        let router_dual = [format!("{ROUTER_V4}/24"), format!("{ROUTER_DUAL_V6}/64")];
+        let v6: Vec<String> = SPEAKER_V6.iter().map(|a| format!("{a}/64")).collect();
+        let router_v6 = [format!("{ROUTER_V6}/64")];
+        for (ours, theirs, speaker_addrs, router_addrs) in [
+            ("a", "b", &dual[..], &router_dual[..]),
+            ("c", "d", &v6[..], &router_v6[..]),
+        ] {
+            let (a, b) = (format!("{base}{ours}"), format!("{base}{theirs}"));
+            speaker.ip(&[
+                "link",
+                "add",
+                &a,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &b,
+                "netns",
+                &router.name,
+            ]);
+            let add = |ns: &Netns, addr: &str, dev: &str| {
+                let mut args = vec!["addr", "add", addr, "dev", dev];
+                if addr.contains(':') {
+                    args.push("nodad");
+                }
+                ns.ip(&args);
+            };
+            for addr in speaker_addrs {
+                add(&speaker, addr, &a);
+            }
+            for addr in router_addrs {
+                add(&router, addr, &b);
+            }
+            speaker.ip(&["link", "set", &a, "up"]);
+            router.ip(&["link", "set", &b, "up"]);
         }
-        for addr in SPEAKER_V6 {
-            speaker.ip(&["addr", "add", &format!("{addr}/64"), "dev", &a, "nodad"]);
-        }
-        router.ip(&["addr", "add", &format!("{ROUTER_V4}/24"), "dev", &b]);
-        router.ip(&[
-            "addr",
-            "add",
-            &format!("{ROUTER_V6}/64"),
-            "dev",
-            &b,
-            "nodad",
-        ]);
-        speaker.ip(&["link", "set", &a, "up"]);
-        router.ip(&["link", "set", &b, "up"]);
         Link { speaker, router }
     }
 }
