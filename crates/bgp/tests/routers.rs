@@ -469,3 +469,77 @@ fn frr() {
 fn gobgp() {
     exercise(Kind::Gobgp, "go");
 }
+
+/// Not pass/fail: how long BIRD takes to hold 100,000 /32 and 100,000 /128 from the
+/// speaker (over one IPv4 session on the dual-stack link), the octets sent against the
+/// minimal encoding, and this process's peak RSS. Run with
+/// `cargo test -p bgp --test routers -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bird_full_table_load() {
+    const N: u32 = 100_000;
+    let link = Link::new("bl");
+    let router = Router::start(
+        Kind::Bird,
+        &link.router,
+        &[Neighbor {
+            name: "load".into(),
+            address: "192.0.2.1".into(),
+            asn: SPEAKER_AS,
+            hold_time: None,
+            password: None,
+            extended_next_hop: false,
+            active: false,
+        }],
+    );
+    let speaker = NetnsSpeaker::start(
+        &link.speaker,
+        SpeakerConfig {
+            router_id: "192.0.2.1".parse().expect("router id"),
+            restarting: false,
+        },
+    );
+    let mut routes = Routes::new();
+    for i in 0..N {
+        let v4 = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+        let v6 = std::net::Ipv6Addr::from((0x2001_0db8_0200u128 << 80) + u128::from(i));
+        routes.insert(Prefix::host(v4.into()), RouteAttrs::default());
+        routes.insert(Prefix::host(v6.into()), RouteAttrs::default());
+    }
+    speaker.set_routes("load", routes);
+    let mut p = PeerConfig::new("load", ip(ROUTER_V4), SPEAKER_AS, PeerAs::Fixed(ROUTER_AS));
+    p.source_address = Some(ip("192.0.2.1"));
+    let start = std::time::Instant::now();
+    speaker.call(move |s| s.set_peers(vec![p])).expect("valid");
+    wait_for("BIRD to hold every route", Duration::from_secs(300), || {
+        let n = router.bird_route_count()?;
+        if n >= u64::from(2 * N) {
+            Ok(())
+        } else {
+            Err(format!("{n} routes"))
+        }
+    });
+    let elapsed = start.elapsed();
+    let status = speaker.status("load");
+    // Per message: 19 header + 4 lengths + ORIGIN 4 + AS_PATH 9 = 36, plus NEXT_HOP 7
+    // (IPv4) or MP_REACH_NLRI's 4 + 5 + 32 (IPv6 with link-local); then 5 or 17 a prefix.
+    let v4_per = (4096 - 43) / 5;
+    let v6_per = (4096 - 77) / 17;
+    let minimal = (N as usize).div_ceil(v4_per) * 43
+        + (N as usize) * 5
+        + (N as usize).div_ceil(v6_per) * 77
+        + (N as usize) * 17;
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or("VmHWM: ?")
+        .to_string();
+    println!(
+        "BIRD holds {} routes after {elapsed:?}; {} UPDATEs, {} octets sent ({} for the routes' minimal encoding, plus OPEN/KEEPALIVE/End-of-RIB); test process {rss}",
+        2 * N,
+        status.updates_sent,
+        status.bytes_sent,
+        minimal
+    );
+}

@@ -155,6 +155,8 @@ pub struct PeerStatus {
     /// Wanted routes this session cannot carry, and why.
     pub withheld: BTreeMap<Prefix, Withheld>,
     pub updates_sent: u64,
+    /// Octets of every message sent, headers included.
+    pub bytes_sent: u64,
     pub updates_received: u64,
     /// ROUTE-REFRESH requests answered with the family's routes again.
     pub route_refreshes_received: u64,
@@ -182,6 +184,7 @@ pub(crate) struct PeerStats {
     pub advertised: usize,
     pub withheld: BTreeMap<Prefix, Withheld>,
     pub updates_sent: u64,
+    pub bytes_sent: u64,
     pub updates_received: u64,
     pub route_refreshes_received: u64,
     pub connect_attempts: u64,
@@ -455,6 +458,7 @@ impl Speaker {
                     pending: s.wanted.saturating_sub(s.advertised),
                     withheld: s.withheld,
                     updates_sent: s.updates_sent,
+                    bytes_sent: s.bytes_sent,
                     updates_received: s.updates_received,
                     route_refreshes_received: s.route_refreshes_received,
                     connect_attempts: s.connect_attempts,

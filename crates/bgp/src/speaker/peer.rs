@@ -408,7 +408,10 @@ impl PeerTask {
             s.last_error = Some(format!("sent {n}"));
         }
         if let Some(conn) = &self.connection {
-            let _ = conn.writer.send(bytes);
+            let len = bytes.len() as u64;
+            if conn.writer.send(bytes).is_ok() {
+                self.stats().bytes_sent += len;
+            }
         }
     }
 
@@ -425,10 +428,14 @@ impl PeerTask {
                 Err(e) => self.stats().last_error = Some(format!("cannot encode UPDATE: {e}")),
             }
         }
-        if let Some(conn) = &self.connection {
-            let _ = conn.writer.send(batch);
+        let len = batch.len() as u64;
+        if let Some(conn) = &self.connection
+            && conn.writer.send(batch).is_ok()
+        {
+            let mut s = self.stats();
+            s.bytes_sent += len;
+            s.updates_sent += count;
         }
-        self.stats().updates_sent += count;
         let actions = self.session.handle(Event::UpdateSent);
         self.apply(actions);
     }

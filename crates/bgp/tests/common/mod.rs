@@ -444,6 +444,24 @@ impl Router {
         out.unwrap_or_else(|e| e)
     }
 
+    /// How many routes BIRD holds in all its tables.
+    pub fn bird_route_count(&self) -> Result<u64, String> {
+        let out = self.cli(&[
+            "birdc",
+            "-s",
+            s(&self.dir.join("bird.ctl")),
+            "show",
+            "route",
+            "count",
+        ])?;
+        // "<n> of <m> routes for <k> networks in table master4", one line a table.
+        Ok(out
+            .lines()
+            .filter(|l| l.contains(" in table "))
+            .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+            .sum())
+    }
+
     /// The last lines of the router's log, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
         let log = self.log();
