@@ -286,8 +286,12 @@ impl Speaker {
             if self.peers.contains_key(&id) {
                 continue;
             }
-            let entry = self.start(config);
-            self.peers.insert(id, entry);
+            match self.start(config) {
+                Ok(entry) => {
+                    self.peers.insert(id, entry);
+                }
+                Err(error) => errors.push(PeerConfigError::Session { id, error }),
+            }
         }
         self.route_incoming();
         errors.extend(self.key_listeners());
@@ -404,7 +408,7 @@ impl Speaker {
             .or_insert_with(|| watch::channel(Arc::new(Routes::new())).0)
     }
 
-    fn start(&mut self, config: PeerConfig) -> PeerEntry {
+    fn start(&mut self, config: PeerConfig) -> Result<PeerEntry, ConfigError> {
         let routes = self.routes_sender(&config.id).subscribe();
         let (control, control_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(PeerStats::default()));
@@ -421,14 +425,14 @@ impl Speaker {
             self.graceful_shutdown.subscribe(),
             control_rx,
             stats.clone(),
-        );
+        )?;
         let task = self.runtime.spawn(task.run());
-        PeerEntry {
+        Ok(PeerEntry {
             config,
             control,
             stats,
             task,
-        }
+        })
     }
 
     /// The routes peer `id` should hold, replacing what was set before. Kept for a peer

@@ -112,14 +112,11 @@ impl PeerTask {
         graceful_shutdown: watch::Receiver<bool>,
         control: mpsc::UnboundedReceiver<Control>,
         stats: Arc<Mutex<PeerStats>>,
-    ) -> PeerTask {
+    ) -> Result<PeerTask, fsm::ConfigError> {
         let session_config = session_config(&config, speaker, restarting.load(Ordering::Relaxed));
         let jitter = Jitter(seed(&config.id));
-        // The speaker checked the configuration; a session that still fails to build
-        // falls back to one that only reports the error.
-        let session = Session::new(session_config, jitter)
-            .unwrap_or_else(|_| unreachable_session(&config, speaker));
-        PeerTask {
+        let session = Session::new(session_config, jitter)?;
+        Ok(PeerTask {
             config,
             restarting,
             session,
@@ -134,7 +131,7 @@ impl PeerTask {
             graceful_shutdown,
             control,
             stats,
-        }
+        })
     }
 
     fn stats(&self) -> std::sync::MutexGuard<'_, PeerStats> {
@@ -536,20 +533,6 @@ impl PeerTask {
             }
         }
         self.stats().established_at = None;
-    }
-}
-
-fn unreachable_session(config: &PeerConfig, speaker: &SpeakerConfig) -> Session<Jitter> {
-    // Only reached if validation and construction disagree: run with defaults instead of
-    // panicking.
-    let c = fsm::Config::new(
-        config.local_as,
-        config.peer_as,
-        config.router_id.unwrap_or(speaker.router_id),
-    );
-    match Session::new(c, Jitter(seed(&config.id))) {
-        Ok(s) => s,
-        Err(e) => panic!("default session configuration is invalid: {e}"),
     }
 }
 
