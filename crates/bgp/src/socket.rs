@@ -217,6 +217,41 @@ mod tests {
         assert!(set_md5_key(&socket, "2001:db8::2".parse().unwrap(), &[0; 81]).is_err());
     }
 
+    #[tokio::test]
+    async fn connect_binds_the_source_and_sets_the_ttl() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let peer = listener.local_addr().unwrap();
+        // TCP MD5 needs a keyed peer: the router tests prove it, md5_keys_are_checked_and_set
+        // the setsockopt.
+        let stream = connect(ConnectParams {
+            peer,
+            source: Some("127.0.0.2".parse().unwrap()),
+            ttl: 1,
+            md5_key: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            stream.local_addr().unwrap().ip(),
+            "127.0.0.2".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(socket2::SockRef::from(&stream).ttl_v4().unwrap(), 1);
+        assert!(stream.nodelay().unwrap());
+        let (accepted, from) = listener.accept().await.unwrap();
+        assert_eq!(from.ip(), "127.0.0.2".parse::<IpAddr>().unwrap());
+        drop(accepted);
+
+        let stream = connect(ConnectParams {
+            peer,
+            source: None,
+            ttl: 255,
+            md5_key: None,
+        })
+        .await
+        .unwrap();
+        assert_eq!(socket2::SockRef::from(&stream).ttl_v4().unwrap(), 255);
+    }
+
     #[test]
     fn addresses_of_the_loopback_interface() {
         // 127.0.0.1 is on lo, which has ::1 too (where IPv6 is on) and no link-local.
