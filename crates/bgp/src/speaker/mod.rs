@@ -7,6 +7,15 @@
 //! address they come from (RFC 4271 §6.8 settles collisions); without it, a `passive` peer
 //! never comes up.
 //!
+//! Once a session is Established the peer gets its whole table, then End-of-RIB for each
+//! negotiated family; after that only differences. Set a peer's routes before the peer
+//! itself after a restart, or its first table (and End-of-RIB, which ends the peer's
+//! graceful restart) goes out empty. Next hops come from the session: its local address,
+//! and for the other family an address of the same interface (plus the link-local one for
+//! IPv6 when the peer is on-link); an IPv4 route on a link without IPv4 needs RFC 8950
+//! extended next hop. A route that cannot go is listed in [`PeerStatus::withheld`] with
+//! the reason.
+//!
 //! Not here: where peers and routes come from (Kubernetes, MetalLB's resources).
 
 mod peer;
@@ -61,7 +70,7 @@ pub struct PeerConfig {
     pub ebgp_multihop: bool,
     /// TCP MD5 signature password.
     pub password: Option<String>,
-    /// Wait for the peer to connect (needs a listener, which this speaker does not have).
+    /// Never connect; wait for the peer to (needs [`Speaker::listen`]).
     pub passive: bool,
     /// Graceful restart with this restart time in seconds (RFC 4724).
     pub graceful_restart: Option<u16>,
