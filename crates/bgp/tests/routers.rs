@@ -256,10 +256,12 @@ fn start_speaker(kind: Kind, link: &Link, restarting: bool, withdrawn: &[&str]) 
 
 /// The router asks for our IPv4 routes again; they go out on the same session.
 fn route_refresh(router: &Router, speaker: &NetnsSpeaker) {
-    let before = speaker.status("ebgp4");
-    router.request_refresh("ebgp4", "192.0.2.1");
-    let after = wait_for("ebgp4 to answer a ROUTE-REFRESH", LIMIT, || {
-        let s = speaker.status("ebgp4");
+    // On a session with the default hold time, so a busy machine cannot make it flap
+    // in between.
+    let before = speaker.status("as4");
+    router.request_refresh("as4", "192.0.2.5");
+    let after = wait_for("as4 to answer a ROUTE-REFRESH", LIMIT, || {
+        let s = speaker.status("as4");
         if s.route_refreshes_received > before.route_refreshes_received
             && s.updates_sent > before.updates_sent
         {
@@ -269,8 +271,8 @@ fn route_refresh(router: &Router, speaker: &NetnsSpeaker) {
         }
     });
     assert_eq!(after.sessions_established, before.sessions_established);
-    route_where(router, "198.51.100.1/32", "after the refresh", |r| {
-        r.communities.contains(&"64512:100".to_string())
+    route_where(router, "198.51.100.5/32", "after the refresh", |r| {
+        r.communities.contains(&"64512:104".to_string())
     });
 }
 
