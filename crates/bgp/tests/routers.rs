@@ -1,11 +1,13 @@
 //! The speaker against real routers — BIRD 2, FRR bgpd (without zebra) and GoBGP — each in
-//! its own network namespace, linked by a veth pair to the speaker's namespace. Every
-//! assertion reads the router's own table: a session that is up but carries wrong routes
-//! fails here.
+//! its own network namespace, linked to the speaker's namespace by a dual-stack veth pair
+//! (IPv4 sessions) and an IPv6-only one (IPv6 sessions). Every assertion reads the router's
+//! own table: a session that is up but carries wrong routes fails here.
 //!
-//! One test per router, so the three run concurrently. Each runs seven sessions at once
+//! One test per router, so the three run concurrently. Each runs eight sessions at once
 //! (eBGP and iBGP over IPv4 and IPv6, a 4-octet AS, TCP MD5 with the right and a wrong
-//! password), then withdraws, freezes the router with SIGSTOP, and shuts down gracefully.
+//! password, a passive one the router connects to), each carrying a /32 and a /128, then:
+//! a withdrawal, a route refresh, the router frozen with SIGSTOP, the speaker killed and
+//! restarted under graceful restart, the router restarted, and a graceful shutdown.
 
 mod common;
 
