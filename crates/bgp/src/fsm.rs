@@ -319,6 +319,14 @@ impl<R: Random> Session<R> {
         &self.config
     }
 
+    /// This speaker is no longer restarting once a session has come up: later OPENs leave
+    /// the graceful restart R bit clear (RFC 4724 §3).
+    pub fn clear_restarting(&mut self) {
+        if let Some(gr) = &mut self.config.graceful_restart {
+            gr.restarting = false;
+        }
+    }
+
     /// What was negotiated, from OpenConfirm on.
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref()

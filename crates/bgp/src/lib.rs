@@ -2,8 +2,48 @@
 //!
 //! This crate owns the BGP protocol and nothing else: [`wire`] encodes and decodes messages
 //! (RFC 4271 and the extensions herald speaks), [`fsm`] is the per-peer session state machine
-//! as a pure type that turns events into actions. It knows nothing of Kubernetes Services or
-//! MetalLB: it is given prefixes with their attributes and peers to talk to.
+//! as a pure type that turns events into actions, [`adj_rib_out`] turns wanted routes into
+//! the UPDATEs that bring a peer up to date, [`socket`] makes connections with the options
+//! BGP needs (source address, TTL, TCP MD5), and [`speaker`] runs one tokio task per peer
+//! around them. It knows nothing of Kubernetes Services or MetalLB: it is given prefixes
+//! with their attributes and peers to talk to.
+//!
+//! The speaker, as the binary drives it (inside a tokio runtime):
+//!
+//! ```no_run
+//! # async fn example() {
+//! use bgp::fsm::PeerAs;
+//! use bgp::wire::{Community, Prefix};
+//! use bgp::{PeerConfig, RouteAttrs, Routes, Speaker, SpeakerConfig};
+//! use std::time::Duration;
+//!
+//! let mut speaker = Speaker::new(SpeakerConfig {
+//!     router_id: "192.0.2.1".parse().unwrap(),
+//!     restarting: true, // just started: graceful restart R bit in each peer's first OPEN
+//! });
+//! // Routes first, so a restarted speaker's first table is complete before End-of-RIB.
+//! let routes: Routes = [(
+//!     Prefix::host("198.51.100.7".parse().unwrap()),
+//!     RouteAttrs { communities: vec![Community::new(64512, 100)], ..Default::default() },
+//! )]
+//! .into_iter()
+//! .collect();
+//! speaker.set_routes("router-a", routes);
+//! let mut peer = PeerConfig::new("router-a", "192.0.2.2".parse().unwrap(), 64512, PeerAs::Fixed(65000));
+//! peer.graceful_restart = Some(120);
+//! speaker.set_peers(vec![peer]).unwrap(); // level-based: only changed peers are reset
+//! for status in speaker.status() {
+//!     // metallb_bgp_session_up{peer}            = status.state == State::Established
+//!     // metallb_bgp_updates_total{peer}         = status.updates_sent
+//!     // metallb_bgp_announced_prefixes_total{peer} = status.advertised
+//!     // metallb_bgp_pending_prefixes_total{peer}   = status.pending
+//!     // herald_bgp_notifications_total{peer,direction,code,subcode}
+//!     //     = status.notifications_sent / notifications_received, keyed by (code, subcode)
+//!     let _ = status;
+//! }
+//! speaker.shutdown(Some(Duration::from_secs(10)), "node-a is shutting down").await;
+//! # }
+//! ```
 //!
 //! Parsing never panics and never trusts a length field: every decoder checks the buffer
 //! before reading and returns a typed error that says what was malformed and which
@@ -36,5 +76,11 @@
 //! assert_eq!(updates.len(), 1);
 //! ```
 
+pub mod adj_rib_out;
 pub mod fsm;
+pub mod socket;
+pub mod speaker;
 pub mod wire;
+
+pub use adj_rib_out::{RouteAttrs, Withheld};
+pub use speaker::{PeerConfig, PeerConfigError, PeerStatus, Routes, Speaker, SpeakerConfig};
