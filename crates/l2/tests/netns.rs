@@ -22,18 +22,13 @@ use l2::wire::{
     VlanTag, VlanTags, solicited_node_multicast, solicited_node_multicast_ethernet_addr,
 };
 use l2::{DropReason, Frame};
-use testkit::netns::{Bridge, Netns, output, poll_until, veth};
+use testkit::lan::{CLIENT_V4, CLIENT_V6, Lan, NODE1_V4, arping, ndisc6, neigh, quiet, resolve_to};
+use testkit::netns::{Netns, output, poll_until, veth};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-const NODE1_V4: &str = "192.0.2.1";
-const NODE2_V4: &str = "192.0.2.2";
-const CLIENT_V4: &str = "192.0.2.100";
 const SERVICE_V4: &str = "192.0.2.10";
 const UNOWNED_V4: &str = "192.0.2.11";
-const NODE1_V6: &str = "2001:db8::1";
-const NODE2_V6: &str = "2001:db8::2";
-const CLIENT_V6: &str = "2001:db8::100";
 const SERVICE_V6: &str = "2001:db8::10";
 const UNOWNED_V6: &str = "2001:db8::11";
 
@@ -43,64 +38,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// Settings applied to a namespace before its links exist: no DAD, so addresses are usable at
-/// once and no DAD probes cross the LAN.
-fn quiet(ns: &Netns) {
-    for key in [
-        "net.ipv6.conf.all.accept_dad",
-        "net.ipv6.conf.default.accept_dad",
-        "net.ipv6.conf.default.router_solicitations",
-    ] {
-        ns.sysctl(key, "0");
-    }
-}
-
-/// The client probes a stale entry after 1 s rather than 5 (there is no per-namespace default
-/// for neighbor parameters, so this is per link).
-fn probe_soon(ns: &Netns, ifname: &str) {
-    for family in ["ipv4", "ipv6"] {
-        ns.sysctl(
-            &format!("net.{family}.neigh.{ifname}.delay_first_probe_time"),
-            "1",
-        );
-    }
-}
-
-/// Two nodes and a client on one bridge, dual-stack, each on its `eth0`.
-struct Lan {
-    client: Netns,
-    node1: Netns,
-    node2: Netns,
-    // Dropped last: the namespaces above hold the other ends of its ports.
-    _bridge: Bridge,
-}
-
-impl Lan {
-    fn new() -> Lan {
-        let bridge = Bridge::new();
-        let node1 = Netns::new("n1");
-        let node2 = Netns::new("n2");
-        let client = Netns::new("cl");
-        for (ns, v4, v6) in [
-            (&node1, NODE1_V4, NODE1_V6),
-            (&node2, NODE2_V4, NODE2_V6),
-            (&client, CLIENT_V4, CLIENT_V6),
-        ] {
-            quiet(ns);
-            bridge.attach(ns, "eth0");
-            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", "eth0"]);
-            ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"]);
-            probe_soon(ns, "eth0");
-        }
-        Lan {
-            client,
-            node1,
-            node2,
-            _bridge: bridge,
-        }
-    }
 }
 
 fn owned(entries: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<IpAddr>> {
@@ -220,54 +157,6 @@ fn test_config() -> Config {
         refresh_interval: None,
         ..Config::default()
     }
-}
-
-/// The client's neighbor entry for `ip` on `dev`, as `ip neigh` prints it.
-fn neigh(client: &Netns, ip: &str, dev: &str) -> String {
-    client.ip(&["neigh", "show", "to", ip, "dev", dev])
-}
-
-/// Makes the client's kernel resolve `ip` (a ping nobody answers starts it) until its cache
-/// holds `mac` in a usable state.
-fn resolve_to(client: &Netns, ip: &str, dev: &str, mac: &str) {
-    poll_until(
-        &format!("the client to resolve {ip} to {mac}"),
-        WAIT,
-        |last| {
-            let entry = neigh(client, ip, dev);
-            let usable = ["REACHABLE", "STALE", "DELAY", "PROBE"]
-                .iter()
-                .any(|state| entry.contains(state));
-            if usable && entry.contains(&format!("lladdr {mac} ")) {
-                return Some(());
-            }
-            *last = entry;
-            if !last.contains("INCOMPLETE") {
-                let _ = output(client.command("ping").args(["-c1", "-W1", "-I", dev, ip]));
-            }
-            None
-        },
-    );
-}
-
-fn arping(client: &Netns, args: &[&str]) -> (bool, String) {
-    let out = output(client.command("arping").args(args));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_lowercase(),
-    )
-}
-
-fn ndisc6(client: &Netns, ip: &str, dev: &str) -> (bool, String) {
-    let out = output(
-        client
-            .command("ndisc6")
-            .args(["-q", "-1", "-r", "3", "-w", "1000", ip, dev]),
-    );
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_lowercase(),
-    )
 }
 
 fn has_maddr(ns: &Netns, ifname: &str, mac: &str) -> bool {

@@ -6,6 +6,7 @@
 //! expected, since they only ever run inside tests.
 
 pub mod apiserver;
+pub mod lan;
 pub mod netns;
 
 use serde_json::Value;
@@ -95,14 +96,20 @@ impl Output {
     }
 }
 
-/// Runs `herald ARGS...` to completion.
+/// Runs `herald ARGS...` to completion (in this process's network namespace: only for
+/// commands that use no network, such as `herald check`).
 pub fn herald<I, S>(args: I) -> Output
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let output = Command::new(herald_bin())
-        .args(args)
+    let mut cmd = Command::new(herald_bin());
+    cmd.args(args);
+    run_herald(cmd)
+}
+
+fn run_herald(mut cmd: Command) -> Output {
+    let output = cmd
         .env_remove("NODE_NAME")
         .stdin(Stdio::null())
         .output()
@@ -147,21 +154,38 @@ struct Logs {
     closed: bool,
 }
 
-/// A running `herald speaker` with `--metrics-addr 127.0.0.1:0 --log-format json`.
-/// Killed when dropped, if still running.
+/// A running `herald speaker` with `--metrics-addr 127.0.0.1:0 --log-format json`, inside
+/// a network namespace: one of its own, or the one a test gives it (a node of a test LAN).
+/// Its answers, announcements and BGP connections never reach the host's network. Killed
+/// when dropped, if still running.
 pub struct Speaker {
     child: Child,
     addr: SocketAddr,
     logs: Arc<(Mutex<Logs>, Condvar)>,
+    netns: String,
+    /// The namespace made for this speaker alone, deleted after it.
+    _own_netns: Option<netns::Netns>,
 }
 
 impl Speaker {
-    /// Starts `herald speaker --config FILE... --node NODE EXTRA...` and waits until it
-    /// logs the address it serves on.
+    /// Starts `herald speaker --config FILE... --node NODE EXTRA...` in a namespace of its
+    /// own (with only a loopback) and waits until it logs the address it serves on.
     pub fn start<P: AsRef<Path>>(configs: &[P], node: &str, extra: &[&str]) -> Speaker {
         let mut args: Vec<&str> = vec!["--node", node];
         args.extend_from_slice(extra);
         Speaker::start_with(configs, &args, |_| {})
+    }
+
+    /// Like [`Speaker::start`], in the namespace `ns` (which must outlive the speaker).
+    pub fn start_in<P: AsRef<Path>>(
+        ns: &netns::Netns,
+        configs: &[P],
+        node: &str,
+        extra: &[&str],
+    ) -> Speaker {
+        let mut args: Vec<&str> = vec!["--node", node];
+        args.extend_from_slice(extra);
+        Speaker::launch(ns.name(), None, configs, &args, |_| {})
     }
 
     /// Like [`Speaker::start`] without `--node`; `customize` may set the environment
@@ -171,7 +195,21 @@ impl Speaker {
         extra: &[&str],
         customize: impl FnOnce(&mut Command),
     ) -> Speaker {
-        let mut cmd = Command::new(herald_bin());
+        let ns = netns::Netns::new("hs");
+        let name = ns.name().to_owned();
+        Speaker::launch(&name, Some(ns), configs, extra, customize)
+    }
+
+    fn launch<P: AsRef<Path>>(
+        netns: &str,
+        own_netns: Option<netns::Netns>,
+        configs: &[P],
+        extra: &[&str],
+        customize: impl FnOnce(&mut Command),
+    ) -> Speaker {
+        // `ip netns exec` execs herald, so the child's pid is herald's (for signals).
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns]).arg(herald_bin());
         cmd.arg("speaker");
         for c in configs {
             cmd.arg("--config").arg(c.as_ref());
@@ -199,6 +237,8 @@ impl Speaker {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             logs,
+            netns: netns.to_owned(),
+            _own_netns: own_netns,
         };
         let line = speaker
             .wait_for_log(
@@ -224,6 +264,24 @@ impl Speaker {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The name of the network namespace herald runs in.
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// Runs another `herald ARGS...` to completion in this speaker's namespace.
+    pub fn herald<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.netns])
+            .arg(herald_bin())
+            .args(args);
+        run_herald(cmd)
     }
 
     /// Every JSON log line so far.
@@ -280,9 +338,13 @@ impl Speaker {
         (r.status, r.body)
     }
 
-    /// `GET path` with headers.
+    /// `GET path` with headers, from inside herald's namespace.
     pub fn request(&self, path: &str) -> Response {
-        http_get(self.addr, path).unwrap_or_else(|e| panic!("GET {path} from herald: {e}"))
+        let (addr, owned_path) = (self.addr, path.to_owned());
+        netns::spawn_in(&self.netns, move || http_get(addr, &owned_path))
+            .join()
+            .unwrap_or_else(|_| panic!("GET {path} from herald: the client thread panicked"))
+            .unwrap_or_else(|e| panic!("GET {path} from herald: {e}"))
     }
 
     /// `GET path` parsed as JSON; panics unless the status is 200.
@@ -290,6 +352,27 @@ impl Speaker {
         let (status, body) = self.get(path);
         assert_eq!(status, 200, "GET {path}: {body}");
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+    }
+
+    /// `GET /metrics`, checked to parse as Prometheus exposition line by line.
+    pub fn scrape(&self) -> prometheus_parse::Scrape {
+        let r = self.request("/metrics");
+        assert_eq!(r.status, 200, "{}", r.body);
+        let lines: Vec<String> = r.body.lines().map(str::to_owned).collect();
+        let sample_lines = lines
+            .iter()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .count();
+        let scrape =
+            prometheus_parse::Scrape::parse(lines.into_iter().map(Ok)).expect("metrics parse");
+        // prometheus-parse skips lines it cannot read; every line must have become a sample.
+        assert_eq!(
+            scrape.samples.len(),
+            sample_lines,
+            "unparsed lines in:\n{}",
+            r.body
+        );
+        scrape
     }
 
     /// Polls `probe` until it returns `Some`, or panics saying `what` never happened.
@@ -365,6 +448,24 @@ fn collect(
         lock(&logs.0).closed = true;
         logs.1.notify_all();
     }
+}
+
+/// The value of the sample `name` whose labels include `labels`.
+pub fn metric(
+    scrape: &prometheus_parse::Scrape,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    use prometheus_parse::Value;
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .find(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .and_then(|s| match s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+            _ => None,
+        })
 }
 
 /// A minimal HTTP/1.1 GET: enough for herald's own endpoints, nothing more.

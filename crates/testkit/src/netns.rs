@@ -146,24 +146,33 @@ impl Netns {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let path = format!("/run/netns/{}", self.name);
-        let file = File::open(&path).unwrap_or_else(|err| panic!("cannot open {path}: {err}"));
-        std::thread::Builder::new()
-            .name(format!("netns-{}", self.name))
-            .spawn(move || {
-                // SAFETY: `file` is an open namespace file; setns only affects this thread.
-                let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-                if ret != 0 {
-                    panic!(
-                        "setns into {path} failed: {}",
-                        std::io::Error::last_os_error()
-                    );
-                }
-                drop(file);
-                f()
-            })
-            .expect("spawn a thread")
+        spawn_in(&self.name, f)
     }
+}
+
+/// [`Netns::spawn`] for a namespace known by name (`ip netns` names it under /run/netns).
+pub fn spawn_in<F, R>(name: &str, f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let path = format!("/run/netns/{name}");
+    let file = File::open(&path).unwrap_or_else(|err| panic!("cannot open {path}: {err}"));
+    std::thread::Builder::new()
+        .name(format!("netns-{name}"))
+        .spawn(move || {
+            // SAFETY: `file` is an open namespace file; setns only affects this thread.
+            let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            if ret != 0 {
+                panic!(
+                    "setns into {path} failed: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            drop(file);
+            f()
+        })
+        .expect("spawn a thread")
 }
 
 impl Drop for Netns {
