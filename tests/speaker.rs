@@ -3,11 +3,10 @@
 //!
 //! Nothing here is timed: every wait polls for a condition with a generous limit.
 
-use prometheus_parse::{Scrape, Value as Sample};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use testkit::{PATIENCE, Signal, Speaker, fixture};
+use testkit::{PATIENCE, Signal, Speaker, fixture, metric};
 
 /// A service added to valid.yaml to make a visibly different valid configuration.
 const EXTRA_SERVICE: &str = "
@@ -95,41 +94,9 @@ fn l2_ips(status: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn scrape(s: &Speaker) -> Scrape {
-    let r = s.request("/metrics");
-    assert_eq!(r.status, 200, "{}", r.body);
-    let lines: Vec<String> = r.body.lines().map(str::to_owned).collect();
-    let sample_lines = lines
-        .iter()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .count();
-    let scrape = Scrape::parse(lines.into_iter().map(Ok)).expect("metrics parse");
-    // prometheus-parse skips lines it cannot read; every line must have become a sample.
-    assert_eq!(
-        scrape.samples.len(),
-        sample_lines,
-        "unparsed lines in:\n{}",
-        r.body
-    );
-    scrape
-}
-
-/// The value of the sample `name` whose labels include `labels`.
-fn metric(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .find(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .and_then(|s| match s.value {
-            Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v) => Some(v),
-            _ => None,
-        })
-}
-
 fn wait_metric(s: &Speaker, name: &str, labels: &[(&str, &str)], want: f64) {
     s.eventually(&format!("{name}{labels:?} == {want}"), |s| {
-        (metric(&scrape(s), name, labels) == Some(want)).then_some(())
+        (metric(&s.scrape(), name, labels) == Some(want)).then_some(())
     });
 }
 
@@ -171,7 +138,7 @@ fn serves_health_readiness_status_and_metrics() {
             || content_type.starts_with("text/plain; version=0.0.4"),
         "{content_type}"
     );
-    let m = scrape(&s);
+    let m = s.scrape();
     let build = m
         .samples
         .iter()
@@ -192,6 +159,24 @@ fn serves_health_readiness_status_and_metrics() {
     assert_eq!(metric(&m, "herald_plan_bgp_peers", &[]), Some(2.0));
     // web's two addresses, each to the peer of its family.
     assert_eq!(metric(&m, "herald_plan_bgp_routes", &[]), Some(2.0));
+    // The plan's sessions run, under MetalLB's metric names; no router is reachable from
+    // this namespace, so they are down and their routes pending.
+    for peer in ["10.0.0.1:179", "[2001:db8:ffff::1]:179"] {
+        wait_metric(&s, "metallb_bgp_session_up", &[("peer", peer)], 0.0);
+        wait_metric(
+            &s,
+            "metallb_bgp_pending_prefixes_total",
+            &[("peer", peer)],
+            1.0,
+        );
+        wait_metric(&s, "metallb_bgp_updates_total", &[("peer", peer)], 0.0);
+    }
+    // dns's address is planned for eth0, which this namespace lacks: not answered.
+    let st = status(&s);
+    let l2 = &st["announcing"]["layer2"]["addresses"][0];
+    assert_eq!(l2["ip"], "198.51.100.20", "{st:#}");
+    assert_eq!(l2["interfaces"], serde_json::json!([]), "{st:#}");
+    assert_eq!(l2["unmatched"], serde_json::json!(["eth0"]), "{st:#}");
 
     let (code, body) = s.get("/nope");
     assert_eq!(code, 404);
@@ -289,7 +274,7 @@ fn invalid_new_file_is_rejected_and_the_last_good_plan_kept() {
 
     replace_by_rename(&file, BROKEN);
     wait_metric(&s, "herald_config_stale_bool", &[], 1.0);
-    let m = scrape(&s);
+    let m = s.scrape();
     assert_eq!(metric(&m, "herald_config_loaded_bool", &[]), Some(0.0));
     assert_eq!(
         metric(&m, "herald_config_reloads_total", &[("result", "failure")]),
@@ -357,7 +342,7 @@ fn starts_unready_on_an_invalid_file_and_recovers() {
     assert_eq!(st["config"]["state"], "invalid");
     assert_eq!(st["plan"], Value::Null);
     assert_eq!(st["ready"], false);
-    let m = scrape(&s);
+    let m = s.scrape();
     assert_eq!(metric(&m, "herald_config_loaded_bool", &[]), Some(0.0));
     assert_eq!(
         metric(&m, "herald_config_stale_bool", &[]),
@@ -446,7 +431,7 @@ fn a_taken_metrics_address_is_a_clear_startup_error() {
     let (_dir, file) = config_dir(&valid());
     let first = Speaker::start(&[&file], "node-a", &[]);
     let taken = first.addr().to_string();
-    let out = testkit::herald([
+    let out = first.herald([
         "speaker".as_ref(),
         "--config".as_ref(),
         file.as_os_str(),

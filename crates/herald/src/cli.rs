@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,7 +71,61 @@ pub struct SpeakerArgs {
     pub metrics_addr: SocketAddr,
 
     #[command(flatten)]
+    pub announce: AnnounceArgs,
+
+    #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// How addresses are announced. Durations are written as in Kubernetes: 500ms, 90s, 1m30s.
+#[derive(Debug, Args)]
+pub struct AnnounceArgs {
+    /// Rounds of gratuitous ARP / unsolicited neighbor advertisements when this node takes
+    /// an address, and again when a link comes up.
+    #[arg(
+        long,
+        env = "HERALD_L2_ANNOUNCE_COUNT",
+        default_value_t = 3,
+        value_name = "N"
+    )]
+    pub l2_announce_count: u32,
+
+    /// Time between those rounds. Linux ignores a second ARP update for an entry within its
+    /// locktime (1s by default), so rounds closer than that may be lost.
+    #[arg(long, env = "HERALD_L2_ANNOUNCE_INTERVAL", default_value = "1100ms",
+          value_name = "DURATION", value_parser = parse_duration)]
+    pub l2_announce_interval: Duration,
+
+    /// One more round this often while an address is held, so switches and clients stay
+    /// current; 0 turns it off.
+    #[arg(long, env = "HERALD_L2_REFRESH_INTERVAL", default_value = "60s",
+          value_name = "DURATION", value_parser = parse_duration)]
+    pub l2_refresh_interval: Duration,
+
+    /// On shutdown, re-announce every BGP route with the GRACEFUL_SHUTDOWN community
+    /// (65535:0, RFC 8326) and wait this long so routers move traffic away before the
+    /// sessions close; 0 closes at once.
+    #[arg(long, env = "HERALD_BGP_GRACEFUL_SHUTDOWN", default_value = "0s",
+          value_name = "DURATION", value_parser = parse_duration)]
+    pub bgp_graceful_shutdown: Duration,
+}
+
+impl AnnounceArgs {
+    pub fn options(&self) -> crate::actuators::Options {
+        let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
+        crate::actuators::Options {
+            l2: l2::Config {
+                announce_count: self.l2_announce_count,
+                announce_interval: self.l2_announce_interval,
+                refresh_interval: nonzero(self.l2_refresh_interval),
+            },
+            bgp_graceful_shutdown: nonzero(self.bgp_graceful_shutdown),
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    model::net::parse_duration(s).map_err(|e| format!("{e}; {}", e.fix()))
 }
 
 /// Where the configuration comes from.
@@ -136,6 +191,47 @@ mod tests {
         assert_eq!(args.metrics_addr, "0.0.0.0:7472".parse().expect("addr"));
         assert_eq!(args.log.log_format, LogFormat::Text);
         assert_eq!(args.log.log_level, "info");
+        let options = args.announce.options();
+        assert_eq!(options.l2, l2::Config::default());
+        assert_eq!(options.bgp_graceful_shutdown, None);
+    }
+
+    #[test]
+    fn announce_timing_is_configurable() {
+        let cli = Cli::try_parse_from([
+            "herald",
+            "speaker",
+            "--config",
+            "a.yaml",
+            "--l2-announce-count",
+            "5",
+            "--l2-announce-interval",
+            "2s",
+            "--l2-refresh-interval",
+            "0",
+            "--bgp-graceful-shutdown",
+            "1m30s",
+        ])
+        .expect("parses");
+        let Command::Speaker(args) = cli.command else {
+            panic!("not speaker")
+        };
+        let options = args.announce.options();
+        assert_eq!(options.l2.announce_count, 5);
+        assert_eq!(options.l2.announce_interval, Duration::from_secs(2));
+        assert_eq!(options.l2.refresh_interval, None);
+        assert_eq!(options.bgp_graceful_shutdown, Some(Duration::from_secs(90)));
+        let err = Cli::try_parse_from([
+            "herald",
+            "speaker",
+            "--config",
+            "a.yaml",
+            "--l2-announce-interval",
+            "2",
+        ])
+        .expect_err("a duration needs a unit");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("2s"), "{err}");
     }
 
     #[test]

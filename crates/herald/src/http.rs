@@ -1,13 +1,20 @@
 //! The speaker's HTTP endpoints on `--metrics-addr`:
 //!
-//! - `/metrics`: OpenMetrics text (`herald_*` now; MetalLB's names as actuators arrive).
+//! - `/metrics`: OpenMetrics text: `herald_*`, and MetalLB's names and labels.
 //! - `/healthz`: 200 while the process answers. Configuration trouble does not fail it, so
 //!   a kubelet never restarts a speaker that is keeping the last good plan.
 //! - `/readyz`: 503 until a plan has been made from a valid configuration, then 200.
 //! - `/status`: JSON `{node, ready, config: {state, files, generation, last_reload,
-//!   last_success, last_errors, warnings}, plan}`; `state` is `pending`, `loaded`, `stale`
-//!   (running an older plan, the newest files were rejected) or `invalid` (nothing valid yet).
+//!   last_success, last_errors, warnings}, plan, announcing}`; `state` is `pending`, `loaded`,
+//!   `stale` (running an older plan, the newest files were rejected) or `invalid` (nothing
+//!   valid yet). `announcing` is what the actuators do with the plan: `layer2: {addresses:
+//!   [{ip, service, interfaces, unmatched}], interfaces: {NAME: {listening, error,
+//!   frames_read}}, error}` (an address with no interfaces is not answered on this node, and
+//!   `unmatched` says which named interfaces it lacks) and `bgp: [{peer, address, state,
+//!   not_running, routes_planned, routes_advertised, routes_pending, withheld: {PREFIX:
+//!   reason}, last_error, ...}]`.
 
+use crate::actuators::Announcing;
 use crate::state::{ConfigStatus, Shared};
 use axum::Router;
 use axum::extract::State;
@@ -65,6 +72,9 @@ struct StatusDoc<'a> {
     config: &'a ConfigStatus,
     /// The running plan: the last one made from a valid configuration.
     plan: Option<&'a NodePlan>,
+    /// What is being done about the plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    announcing: Option<Announcing>,
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
@@ -75,6 +85,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
             ready: state.plan.is_some(),
             config: &state.config,
             plan: state.plan.as_deref(),
+            announcing: shared.actuators.as_ref().map(|a| a.status()),
         })
     };
     match body {

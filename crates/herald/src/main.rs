@@ -1,12 +1,15 @@
 //! The `herald` binary: command line, wiring, metrics/health HTTP and signals.
 //!
 //! Owns no protocol or configuration logic of its own: it reads configuration through
-//! `model`, and (later) hands plans to the L2, BGP and election actuators.
+//! `model`, and hands plans to the Layer 2 (`l2`) and BGP (`bgp`) actuators.
 
+mod actuators;
+mod bgp_speaker;
 mod check;
 mod cli;
 mod config;
 mod http;
+mod layer2;
 mod logging;
 mod metrics;
 mod render;

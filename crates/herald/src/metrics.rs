@@ -1,11 +1,18 @@
-//! herald's own Prometheus metrics (`herald_*`). MetalLB-compatible metrics join here when
-//! the actuators that produce them exist.
+//! herald's Prometheus metrics: its own (`herald_*`) and MetalLB's names and labels, so
+//! existing dashboards and alerts keep working.
+//!
+//! The configuration metrics live here; the actuators register collectors that read their
+//! counters at scrape time ([`Metrics::register`]).
 
 use model::NodePlan;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family as MetricFamily;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
@@ -39,7 +46,7 @@ pub struct Metrics {
     registry: Registry,
     config_loaded: Gauge,
     config_stale: Gauge,
-    config_reloads: Family<ReloadLabels, Counter>,
+    config_reloads: MetricFamily<ReloadLabels, Counter>,
     plan_l2_addresses: Gauge,
     plan_bgp_routes: Gauge,
     plan_bgp_peers: Gauge,
@@ -75,7 +82,7 @@ impl Metrics {
             "1 when the running plan comes from an older configuration than a newer one that was rejected",
             config_stale.clone(),
         );
-        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        let config_reloads = MetricFamily::<ReloadLabels, Counter>::default();
         // Both series exist from the start, so rate() and alerts see a zero, not nothing.
         for result in [ReloadResult::Success, ReloadResult::Failure] {
             let _ = config_reloads.get_or_create(&ReloadLabels { result });
@@ -114,6 +121,11 @@ impl Metrics {
         }
     }
 
+    /// Adds metrics that are read at scrape time.
+    pub fn register(&mut self, collector: Box<dyn Collector>) {
+        self.registry.register_collector(collector);
+    }
+
     pub fn reload(&self, result: ReloadResult) {
         self.config_reloads
             .get_or_create(&ReloadLabels { result })
@@ -138,6 +150,39 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
     }
+}
+
+/// The samples of one metric family read at scrape time: labels and value.
+pub type Family = Vec<(Vec<(&'static str, String)>, u64)>;
+
+/// Encodes a counter family (the exposition appends `_total` to `name`).
+pub fn counter_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: Family,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, value) in samples {
+        ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Encodes a family of plain values under exactly `name`: a gauge, or (`Unknown`) a
+/// MetalLB counter whose name has no `_total`, which the counter type would add.
+pub fn gauge_family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric_type: MetricType,
+    samples: Family,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, metric_type)?;
+    for (labels, value) in samples {
+        ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
 }
 
 fn gauge(n: usize) -> i64 {

@@ -1,9 +1,12 @@
-//! `herald speaker`: read the configuration, plan, serve the plan and metrics, and reload
-//! when the files change or on SIGHUP, until SIGTERM or SIGINT.
+//! `herald speaker`: read the configuration, plan, hand the plan to the actuators (Layer 2
+//! and BGP), serve the plan and metrics, and reload when the files change or on SIGHUP,
+//! until SIGTERM or SIGINT.
 //!
 //! A rejected configuration never replaces the running plan: the speaker keeps announcing
-//! what the last valid configuration said and reports the configuration as stale.
+//! what the last valid configuration said and reports the configuration as stale. In file
+//! mode there is no election: every eligible node announces.
 
+use crate::actuators::Actuators;
 use crate::cli::SpeakerArgs;
 use crate::config::{Planned, evaluate_and_plan};
 use crate::render;
@@ -44,7 +47,8 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
             .join(", "),
         "starting herald speaker in file mode"
     );
-    let shared = Arc::new(Shared::new(node, files.clone()));
+    let actuators = Actuators::start(node.clone(), args.announce.options()).await;
+    let shared = Arc::new(Shared::new(node, files.clone(), Some(actuators.clone())));
 
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
@@ -107,6 +111,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
 
     info!(signal = why, "shutting down");
     drop(watch);
+    actuators.shutdown().await;
     let _ = stop_http.send(());
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
         Ok(Ok(Ok(()))) => {}
@@ -218,6 +223,9 @@ async fn reload(shared: &Arc<Shared>, files: &[PathBuf], trigger: &'static str) 
         } => {
             if changed {
                 log_plan(&plan);
+            }
+            if let Some(actuators) = &shared.actuators {
+                actuators.apply(&plan);
             }
             info!(
                 trigger,

@@ -3,6 +3,7 @@
 //! Written only by the reload loop, read by the HTTP handlers. The plan kept here is always
 //! the last one made from a valid configuration; a rejected configuration never replaces it.
 
+use crate::actuators::Actuators;
 use crate::config::Planned;
 use crate::metrics::{Metrics, ReloadResult};
 use model::{Diagnostic, NodePlan, Severity};
@@ -64,14 +65,21 @@ pub enum Applied {
 pub struct Shared {
     pub node: String,
     pub metrics: Metrics,
+    /// What makes the plan true; `None` where only the plan is of interest (tests).
+    pub actuators: Option<Arc<Actuators>>,
     state: RwLock<State>,
 }
 
 impl Shared {
-    pub fn new(node: String, files: Vec<PathBuf>) -> Self {
+    pub fn new(node: String, files: Vec<PathBuf>, actuators: Option<Arc<Actuators>>) -> Self {
+        let mut metrics = Metrics::new();
+        for collector in actuators.iter().flat_map(Actuators::collectors) {
+            metrics.register(collector);
+        }
         Self {
             node,
-            metrics: Metrics::new(),
+            metrics,
+            actuators,
             state: RwLock::new(State {
                 plan: None,
                 config: ConfigStatus {
@@ -232,7 +240,7 @@ mod tests {
 
     #[test]
     fn first_invalid_config_leaves_speaker_unready() {
-        let shared = Shared::new("n1".into(), vec![]);
+        let shared = Shared::new("n1".into(), vec![], None);
         assert!(!shared.is_ready());
         assert_eq!(shared.read().config.state, ConfigState::Pending);
         let applied = shared.apply(invalid(), at(1));
@@ -245,7 +253,7 @@ mod tests {
 
     #[test]
     fn rejected_config_keeps_last_good_plan_and_marks_it_stale() {
-        let shared = Shared::new("n1".into(), vec![]);
+        let shared = Shared::new("n1".into(), vec![], None);
         let Applied::Accepted {
             changed,
             generation,

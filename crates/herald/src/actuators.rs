@@ -1,0 +1,104 @@
+//! The actuators together: each accepted plan goes to Layer 2 and to BGP, and both report
+//! what they announce for `/status` and `/metrics`.
+
+use crate::bgp_speaker::{BgpSpeaker, SessionStatus};
+use crate::layer2::{Layer2, Layer2Status};
+use crate::metrics::gauge_family;
+use model::NodePlan;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the actuators behave, from the command line.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub l2: l2::Config,
+    /// Announce GRACEFUL_SHUTDOWN and wait this long before closing BGP sessions.
+    pub bgp_graceful_shutdown: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub struct Actuators {
+    node: String,
+    layer2: Layer2,
+    bgp: BgpSpeaker,
+}
+
+/// What `/status` shows of the actuators.
+#[derive(Serialize)]
+pub struct Announcing {
+    pub layer2: Layer2Status,
+    pub bgp: Vec<SessionStatus>,
+}
+
+impl Actuators {
+    pub async fn start(node: String, options: Options) -> Arc<Actuators> {
+        Arc::new(Actuators {
+            layer2: Layer2::start(options.l2).await,
+            bgp: BgpSpeaker::start(node.clone(), options.bgp_graceful_shutdown),
+            node,
+        })
+    }
+
+    /// Makes `plan` true (level-based: applying the same plan again changes nothing).
+    pub fn apply(&self, plan: &NodePlan) {
+        self.layer2.set(&plan.l2);
+        self.bgp.set(&plan.bgp);
+    }
+
+    pub fn status(&self) -> Announcing {
+        Announcing {
+            layer2: self.layer2.status(),
+            bgp: self.bgp.status(),
+        }
+    }
+
+    pub fn collectors(self: &Arc<Self>) -> Vec<Box<dyn Collector>> {
+        vec![
+            self.layer2.collector(),
+            self.bgp.collector(),
+            Box::new(Announced(self.clone())),
+        ]
+    }
+
+    /// Stops answering at once, then ends the BGP sessions (after the graceful shutdown
+    /// wait, when one is set).
+    pub async fn shutdown(&self) {
+        self.layer2.stop();
+        self.bgp.shutdown().await;
+    }
+}
+
+/// `metallb_speaker_announced`: one family for both protocols.
+#[derive(Debug)]
+struct Announced(Arc<Actuators>);
+
+impl Collector for Announced {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let a = &self.0;
+        let layer2 = a.layer2.announced().into_iter().map(|x| ("layer2", x));
+        let bgp = a.bgp.announced().into_iter().map(|x| ("bgp", x));
+        let samples = layer2
+            .chain(bgp)
+            .map(|(protocol, (service, ip))| {
+                let labels = vec![
+                    ("service", service.to_string()),
+                    ("protocol", protocol.to_owned()),
+                    ("node", a.node.clone()),
+                    ("ip", ip),
+                ];
+                (labels, 1)
+            })
+            .collect();
+        gauge_family(
+            &mut encoder,
+            "metallb_speaker_announced",
+            "1 for each service address this node announces, by protocol",
+            MetricType::Gauge,
+            samples,
+        )
+    }
+}
