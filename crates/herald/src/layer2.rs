@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 /// Where one planned address is answered on this node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -221,17 +221,54 @@ async fn reconcile_loop(
     let Some(responder) = &state.responder else {
         return;
     };
+    // Socket trouble (no CAP_NET_RAW, say) is only seen in the responder's counters; a look
+    // once a second puts it in the log.
+    let mut tick = tokio::time::interval(SOCKET_CHECK_INTERVAL);
+    let mut socket_errors: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut dirty = true;
     loop {
-        let announcements = plan.borrow_and_update().clone();
-        let table = links.borrow_and_update().clone();
-        let (owned, assignments) = assign(&announcements, &table);
-        responder.set_owned(&owned);
-        let previous = std::mem::replace(&mut *state.assignments(), assignments.clone());
-        log_changes(&previous, &assignments);
-        tokio::select! {
-            r = plan.changed() => if r.is_err() { return },
-            r = links.changed() => if r.is_err() { return },
+        if dirty {
+            let announcements = plan.borrow_and_update().clone();
+            let table = links.borrow_and_update().clone();
+            let (owned, assignments) = assign(&announcements, &table);
+            responder.set_owned(&owned);
+            let previous = std::mem::replace(&mut *state.assignments(), assignments.clone());
+            log_changes(&previous, &assignments);
         }
+        tokio::select! {
+            r = plan.changed() => if r.is_err() { return } else { dirty = true },
+            r = links.changed() => if r.is_err() { return } else { dirty = true },
+            _ = tick.tick() => {
+                dirty = false;
+                log_socket_errors(responder, &mut socket_errors);
+            }
+        }
+    }
+}
+
+const SOCKET_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn log_socket_errors(responder: &Responder, seen: &mut BTreeMap<String, Option<String>>) {
+    for (name, s) in responder.stats().interfaces {
+        if seen.get(&name) == Some(&s.error) {
+            continue;
+        }
+        match &s.error {
+            Some(e) => error!(
+                protocol = "layer2",
+                interface = %name,
+                error = %e,
+                hint = e
+                    .contains("not permitted")
+                    .then_some("herald needs CAP_NET_RAW (and CAP_NET_ADMIN) for Layer 2"),
+                "cannot listen on the interface, so nothing is answered there"
+            ),
+            None if seen.get(&name).is_some_and(Option::is_some) => {
+                info!(protocol = "layer2", interface = %name, "listening on the interface again")
+            }
+            None => {}
+        }
+        seen.insert(name, s.error);
     }
 }
 
