@@ -1,0 +1,501 @@
+//! [`Source`]: the watches, their stores, and the debounced snapshots made of them.
+//!
+//! One task owns every store and every watch stream (merged), so a snapshot is assembled from
+//! stores no other code is changing: no locks, and no snapshot that is half one change. The
+//! watches are kube-rs watchers with backoff; after a dropped connection they resume from
+//! their last resourceVersion, and after a 410 Gone they list again, which replaces the store
+//! and is published like any other change.
+
+use crate::debounce::Debounce;
+use crate::kinds::{Feed, SecretKey};
+use crate::read::Read;
+use crate::snapshot::Snapshot;
+use crate::store::{Applied, Store};
+use futures::stream::{self, AbortHandle, BoxStream, SelectAll, StreamExt};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Client;
+use kube::api::Api;
+use kube::core::DynamicObject;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, watcher};
+use model::crd::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+};
+use model::validate::SERVICE_NAME_LABEL;
+use model::{Diagnostic, EndpointsMode, ResourceRef, Resources, Sourced};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// What to watch and how eagerly to publish.
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    /// herald's namespace: where the `metallb.io` configuration lives (`--namespace`).
+    pub namespace: String,
+    /// This node's name (`--node`): the one Node watched.
+    pub node: String,
+    /// The `spec.loadBalancerClass` of the Services herald announces; `None` for Services
+    /// without a class, as MetalLB's default.
+    pub load_balancer_class: Option<String>,
+    /// Publish once changes have stopped for this long (default 150 ms)...
+    pub quiet: Duration,
+    /// ...or this long after the first unpublished change, whichever is sooner (default
+    /// 500 ms), so a steady stream of changes cannot hold a new snapshot back.
+    pub max_delay: Duration,
+    /// How long a snapshot may wait for a Secret a BGPPeer has just started naming to be
+    /// listed (default 5 s). Publishing at once would report the Secret missing for a moment,
+    /// and reject the configuration for it; past this, the snapshot goes out with the Secret
+    /// reported unreadable.
+    pub secret_wait: Duration,
+}
+
+impl SourceConfig {
+    pub fn new(namespace: impl Into<String>, node: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            node: node.into(),
+            load_balancer_class: None,
+            quiet: Duration::from_millis(150),
+            max_delay: Duration::from_millis(500),
+            secret_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The source's counters, as MetalLB's `metallb_k8s_client_*` metrics mean them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// `metallb_k8s_client_updates_total`: objects received from the API server, each added,
+    /// modified or deleted object and each object of a (re-)list.
+    pub updates: u64,
+    /// `metallb_k8s_client_update_errors_total`: updates that could not be processed: objects
+    /// received that could not be read, and list or watch requests that failed (each is
+    /// retried with backoff).
+    pub update_errors: u64,
+    /// Snapshots published (herald's own; no MetalLB metric counts these).
+    pub snapshots: u64,
+}
+
+/// A handle on the counters that outlives borrows of the [`Source`], for a metrics
+/// collector to read at scrape time.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics(Arc<Atomics>);
+
+#[derive(Debug, Default)]
+struct Atomics {
+    updates: AtomicU64,
+    update_errors: AtomicU64,
+    snapshots: AtomicU64,
+}
+
+impl Metrics {
+    pub fn counters(&self) -> Counters {
+        Counters {
+            updates: self.0.updates.load(Ordering::Relaxed),
+            update_errors: self.0.update_errors.load(Ordering::Relaxed),
+            snapshots: self.0.snapshots.load(Ordering::Relaxed),
+        }
+    }
+
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The running watches. Dropping it stops them.
+pub struct Source {
+    task: JoinHandle<()>,
+    metrics: Metrics,
+}
+
+impl Source {
+    /// Starts watching; call inside a tokio runtime. The receiver holds `None` until every
+    /// watch has listed once (so an empty cluster is never mistaken for a not-yet-read one),
+    /// then the latest [`Snapshot`]; each change of the cluster yields a new one after the
+    /// debounce. A reader that is slow sees only the latest, which is all a level-based
+    /// reader needs.
+    pub fn start(
+        client: Client,
+        config: SourceConfig,
+    ) -> (Source, watch::Receiver<Option<Arc<Snapshot>>>) {
+        let (tx, rx) = watch::channel(None);
+        let metrics = Metrics::default();
+        let mut feeds = SelectAll::new();
+        for feed in Feed::FIXED {
+            feeds.push(watch_feed(&client, &config, feed));
+        }
+        let state = State::new(client, config, metrics.clone());
+        let task = tokio::spawn(run(state, feeds, tx));
+        (Source { task, metrics }, rx)
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.metrics.counters()
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type Item = (Feed, Result<watcher::Event<DynamicObject>, watcher::Error>);
+type Feeds = SelectAll<BoxStream<'static, Item>>;
+
+/// A field selector value, escaped as the API server's field selector parser expects.
+fn field_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace(',', "\\,")
+        .replace('=', "\\=")
+}
+
+fn watch_feed(client: &Client, config: &SourceConfig, feed: Feed) -> BoxStream<'static, Item> {
+    let resource = &feed.kind().resource;
+    let everywhere = || Api::<DynamicObject>::all_with(client.clone(), resource);
+    let (api, selection) = match &feed {
+        Feed::Services => (everywhere(), watcher::Config::default()),
+        // A slice without the label belongs to no Service: nothing here would read it.
+        Feed::EndpointSlices => (
+            everywhere(),
+            watcher::Config::default().labels(SERVICE_NAME_LABEL),
+        ),
+        // Only this node's labels and conditions decide what it announces; watching every
+        // Node would wake herald for each heartbeat of a large cluster.
+        Feed::Node => (
+            everywhere(),
+            watcher::Config::default()
+                .fields(&format!("metadata.name={}", field_value(&config.node))),
+        ),
+        // One watch per Secret named by a BGPPeer, by name, rather than every Secret of the
+        // namespace as MetalLB's cache does: herald then never holds (or wakes for) the
+        // other Secrets there, such as Helm's release records and the memberlist key.
+        Feed::Secret(key) => (
+            Api::namespaced_with(client.clone(), &key.namespace, resource),
+            watcher::Config::default().fields(&format!("metadata.name={}", field_value(&key.name))),
+        ),
+        _ => (
+            Api::namespaced_with(client.clone(), &config.namespace, resource),
+            watcher::Config::default(),
+        ),
+    };
+    watcher(api, selection)
+        .default_backoff()
+        .map(move |result| (feed.clone(), result))
+        .boxed()
+}
+
+/// A watch on one Secret, started when a BGPPeer names it and stopped when none does.
+struct SecretWatch {
+    store: Store<Secret>,
+    abort: AbortHandle,
+    started: Instant,
+    last_error: Option<String>,
+}
+
+impl Drop for SecretWatch {
+    fn drop(&mut self) {
+        self.abort.abort();
+    }
+}
+
+struct State {
+    client: Client,
+    config: SourceConfig,
+    metrics: Metrics,
+    debounce: Debounce,
+    generation: u64,
+    pools: Store<IPAddressPool>,
+    l2_advertisements: Store<L2Advertisement>,
+    bgp_advertisements: Store<BGPAdvertisement>,
+    bgp_peers: Store<BGPPeer>,
+    communities: Store<Community>,
+    bfd_profiles: Store<BFDProfile>,
+    services: Store<Service>,
+    endpoint_slices: Store<EndpointSlice>,
+    node: Store<Node>,
+    secrets: BTreeMap<SecretKey, SecretWatch>,
+}
+
+async fn run(mut state: State, mut feeds: Feeds, tx: watch::Sender<Option<Arc<Snapshot>>>) {
+    loop {
+        let publish_at = state.publish_at();
+        tokio::select! {
+            item = feeds.next() => {
+                // The fixed watches never end, so neither does the merged stream.
+                let Some((feed, result)) = item else { return };
+                let peers_changed = state.apply(&feed, result, Instant::now());
+                if peers_changed {
+                    state.follow_peers(&mut feeds, Instant::now());
+                }
+            }
+            () = sleep_until(publish_at) => state.publish(&tx),
+            () = tx.closed() => return,
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl State {
+    fn new(client: Client, config: SourceConfig, metrics: Metrics) -> Self {
+        Self {
+            client,
+            debounce: Debounce::new(config.quiet, config.max_delay),
+            config,
+            metrics,
+            generation: 0,
+            pools: Store::default(),
+            l2_advertisements: Store::default(),
+            bgp_advertisements: Store::default(),
+            bgp_peers: Store::default(),
+            communities: Store::default(),
+            bfd_profiles: Store::default(),
+            services: Store::default(),
+            endpoint_slices: Store::default(),
+            node: Store::default(),
+            secrets: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one item of a watch; says whether the BGPPeers changed.
+    fn apply(
+        &mut self,
+        feed: &Feed,
+        result: Result<watcher::Event<DynamicObject>, watcher::Error>,
+        now: Instant,
+    ) -> bool {
+        let event = match result {
+            Ok(event) => event,
+            Err(e) => {
+                Metrics::add(&self.metrics.0.update_errors, 1);
+                tracing::warn!(watch = %feed, error = %e, "watching the API server failed; retrying");
+                if let Feed::Secret(key) = feed
+                    && let Some(w) = self.secrets.get_mut(key)
+                {
+                    w.last_error = Some(e.to_string());
+                }
+                return false;
+            }
+        };
+        let kind = feed.kind();
+        let applied: Applied = match feed {
+            Feed::Pools => self.pools.apply(kind, event),
+            Feed::L2Advertisements => self.l2_advertisements.apply(kind, event),
+            Feed::BgpAdvertisements => self.bgp_advertisements.apply(kind, event),
+            Feed::BgpPeers => self.bgp_peers.apply(kind, event),
+            Feed::Communities => self.communities.apply(kind, event),
+            Feed::BfdProfiles => self.bfd_profiles.apply(kind, event),
+            Feed::Services => self.services.apply(kind, event),
+            Feed::EndpointSlices => self.endpoint_slices.apply(kind, event),
+            Feed::Node => self.node.apply(kind, event),
+            Feed::Secret(key) => match self.secrets.get_mut(key) {
+                Some(w) => w.store.apply(kind, event),
+                // Stopped: what it had in flight no longer matters.
+                None => return false,
+            },
+        };
+        Metrics::add(&self.metrics.0.updates, applied.received);
+        Metrics::add(&self.metrics.0.update_errors, applied.unreadable);
+        if applied.changed {
+            self.debounce.changed(now);
+        }
+        applied.changed && *feed == Feed::BgpPeers
+    }
+
+    /// The Secrets the BGPPeers name: `passwordSecret`, in its namespace if it gives one, else
+    /// the peer's.
+    fn wanted_secrets(&self) -> BTreeSet<SecretKey> {
+        self.bgp_peers
+            .objects()
+            .filter_map(|r| r.object.as_ref())
+            .filter_map(|peer| {
+                let reference = peer.object.spec.password_secret.as_ref()?;
+                let name = reference.name.clone().filter(|n| !n.is_empty())?;
+                let namespace = reference
+                    .namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .or_else(|| peer.object.metadata.namespace.clone())
+                    .unwrap_or_else(|| self.config.namespace.clone());
+                Some(SecretKey { namespace, name })
+            })
+            .collect()
+    }
+
+    /// Starts a watch for each newly named Secret and stops those no peer names any more.
+    fn follow_peers(&mut self, feeds: &mut Feeds, now: Instant) {
+        let wanted = self.wanted_secrets();
+        let before = self.secrets.len();
+        self.secrets.retain(|key, _| wanted.contains(key));
+        if self.secrets.len() != before {
+            self.debounce.changed(now);
+        }
+        for key in wanted {
+            if self.secrets.contains_key(&key) {
+                continue;
+            }
+            let (feed, abort) = stream::abortable(watch_feed(
+                &self.client,
+                &self.config,
+                Feed::Secret(key.clone()),
+            ));
+            feeds.push(feed.boxed());
+            let watch = SecretWatch {
+                store: Store::default(),
+                abort,
+                started: now,
+                last_error: None,
+            };
+            self.secrets.insert(key, watch);
+        }
+    }
+
+    fn fixed_synced(&self) -> bool {
+        self.pools.synced()
+            && self.l2_advertisements.synced()
+            && self.bgp_advertisements.synced()
+            && self.bgp_peers.synced()
+            && self.communities.synced()
+            && self.bfd_profiles.synced()
+            && self.services.synced()
+            && self.endpoint_slices.synced()
+            && self.node.synced()
+    }
+
+    /// When to publish next: `None` before every fixed watch has listed once, or while
+    /// nothing changed since the last snapshot.
+    fn publish_at(&self) -> Option<Instant> {
+        if !self.fixed_synced() {
+            return None;
+        }
+        let due = self.debounce.deadline()?;
+        let secrets_listed = self
+            .secrets
+            .values()
+            .filter(|w| !w.store.synced())
+            .map(|w| w.started + self.config.secret_wait)
+            .max();
+        Some(secrets_listed.map_or(due, |at| at.max(due)))
+    }
+
+    fn publish(&mut self, tx: &watch::Sender<Option<Arc<Snapshot>>>) {
+        self.generation += 1;
+        let snapshot = self.snapshot();
+        tracing::debug!(
+            generation = snapshot.generation,
+            diagnostics = snapshot.diagnostics.len(),
+            "publishing a snapshot of the cluster"
+        );
+        tx.send_replace(Some(Arc::new(snapshot)));
+        Metrics::add(&self.metrics.0.snapshots, 1);
+        self.debounce.published();
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let mut r = Resources {
+            endpoints_mode: EndpointsMode::Observed,
+            load_balancer_class: self.config.load_balancer_class.clone(),
+            ..Resources::default()
+        };
+        let mut side = Side::default();
+        side.collect(&self.pools, &mut r.pools);
+        side.collect(&self.l2_advertisements, &mut r.l2_advertisements);
+        side.collect(&self.bgp_advertisements, &mut r.bgp_advertisements);
+        side.collect(&self.bgp_peers, &mut r.bgp_peers);
+        side.collect(&self.communities, &mut r.communities);
+        side.collect(&self.bfd_profiles, &mut r.bfd_profiles);
+        side.collect(&self.services, &mut r.services);
+        side.collect(&self.endpoint_slices, &mut r.endpoint_slices);
+        side.collect(&self.node, &mut r.nodes);
+        for (key, w) in &self.secrets {
+            if w.store.synced() {
+                side.collect(&w.store, &mut r.secrets);
+                continue;
+            }
+            // Whether it exists is unknown; "no such Secret" would be a guess.
+            let resource = ResourceRef {
+                kind: "Secret".into(),
+                namespace: Some(key.namespace.clone()),
+                name: key.name.clone(),
+            };
+            let why = w.last_error.as_deref().unwrap_or("no answer yet");
+            side.diagnostics.push(
+                Diagnostic::error(
+                    resource.clone(),
+                    "",
+                    format!("the Secret cannot be read from the API server ({why})"),
+                )
+                .fix(format!(
+                    "check that herald may get, list and watch Secrets in namespace {:?}",
+                    key.namespace
+                )),
+            );
+            side.unreadable.push(resource);
+        }
+        if r.nodes.is_empty() && !side.unreadable.iter().any(|u| u.kind == "Node") {
+            side.diagnostics.push(
+                Diagnostic::warning(
+                    ResourceRef {
+                        kind: "Node".into(),
+                        namespace: None,
+                        name: self.config.node.clone(),
+                    },
+                    "",
+                    "no Node of this name exists, so this node's labels are unknown and node \
+                     selectors other than kubernetes.io/hostname do not match it",
+                )
+                .fix("give --node (or NODE_NAME) the Kubernetes name of this node"),
+            );
+        }
+        r.unreadable = side.unreadable;
+        Snapshot {
+            generation: self.generation,
+            resources: r,
+            diagnostics: side.diagnostics,
+            unreadable_references: side.references,
+        }
+    }
+}
+
+/// What a snapshot gathers beside the objects themselves.
+#[derive(Default)]
+struct Side {
+    diagnostics: Vec<Diagnostic>,
+    unreadable: Vec<ResourceRef>,
+    references: Vec<ObjectReference>,
+}
+
+impl Side {
+    fn collect<K: Clone>(&mut self, store: &Store<K>, into: &mut Vec<Sourced<K>>) {
+        for read in store.objects() {
+            let Read {
+                object,
+                reference,
+                diagnostics,
+            } = read;
+            self.diagnostics.extend(diagnostics.iter().cloned());
+            match object {
+                Some(object) => into.push(object.clone()),
+                None => {
+                    self.unreadable.push(read.resource_ref());
+                    self.references.push(reference.clone());
+                }
+            }
+        }
+    }
+}
