@@ -132,7 +132,8 @@ impl EventRecorder {
                 .clone()
                 .unwrap_or_else(|| d.resource.to_string());
             let key = (id, reason, note.clone());
-            if self.reported.contains(&key) || !holding.insert(key.clone()) || failed.is_some() {
+            let first_mention = holding.insert(key.clone());
+            if !first_mention || self.reported.contains(&key) || failed.is_some() {
                 continue;
             }
             match self
@@ -145,8 +146,7 @@ impl EventRecorder {
         }
         // Forgetting what no longer holds is what lets its return be reported again.
         let count = written.len();
-        self.reported
-            .retain(|k| holding.contains(k) || written.contains(k));
+        self.reported.retain(|k| holding.contains(k));
         self.reported.extend(written);
         failed.map_or(Ok(count), Err)
     }

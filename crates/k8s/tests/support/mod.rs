@@ -134,8 +134,8 @@ pub async fn wait_for(
             Ok(Ok(())) => {}
             Ok(Err(_)) => panic!("the source stopped before {what}"),
             Err(_) => panic!(
-                "no snapshot showed {what}; the last one:\n{:#?}",
-                last.map(|s| (s.generation, s.diagnostics.clone(), names(&s)))
+                "no snapshot showed {what}; the last one (generation, diagnostics, objects):\n{:#?}",
+                last.map(|s| (s.generation, s.validate().diagnostics, names(&s)))
             ),
         }
     }
