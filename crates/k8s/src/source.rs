@@ -224,6 +224,15 @@ struct State {
     endpoint_slices: Store<EndpointSlice>,
     node: Store<Node>,
     secrets: BTreeMap<SecretKey, SecretWatch>,
+    /// Watches whose kind the API server does not serve (a CRD not installed).
+    unserved: BTreeSet<Feed>,
+}
+
+/// Whether the API server does not serve the watched kind at all, as when its CRD is not
+/// installed. Waiting for it would hold every snapshot back; MetalLB's own CRDs have grown
+/// kinds over releases, so a cluster may well lack one.
+fn not_served(e: &watcher::Error) -> bool {
+    matches!(e, watcher::Error::InitialListFailed(kube::Error::Api(s)) if s.code == 404 || s.is_not_found())
 }
 
 async fn run(mut state: State, mut feeds: Feeds, tx: watch::Sender<Option<Arc<Snapshot>>>) {
@@ -269,6 +278,7 @@ impl State {
             endpoint_slices: Store::default(),
             node: Store::default(),
             secrets: BTreeMap::new(),
+            unserved: BTreeSet::new(),
         }
     }
 
@@ -289,9 +299,18 @@ impl State {
                 {
                     w.last_error = Some(e.to_string());
                 }
+                // Retried all the same, so installing the CRD later is seen.
+                if not_served(&e) {
+                    self.unserved.insert(feed.clone());
+                    if self.absent(feed) {
+                        self.debounce.changed(now);
+                        return *feed == Feed::BgpPeers;
+                    }
+                }
                 return false;
             }
         };
+        self.unserved.remove(feed);
         let kind = feed.kind();
         let applied: Applied = match feed {
             Feed::Pools => self.pools.apply(kind, event),
@@ -315,6 +334,23 @@ impl State {
             self.debounce.changed(now);
         }
         applied.changed && *feed == Feed::BgpPeers
+    }
+
+    /// Empties the store of a kind the API server does not serve; says whether that changed
+    /// it.
+    fn absent(&mut self, feed: &Feed) -> bool {
+        match feed {
+            Feed::Pools => self.pools.absent(),
+            Feed::L2Advertisements => self.l2_advertisements.absent(),
+            Feed::BgpAdvertisements => self.bgp_advertisements.absent(),
+            Feed::BgpPeers => self.bgp_peers.absent(),
+            Feed::Communities => self.communities.absent(),
+            Feed::BfdProfiles => self.bfd_profiles.absent(),
+            Feed::Services => self.services.absent(),
+            Feed::EndpointSlices => self.endpoint_slices.absent(),
+            Feed::Node => self.node.absent(),
+            Feed::Secret(key) => self.secrets.get_mut(key).is_some_and(|w| w.store.absent()),
+        }
     }
 
     /// The Secrets the BGPPeers name: `passwordSecret`, in its namespace if it gives one, else
@@ -462,6 +498,20 @@ impl State {
                 .fix("give --node (or NODE_NAME) the Kubernetes name of this node"),
             );
         }
+        for feed in &self.unserved {
+            let resource = &feed.kind().resource;
+            side.diagnostics.push(
+                Diagnostic::warning(
+                    ResourceRef::default(),
+                    "",
+                    format!(
+                        "the API server does not serve {}/{} {}, so there are none",
+                        resource.plural, resource.api_version, resource.kind
+                    ),
+                )
+                .fix("install herald's CRDs (deploy/crds/), or MetalLB's of a release that has this kind"),
+            );
+        }
         r.unreadable = side.unreadable;
         Snapshot {
             generation: self.generation,
@@ -497,5 +547,26 @@ impl Side {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::Status;
+
+    #[test]
+    fn only_a_404_on_listing_means_the_kind_is_not_served() {
+        let api = |code| kube::Error::Api(Status::failure("x", "y").with_code(code).boxed());
+        assert!(not_served(&watcher::Error::InitialListFailed(api(404))));
+        assert!(!not_served(&watcher::Error::InitialListFailed(api(403))));
+        assert!(!not_served(&watcher::Error::WatchFailed(api(404))));
+        assert!(!not_served(&watcher::Error::NoResourceVersion));
+    }
+
+    #[test]
+    fn field_selector_values_are_escaped() {
+        assert_eq!(field_value("node-a"), "node-a");
+        assert_eq!(field_value(r"a,b=c\d"), r"a\,b\=c\\d");
     }
 }

@@ -108,6 +108,16 @@ impl<K: DeserializeOwned> Store<K> {
 }
 
 impl<K> Store<K> {
+    /// The API server does not serve the kind at all (its CRD is not installed): there are
+    /// none, which is as good as a completed list. Says whether that changed what is shown.
+    pub fn absent(&mut self) -> bool {
+        let changed = !self.synced || !self.objects.is_empty();
+        self.objects.clear();
+        self.relisting = None;
+        self.synced = true;
+        changed
+    }
+
     /// Whether a first list has completed, so the store holds the cluster's objects and not
     /// merely none yet.
     pub fn synced(&self) -> bool {
@@ -170,6 +180,17 @@ mod tests {
         let done = s.apply(&POOLS, Event::InitDone);
         assert!(done.changed, "a completed re-list is always published");
         assert_eq!(names(&s), ["b", "c"]);
+    }
+
+    #[test]
+    fn a_kind_the_server_does_not_serve_counts_as_listed_and_empty() {
+        let mut s = Store::<IPAddressPool>::default();
+        assert!(s.absent(), "newly synced");
+        assert!(s.synced());
+        assert!(!s.absent(), "still absent: nothing to publish");
+        s.apply(&POOLS, Event::Apply(pool("a", json!(["192.0.2.0/28"]))));
+        assert!(s.absent(), "what it held is gone");
+        assert!(names(&s).is_empty());
     }
 
     #[test]

@@ -739,9 +739,9 @@ pub fn validate_event_create(def: &ResourceDef, obj: &Value) -> Result<()> {
         && !namespace.is_empty()
         && !matches!(namespace, "default" | "kube-system")
     {
-        errors.push(format!(
-            "involvedObject.namespace: Invalid value: \"\": does not match event.namespace"
-        ));
+        errors.push(
+            "involvedObject.namespace: Invalid value: \"\": does not match event.namespace".into(),
+        );
     }
     let series = &obj["series"];
     if !series.is_null() {
