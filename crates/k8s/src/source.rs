@@ -564,6 +564,180 @@ mod tests {
         assert!(!not_served(&watcher::Error::NoResourceVersion));
     }
 
+    // The state machine driven by hand: events in, the time given, no server. The client
+    // points nowhere; the watches it would start are never polled.
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn state() -> State {
+        let url = "http://127.0.0.1:9".parse().expect("a URL");
+        let client = Client::try_from(kube::Config::new(url)).expect("a client");
+        State::new(
+            client,
+            SourceConfig::new("ns", "node-a"),
+            Metrics::default(),
+        )
+    }
+
+    fn object(v: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(v).expect("a DynamicObject")
+    }
+
+    fn list(s: &mut State, feed: &Feed, objects: Vec<DynamicObject>, now: Instant) -> bool {
+        let mut peers = s.apply(feed, Ok(watcher::Event::Init), now);
+        for o in objects {
+            peers |= s.apply(feed, Ok(watcher::Event::InitApply(o)), now);
+        }
+        peers | s.apply(feed, Ok(watcher::Event::InitDone), now)
+    }
+
+    fn peer(name: &str, secret: &str) -> DynamicObject {
+        object(serde_json::json!({
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"myASN": 64500, "peerASN": 64501, "peerAddress": "192.0.2.1",
+                     "passwordSecret": {"name": secret}},
+        }))
+    }
+
+    fn forbidden() -> watcher::Error {
+        let status = Status::failure("secrets is forbidden", "Forbidden").with_code(403);
+        watcher::Error::InitialListFailed(kube::Error::Api(status.boxed()))
+    }
+
+    #[tokio::test]
+    async fn nothing_is_published_before_every_watch_has_listed_once() {
+        let (mut s, t0) = (state(), Instant::now());
+        for feed in &Feed::FIXED[..8] {
+            list(&mut s, feed, Vec::new(), t0);
+            assert_eq!(s.publish_at(), None, "after {feed}");
+        }
+        list(&mut s, &Feed::Node, Vec::new(), t0 + 10 * MS);
+        assert_eq!(
+            s.publish_at(),
+            Some(t0 + 160 * MS),
+            "a quiet time after the last"
+        );
+        let snapshot = s.snapshot();
+        let warned: Vec<String> = snapshot.diagnostics.iter().map(|d| d.to_string()).collect();
+        assert!(
+            warned.len() == 1
+                && warned[0].starts_with("warning: Node node-a: no Node of this name"),
+            "{warned:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_newly_named_secret_holds_the_snapshot_back_until_listed_or_the_wait_is_over() {
+        let (mut s, t0) = (state(), Instant::now());
+        let mut feeds = Feeds::new();
+        for feed in &Feed::FIXED {
+            if list(&mut s, feed, Vec::new(), t0) {
+                s.follow_peers(&mut feeds, t0);
+            }
+        }
+        s.debounce.published();
+        assert_eq!(s.publish_at(), None);
+
+        let t1 = t0 + 1000 * MS;
+        assert!(s.apply(
+            &Feed::BgpPeers,
+            Ok(watcher::Event::Apply(peer("r", "pw"))),
+            t1
+        ));
+        s.follow_peers(&mut feeds, t1);
+        let key = SecretKey {
+            namespace: "ns".into(),
+            name: "pw".into(),
+        };
+        assert!(s.secrets.contains_key(&key));
+        assert_eq!(feeds.len(), 1, "one watch started, for that Secret alone");
+        assert_eq!(s.publish_at(), Some(t1 + s.config.secret_wait));
+
+        // Listed: publishing goes back to the usual quiet time.
+        let secret = object(serde_json::json!({
+            "metadata": {"name": "pw", "namespace": "ns"},
+            "type": "kubernetes.io/basic-auth", "data": {"password": "cHc="},
+        }));
+        let t2 = t1 + 40 * MS;
+        list(&mut s, &Feed::Secret(key.clone()), vec![secret], t2);
+        assert_eq!(s.publish_at(), Some(t1 + 500 * MS).min(Some(t2 + 150 * MS)));
+        assert_eq!(s.snapshot().resources.secrets.len(), 1);
+        s.debounce.published();
+
+        // A second Secret that cannot be listed: past the wait it goes out as unreadable, with
+        // the API server's reason, rather than as missing.
+        let t3 = t2 + 1000 * MS;
+        s.apply(
+            &Feed::BgpPeers,
+            Ok(watcher::Event::Apply(peer("r2", "pw2"))),
+            t3,
+        );
+        s.follow_peers(&mut feeds, t3);
+        let key2 = SecretKey {
+            namespace: "ns".into(),
+            name: "pw2".into(),
+        };
+        s.apply(&Feed::Secret(key2), Err(forbidden()), t3 + 10 * MS);
+        assert_eq!(s.publish_at(), Some(t3 + s.config.secret_wait));
+        let snapshot = s.snapshot();
+        assert_eq!(snapshot.resources.unreadable.len(), 1);
+        assert_eq!(
+            snapshot.resources.unreadable[0].to_string(),
+            "Secret ns/pw2"
+        );
+        let d = &snapshot.diagnostics[0];
+        assert!(
+            d.is_error() && d.problem.contains("secrets is forbidden"),
+            "{d}"
+        );
+        assert_eq!(s.metrics.counters().update_errors, 1);
+
+        // No peer names pw2 any more: its watch stops and the snapshot forgets it.
+        s.apply(
+            &Feed::BgpPeers,
+            Ok(watcher::Event::Delete(peer("r2", ""))),
+            t3 + 20 * MS,
+        );
+        s.follow_peers(&mut feeds, t3 + 20 * MS);
+        assert_eq!(s.secrets.len(), 1);
+        assert!(s.snapshot().resources.unreadable.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_kind_not_served_is_published_as_none_with_a_warning() {
+        let (mut s, t0) = (state(), Instant::now());
+        for feed in &Feed::FIXED {
+            if *feed == Feed::Communities {
+                let status = Status::failure(
+                    "the server could not find the requested resource",
+                    "NotFound",
+                )
+                .with_code(404);
+                let e = watcher::Error::InitialListFailed(kube::Error::Api(status.boxed()));
+                s.apply(feed, Err(e), t0);
+            } else {
+                list(&mut s, feed, Vec::new(), t0);
+            }
+        }
+        assert_eq!(s.publish_at(), Some(t0 + 150 * MS));
+        let snapshot = s.snapshot();
+        assert!(
+            snapshot.diagnostics.iter().any(|d| d
+                .problem
+                .contains("does not serve communities/metallb.io/v1beta1")),
+            "{:?}",
+            snapshot.diagnostics
+        );
+        // Installed later: the retried watch lists, and the warning goes.
+        list(&mut s, &Feed::Communities, Vec::new(), t0 + 10 * MS);
+        assert!(
+            !s.snapshot()
+                .diagnostics
+                .iter()
+                .any(|d| d.problem.contains("does not serve"))
+        );
+    }
+
     #[test]
     fn field_selector_values_are_escaped() {
         assert_eq!(field_value("node-a"), "node-a");
