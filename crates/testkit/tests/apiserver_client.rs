@@ -465,6 +465,46 @@ async fn objects_created_from_the_handle_are_seen_by_clients() {
 }
 
 #[tokio::test]
+async fn events_k8s_io_creates_are_checked_strictly_and_core_ones_are_not() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    let server = ApiServer::start().unwrap();
+    let events: Api<Event> = Api::default_namespaced(server.client());
+    let core: Api<CoreEvent> = Api::default_namespaced(server.client());
+    let bare = json!({
+        "metadata": {"name": "web.1"},
+        "regarding": {"kind": "Service", "name": "web", "namespace": "metallb-system"},
+        "involvedObject": {"kind": "Service", "name": "web", "namespace": "metallb-system"},
+        "reason": "nodeAssigned", "type": "Normal",
+    });
+    let e = api_error(
+        events
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(bare.clone()).unwrap(),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+    for missing in [
+        "reportingController",
+        "reportingInstance",
+        "action",
+        "eventTime",
+    ] {
+        assert!(e.message.contains(missing), "{missing}: {}", e.message);
+    }
+    // The same Event through the old core API passes: client-go's recorder writes those.
+    core.create(
+        &PostParams::default(),
+        &serde_json::from_value(bare).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
 async fn events_are_one_store_in_both_groups() {
     use k8s_openapi::api::core::v1::Event as CoreEvent;
     use k8s_openapi::api::events::v1::Event;

@@ -445,7 +445,19 @@ fn create(s: &Controls, r: &ResReq, bytes: &[u8]) -> Reply {
     if r.status {
         return Err(method_not_allowed());
     }
-    let obj = r.input(parse_body(bytes)?);
+    let obj = parse_body(bytes)?;
+    if r.def().group == "events.k8s.io" {
+        let mut checked = obj.clone();
+        // The namespace the Event goes to is the request's, whatever the body says.
+        if let Some(meta) = checked.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert(
+                "namespace".into(),
+                json!(r.namespace.clone().unwrap_or_default()),
+            );
+        }
+        super::store::validate_event_create(r.def(), &checked)?;
+    }
+    let obj = r.input(obj);
     let created = s.write(|st| st.create(&r.target(), obj))?;
     Ok((201, r.output(created)))
 }

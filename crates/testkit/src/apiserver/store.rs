@@ -667,6 +667,108 @@ fn validate_labels(def: &ResourceDef, name: &str, obj: &Value) -> Result<()> {
     Ok(())
 }
 
+/// A name with an optional DNS-subdomain prefix: `metallb.io/speaker`, `herald`.
+fn is_qualified_name(s: &str) -> bool {
+    let (prefix, name) = match s.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, s),
+    };
+    !name.is_empty()
+        && is_label_value(name)
+        && prefix.is_none_or(|p| !p.is_empty() && is_subdomain(p))
+}
+
+/// What the real server checks when an Event is created through `events.k8s.io/v1` (core
+/// `v1` Events keep the old, lax rules), so a writer that passes here passes in a cluster.
+pub fn validate_event_create(def: &ResourceDef, obj: &Value) -> Result<()> {
+    let text = |field: &str| obj[field].as_str().unwrap_or("");
+    let mut errors = Vec::new();
+    let mut required_within = |field: &str, limit: usize| {
+        let value = text(field);
+        if value.is_empty() {
+            errors.push(format!("{field}: Required value"));
+        } else if value.len() > limit {
+            errors.push(format!(
+                "{field}: Too long: may not be more than {limit} bytes"
+            ));
+        }
+    };
+    required_within("reportingInstance", 128);
+    required_within("action", 128);
+    required_within("reason", 128);
+    let controller = text("reportingController");
+    if controller.is_empty() {
+        errors.push("reportingController: Required value".into());
+    } else if !is_qualified_name(controller) {
+        errors.push(format!(
+            "reportingController: Invalid value: \"{controller}\": must be a qualified name"
+        ));
+    }
+    if text("note").len() > 1024 {
+        errors.push("note: Too long: may not be more than 1024 bytes".into());
+    }
+    if text("eventTime").is_empty() {
+        errors.push("eventTime: Required value".into());
+    }
+    if !matches!(text("type"), "Normal" | "Warning") {
+        errors.push(format!(
+            "type: Invalid value: \"\": has invalid value: {}",
+            text("type")
+        ));
+    }
+    for deprecated in [
+        "deprecatedFirstTimestamp",
+        "deprecatedLastTimestamp",
+        "deprecatedCount",
+    ] {
+        if !obj[deprecated].is_null() {
+            errors.push(format!(
+                "{deprecated}: Invalid value: \"\": needs to be unset"
+            ));
+        }
+    }
+    let source = &obj["deprecatedSource"];
+    if source["component"].as_str().is_some_and(|c| !c.is_empty())
+        || source["host"].as_str().is_some_and(|h| !h.is_empty())
+    {
+        errors.push("deprecatedSource: Invalid value: \"\": needs to be unset".into());
+    }
+    let namespace = obj["metadata"]["namespace"].as_str().unwrap_or("");
+    let regarding = obj["regarding"]["namespace"].as_str().unwrap_or("");
+    if regarding.is_empty()
+        && !namespace.is_empty()
+        && !matches!(namespace, "default" | "kube-system")
+    {
+        errors.push(
+            "involvedObject.namespace: Invalid value: \"\": does not match event.namespace".into(),
+        );
+    }
+    let series = &obj["series"];
+    if !series.is_null() {
+        if series["count"].as_i64().unwrap_or(0) < 2 {
+            errors.push("series.count: Invalid value: should be at least 2".into());
+        }
+        if series["lastObservedTime"].as_str().unwrap_or("").is_empty() {
+            errors.push("series.lastObservedTime: Required value".into());
+        }
+    }
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let name = meta_str(obj, "name");
+    let name = if name.is_empty() {
+        meta_str(obj, "generateName")
+    } else {
+        name
+    };
+    let message = if errors.len() == 1 {
+        errors.remove(0)
+    } else {
+        format!("[{}]", errors.join(", "))
+    };
+    Err(ApiError::invalid(def, name, message))
+}
+
 /// The defaults a real server gives every Service write, so code that reads them (traffic
 /// policies above all) sees what it would in a cluster. Cluster IPs are not allocated.
 fn default_service(def: &ResourceDef, obj: &mut Value) {
@@ -790,6 +892,76 @@ mod tests {
         };
         s.create(&t, json!({"metadata": {"name": "a"}})).unwrap();
         s
+    }
+
+    #[test]
+    fn events_created_through_events_k8s_io_are_checked_as_a_real_server_does() {
+        let def = &RESOURCES[find("events.k8s.io", "v1", "events").unwrap().0];
+        let good = json!({
+            "metadata": {"name": "web.17", "namespace": "metallb-system"},
+            "eventTime": "2026-01-01T00:00:00.000000Z", "type": "Normal",
+            "reason": "nodeAssigned", "action": "Announce", "note": "n",
+            "reportingController": "metallb.io/speaker", "reportingInstance": "node-1",
+            "regarding": {"kind": "Service", "name": "web", "namespace": "metallb-system"},
+        });
+        validate_event_create(def, &good).unwrap();
+        let mut node_event = good.clone();
+        node_event["metadata"]["namespace"] = json!("default");
+        node_event["regarding"] = json!({"kind": "Node", "name": "n1"});
+        validate_event_create(def, &node_event).unwrap();
+
+        let long = "x".repeat(1025);
+        for (field, value, says) in [
+            (
+                "reportingController",
+                json!(null),
+                "reportingController: Required value",
+            ),
+            (
+                "reportingController",
+                json!("not/a/name"),
+                "must be a qualified name",
+            ),
+            (
+                "reportingInstance",
+                json!(""),
+                "reportingInstance: Required value",
+            ),
+            ("action", json!(null), "action: Required value"),
+            ("reason", json!("r".repeat(129)), "reason: Too long"),
+            ("note", json!(long), "note: Too long"),
+            ("eventTime", json!(null), "eventTime: Required value"),
+            ("type", json!("Info"), "type: Invalid value"),
+            (
+                "deprecatedCount",
+                json!(1),
+                "deprecatedCount: Invalid value",
+            ),
+            (
+                "deprecatedSource",
+                json!({"component": "x"}),
+                "deprecatedSource",
+            ),
+            (
+                "regarding",
+                json!({"kind": "Node", "name": "n1"}),
+                "does not match event.namespace",
+            ),
+            ("series", json!({"count": 1}), "series.count"),
+        ] {
+            let mut bad = good.clone();
+            bad[field] = value;
+            let e = validate_event_create(def, &bad).unwrap_err();
+            assert_eq!((e.code, e.reason), (422, "Invalid"), "{field}");
+            assert!(e.message.contains(says), "{field}: {}", e.message);
+        }
+        let e =
+            validate_event_create(def, &json!({"metadata": {"generateName": "web."}})).unwrap_err();
+        assert!(
+            e.message.starts_with("Event \"web.\" is invalid: ["),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
