@@ -4,16 +4,14 @@
 #![allow(dead_code)] // Each test binary uses its own part of this.
 
 use k8s::{Snapshot, Source, SourceConfig};
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
-};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use model::NodePlan;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::PATIENCE;
-use testkit::apiserver::ApiServer;
+use testkit::apiserver::{ApiServer, api_for};
 use tokio::sync::watch;
 
 pub const NAMESPACE: &str = "metallb-system";
@@ -42,41 +40,6 @@ pub fn start(
 
 pub fn config() -> SourceConfig {
     SourceConfig::new(NAMESPACE, NODE)
-}
-
-/// Where an object of this `apiVersion` and `kind` is served: the Api and the object's name.
-fn api_for(client: &kube::Client, object: &Value) -> (Api<DynamicObject>, String) {
-    let api_version = object["apiVersion"].as_str().expect("apiVersion");
-    let kind = object["kind"].as_str().expect("kind");
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let (plural, namespaced) = match kind {
-        "IPAddressPool" => ("ipaddresspools", true),
-        "L2Advertisement" => ("l2advertisements", true),
-        "BGPAdvertisement" => ("bgpadvertisements", true),
-        "BGPPeer" => ("bgppeers", true),
-        "Community" => ("communities", true),
-        "BFDProfile" => ("bfdprofiles", true),
-        "Service" => ("services", true),
-        "EndpointSlice" => ("endpointslices", true),
-        "Secret" => ("secrets", true),
-        "Node" => ("nodes", false),
-        other => panic!("no test API for {other}"),
-    };
-    let resource =
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-    let name = object["metadata"]["name"]
-        .as_str()
-        .expect("metadata.name")
-        .to_owned();
-    let api = if namespaced {
-        let ns = object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or(NAMESPACE);
-        Api::namespaced_with(client.clone(), ns, &resource)
-    } else {
-        Api::all_with(client.clone(), &resource)
-    };
-    (api, name)
 }
 
 pub async fn create(client: &kube::Client, object: Value) -> DynamicObject {

@@ -39,6 +39,7 @@
 //! ```
 
 mod http;
+mod objects;
 mod resources;
 mod select;
 mod store;
@@ -53,6 +54,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::{oneshot, watch};
 
+pub use objects::{BlockingClient, api_for};
 use store::{ApiError, Store, Target};
 
 /// How a stopped server or a cut-off client is treated.
@@ -331,6 +333,15 @@ impl Builder {
     pub fn bookmark_interval(mut self, interval: Duration) -> Self {
         self.bookmark_interval = interval;
         self
+    }
+
+    /// Like [`Builder::start`], listening inside the network namespace `netns`, where a
+    /// speaker in that namespace reaches it (and clients of the test reach it through
+    /// [`BlockingClient`]).
+    pub fn start_in(self, netns: &str) -> std::io::Result<ApiServer> {
+        crate::netns::spawn_in(netns, move || self.start())
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
     /// Binds and starts serving on a thread of its own, so it works from sync tests and from
