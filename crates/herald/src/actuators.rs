@@ -4,11 +4,15 @@
 use crate::bgp_speaker::{BgpSpeaker, SessionStatus};
 use crate::layer2::{Layer2, Layer2Status};
 use crate::metrics::gauge_family;
+use k8s::ServiceAnnouncement;
 use model::NodePlan;
+use model::plan::Protocol;
+use model::world::ServiceRef;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +60,53 @@ impl Actuators {
         }
     }
 
+    /// How this node stands towards each Service of `plan` (the running plan, applied):
+    /// the protocols it announces the Service with, and what failed. For Events.
+    pub fn service_report(&self, plan: &NodePlan) -> BTreeMap<ServiceRef, ServiceAnnouncement> {
+        let mut report: BTreeMap<ServiceRef, ServiceAnnouncement> = BTreeMap::new();
+        fn entry<'a>(
+            report: &'a mut BTreeMap<ServiceRef, ServiceAnnouncement>,
+            service: &ServiceRef,
+        ) -> &'a mut ServiceAnnouncement {
+            report.entry(service.clone()).or_default()
+        }
+        match self.layer2.resolve(&plan.l2) {
+            Ok(assignments) => {
+                for a in assignments {
+                    let e = entry(&mut report, &a.service);
+                    match a.why_not() {
+                        Some(why) => add_failure(e, format!("layer2 {}: {why}", a.ip)),
+                        None => {
+                            e.protocols.insert(Protocol::Layer2);
+                        }
+                    }
+                }
+            }
+            Err(why) => {
+                for a in &plan.l2 {
+                    add_failure(
+                        entry(&mut report, &a.service),
+                        format!("layer2 {}: {why}", a.ip),
+                    );
+                }
+            }
+        }
+        let not_running = self.bgp.not_running();
+        for peer in &plan.bgp {
+            let problem = not_running.get(&peer.peer.name);
+            for service in peer.routes.iter().flat_map(|r| &r.services) {
+                let e = entry(&mut report, service);
+                match problem {
+                    Some(why) => add_failure(e, format!("bgp peer {}: {why}", peer.peer.name)),
+                    None => {
+                        e.protocols.insert(Protocol::Bgp);
+                    }
+                }
+            }
+        }
+        report
+    }
+
     pub fn collectors(self: &Arc<Self>) -> Vec<Box<dyn Collector>> {
         vec![
             self.layer2.collector(),
@@ -69,6 +120,17 @@ impl Actuators {
     pub async fn shutdown(&self) {
         self.layer2.stop();
         self.bgp.shutdown().await;
+    }
+}
+
+fn add_failure(entry: &mut ServiceAnnouncement, why: String) {
+    match &mut entry.failure {
+        Some(f) if f.contains(&why) => {}
+        Some(f) => {
+            f.push_str("; ");
+            f.push_str(&why);
+        }
+        None => entry.failure = Some(why),
     }
 }
 

@@ -163,6 +163,14 @@ impl BgpSpeaker {
         self.inner.status()
     }
 
+    /// The planned peers whose session cannot run, with the reason.
+    pub fn not_running(&self) -> BTreeMap<String, String> {
+        lock(&self.inner.planned)
+            .iter()
+            .filter_map(|p| Some((p.peer.name.clone(), p.session.clone().err()?)))
+            .collect()
+    }
+
     pub fn collector(&self) -> Box<dyn Collector> {
         Box::new(BgpCollector(self.inner.clone()))
     }

@@ -19,7 +19,7 @@ struct Report<'a> {
 
 /// Exit code 0 when the configuration has no errors, 1 when it has.
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let evaluated = evaluate(&args.files);
+    let evaluated = evaluate(&args.files, args.lb_class.as_deref());
     let valid = evaluated.world.is_some();
     let plans = plans(&evaluated, args.node.as_deref());
     let unknown = match (&evaluated.world, &args.node) {

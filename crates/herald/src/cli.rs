@@ -41,6 +41,11 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 
+    /// Announce only Services of this spec.loadBalancerClass [default: Services without a
+    /// class].
+    #[arg(long = "lb-class", value_name = "CLASS")]
+    pub lb_class: Option<String>,
+
     /// Also print notes (e.g. documents of kinds herald does not read).
     #[arg(short, long)]
     pub verbose: bool,
@@ -128,16 +133,68 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     model::net::parse_duration(s).map_err(|e| format!("{e}; {}", e.fix()))
 }
 
-/// Where the configuration comes from.
-///
-/// Only file mode exists so far. Kubernetes mode (`--kubeconfig`, `--namespace`, in-cluster
-/// config) will join here as an alternative to `--config`.
+/// Where the configuration comes from: files (`--config`), or else the Kubernetes API
+/// (`--kubeconfig`, or the in-cluster configuration when herald runs in a pod).
 #[derive(Debug, Args)]
 pub struct SourceArgs {
-    /// A YAML file of Kubernetes-style documents; repeat for several. Reloaded when it
-    /// changes on disk and on SIGHUP.
-    #[arg(long = "config", required = true, value_name = "FILE")]
+    /// File mode: a YAML file of Kubernetes-style documents; repeat for several. Reloaded
+    /// when it changes on disk and on SIGHUP.
+    #[arg(long = "config", value_name = "FILE", conflicts_with = "kubeconfig")]
     pub config: Vec<PathBuf>,
+
+    /// Kubernetes mode: the kubeconfig to reach the API server with [default: the in-cluster
+    /// configuration, else $KUBECONFIG or ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubernetes mode: the namespace of the metallb.io configuration (and of herald's
+    /// Leases) [default: the pod's namespace, else metallb-system].
+    #[arg(long, env = "POD_NAMESPACE", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Announce only Services of this spec.loadBalancerClass [default: Services without a
+    /// class, as MetalLB does].
+    #[arg(long = "lb-class", env = "HERALD_LB_CLASS", value_name = "CLASS")]
+    pub lb_class: Option<String>,
+}
+
+/// Where the pod's namespace is, when herald runs in one.
+const POD_NAMESPACE_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// MetalLB's namespace, where its configuration usually lives.
+pub const DEFAULT_NAMESPACE: &str = "metallb-system";
+
+/// The source `herald speaker` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Files(Vec<PathBuf>),
+    Kubernetes {
+        kubeconfig: Option<PathBuf>,
+        namespace: String,
+    },
+}
+
+impl SourceArgs {
+    pub fn mode(&self) -> Mode {
+        if !self.config.is_empty() {
+            return Mode::Files(self.config.clone());
+        }
+        let namespace = self
+            .namespace
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .or_else(|| {
+                std::fs::read_to_string(POD_NAMESPACE_FILE)
+                    .ok()
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty())
+            })
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        Mode::Kubernetes {
+            kubeconfig: self.kubeconfig.clone(),
+            namespace,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -186,7 +243,10 @@ mod tests {
         let Command::Speaker(args) = cli.command else {
             panic!("not speaker")
         };
-        assert_eq!(args.source.config.len(), 2);
+        assert_eq!(
+            args.source.mode(),
+            Mode::Files(vec!["a.yaml".into(), "b.yaml".into()])
+        );
         assert_eq!(args.node.as_deref(), Some("n1"));
         assert_eq!(args.metrics_addr, "0.0.0.0:7472".parse().expect("addr"));
         assert_eq!(args.log.log_format, LogFormat::Text);
@@ -232,6 +292,39 @@ mod tests {
         .expect_err("a duration needs a unit");
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("2s"), "{err}");
+    }
+
+    #[test]
+    fn without_config_files_the_source_is_kubernetes() {
+        let cli = Cli::try_parse_from([
+            "herald",
+            "speaker",
+            "--kubeconfig",
+            "/tmp/kc",
+            "--namespace",
+            "lb",
+        ])
+        .expect("parses");
+        let Command::Speaker(args) = cli.command else {
+            panic!("not speaker")
+        };
+        assert_eq!(
+            args.source.mode(),
+            Mode::Kubernetes {
+                kubeconfig: Some("/tmp/kc".into()),
+                namespace: "lb".into()
+            }
+        );
+        let err = Cli::try_parse_from([
+            "herald",
+            "speaker",
+            "--config",
+            "a.yaml",
+            "--kubeconfig",
+            "/tmp/kc",
+        ])
+        .expect_err("one source at a time");
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

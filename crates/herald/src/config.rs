@@ -1,5 +1,6 @@
-//! Reading configuration files into a checked `World`: the one path `check` and `speaker`
-//! share, so both accept and reject exactly the same files.
+//! Reading configuration into a checked `World` and a plan: the one path `check` and
+//! `speaker` share, so both accept and reject exactly the same files, and the cluster's
+//! objects go through the same validation.
 
 use model::diag::has_errors;
 use model::{Diagnostic, NodePlan, ResourceRef, Severity, World};
@@ -33,10 +34,12 @@ impl Evaluated {
 }
 
 /// Loads every file and validates what was read. Validation runs even when loading found
-/// errors, so one run reports as many problems as possible.
-pub fn evaluate(files: &[PathBuf]) -> Evaluated {
+/// errors, so one run reports as many problems as possible. Only Services of `lb_class`
+/// are announced (`None`: Services without a class).
+pub fn evaluate(files: &[PathBuf], lb_class: Option<&str>) -> Evaluated {
     guarded("reading the configuration", || {
-        let loaded = model::file::load_files(files);
+        let mut loaded = model::file::load_files(files);
+        loaded.resources.load_balancer_class = lb_class.map(str::to_owned);
         let checked = model::validate(&loaded.resources);
         let mut diagnostics = loaded.diagnostics;
         diagnostics.extend(checked.diagnostics);
@@ -72,11 +75,26 @@ pub struct Planned {
     pub unknown_node: Option<Vec<String>>,
 }
 
-pub fn evaluate_and_plan(files: &[PathBuf], node: &str) -> Planned {
-    let evaluated = evaluate(files);
-    let mut diagnostics = evaluated.diagnostics;
+pub fn evaluate_and_plan(files: &[PathBuf], lb_class: Option<&str>, node: &str) -> Planned {
+    let evaluated = evaluate(files, lb_class);
     let unknown_node = evaluated.world.as_ref().and_then(|w| unknown_node(w, node));
-    let plan = match evaluated.world {
+    Planned {
+        unknown_node,
+        ..plan_world(evaluated.diagnostics, evaluated.world, node)
+    }
+}
+
+/// The same for what the Kubernetes source read: its problems reading objects and the
+/// validation of the rest, and the plan when nothing is an error.
+pub fn plan_snapshot(snapshot: &k8s::Snapshot, node: &str) -> Planned {
+    match guarded("checking the configuration", || snapshot.validate()) {
+        Ok(checked) => plan_world(checked.diagnostics, checked.world, node),
+        Err(bug) => plan_world(vec![*bug], None, node),
+    }
+}
+
+fn plan_world(mut diagnostics: Vec<Diagnostic>, world: Option<World>, node: &str) -> Planned {
+    let plan = match world {
         None => None,
         Some(world) => match guarded("planning", || model::plan(&world, node)) {
             Ok(plan) => Some(plan),
@@ -89,7 +107,7 @@ pub fn evaluate_and_plan(files: &[PathBuf], node: &str) -> Planned {
     Planned {
         diagnostics,
         plan,
-        unknown_node,
+        unknown_node: None,
     }
 }
 
@@ -127,14 +145,14 @@ mod tests {
     #[test]
     fn unreadable_file_is_rejected_with_an_error_naming_it() {
         let missing = PathBuf::from("/nonexistent/herald-test.yaml");
-        let evaluated = evaluate(std::slice::from_ref(&missing));
+        let evaluated = evaluate(std::slice::from_ref(&missing), None);
         assert!(evaluated.world.is_none());
         assert!(evaluated.errors() >= 1);
         assert_eq!(
             evaluated.diagnostics[0].origin.file.as_ref(),
             Some(&missing)
         );
-        let planned = evaluate_and_plan(&[missing], "n1");
+        let planned = evaluate_and_plan(&[missing], None, "n1");
         assert!(planned.plan.is_none());
     }
 

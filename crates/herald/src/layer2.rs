@@ -35,6 +35,26 @@ pub struct Assignment {
     pub unmatched: BTreeSet<String>,
 }
 
+impl Assignment {
+    /// Why this node does not answer for the address, when it does not.
+    pub fn why_not(&self) -> Option<String> {
+        if !self.interfaces.is_empty() {
+            return None;
+        }
+        Some(if self.unmatched.is_empty() {
+            "this node has no usable interface (every link is loopback, virtual, or a bridge or bond member); name one in the L2Advertisement's interfaces".to_owned()
+        } else {
+            let named = self
+                .unmatched
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("no interface of this node matches the L2Advertisement's interfaces ({named})")
+        })
+    }
+}
+
 /// Resolves every announcement against `links`: which addresses each interface answers for,
 /// and for each address where it is answered.
 pub fn assign(
@@ -164,6 +184,15 @@ impl Layer2 {
         }
     }
 
+    /// Where `announcements` would be answered on the links as they are now; `Err` when
+    /// Layer 2 is off on this node.
+    pub fn resolve(&self, announcements: &[L2Announcement]) -> Result<Vec<Assignment>, String> {
+        match &self.state.responder {
+            Some(r) => Ok(assign(announcements, &r.links().table()).1),
+            None => Err(self.state.start_error.clone().unwrap_or_default()),
+        }
+    }
+
     /// The addresses answered for on at least one interface.
     pub fn announced(&self) -> BTreeSet<(ServiceRef, String)> {
         self.state
@@ -282,18 +311,18 @@ fn log_changes(before: &[Assignment], after: &[Assignment]) {
         if was.map(|w| (&w.interfaces, &w.unmatched)) == Some((&a.interfaces, &a.unmatched)) {
             continue;
         }
-        let interfaces = a.interfaces.iter().cloned().collect::<Vec<_>>().join(",");
-        if a.interfaces.is_empty() {
-            let unmatched = a.unmatched.iter().cloned().collect::<Vec<_>>().join(",");
-            warn!(
+        match a.why_not() {
+            Some(why) => warn!(
                 protocol = "layer2",
                 %ip,
                 service = %a.service,
-                unmatched,
-                "not answering: no interface of this node matches the L2Advertisement's interfaces; this node is not eligible for the address"
-            );
-        } else {
-            info!(protocol = "layer2", %ip, service = %a.service, interfaces, "answering ARP/NDP");
+                reason = %why,
+                "not answering ARP/NDP: this node is not eligible for the address"
+            ),
+            None => {
+                let interfaces = a.interfaces.iter().cloned().collect::<Vec<_>>().join(",");
+                info!(protocol = "layer2", %ip, service = %a.service, interfaces, "answering ARP/NDP");
+            }
         }
     }
     for (ip, a) in &old {

@@ -13,6 +13,7 @@ mod layer2;
 mod logging;
 mod metrics;
 mod render;
+mod source;
 mod speaker;
 mod state;
 mod watch;

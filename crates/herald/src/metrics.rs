@@ -8,6 +8,7 @@ use model::NodePlan;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+    MetricEncoder,
 };
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -50,6 +51,8 @@ pub struct Metrics {
     plan_l2_addresses: Gauge,
     plan_bgp_routes: Gauge,
     plan_bgp_peers: Gauge,
+    /// MetalLB's names for the configuration state, in Kubernetes mode.
+    k8s_config: Option<(Gauge, Gauge)>,
 }
 
 impl Default for Metrics {
@@ -118,7 +121,27 @@ impl Metrics {
             plan_l2_addresses,
             plan_bgp_routes,
             plan_bgp_peers,
+            k8s_config: None,
         }
+    }
+
+    /// Kubernetes mode: MetalLB's `metallb_k8s_client_*` metrics, the counters read from the
+    /// source at scrape time and the configuration state kept with herald's own.
+    pub fn register_kubernetes(&mut self, source: k8s::Metrics) {
+        let loaded = Gauge::default();
+        self.registry.register(
+            "metallb_k8s_client_config_loaded_bool",
+            "1 when the configuration read from the cluster was valid",
+            loaded.clone(),
+        );
+        let stale = Gauge::default();
+        self.registry.register(
+            "metallb_k8s_client_config_stale_bool",
+            "1 when the running configuration is older than a newer one that was rejected",
+            stale.clone(),
+        );
+        self.k8s_config = Some((loaded, stale));
+        self.register(Box::new(KubernetesCounters(source)));
     }
 
     /// Adds metrics that are read at scrape time.
@@ -133,8 +156,13 @@ impl Metrics {
     }
 
     pub fn set_config_state(&self, loaded: bool, stale: bool) {
-        self.config_loaded.set(i64::from(loaded));
-        self.config_stale.set(i64::from(stale));
+        let gauges = [(&self.config_loaded, &self.config_stale)]
+            .into_iter()
+            .chain(self.k8s_config.as_ref().map(|(l, s)| (l, s)));
+        for (l, s) in gauges {
+            l.set(i64::from(loaded));
+            s.set(i64::from(stale));
+        }
     }
 
     pub fn set_plan(&self, plan: &NodePlan) {
@@ -152,6 +180,27 @@ impl Metrics {
     }
 }
 
+#[derive(Debug)]
+struct KubernetesCounters(k8s::Metrics);
+
+impl Collector for KubernetesCounters {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = self.0.counters();
+        counter_family(
+            &mut encoder,
+            "metallb_k8s_client_updates",
+            "Objects received from the Kubernetes API (adds, changes, deletes, listed objects)",
+            vec![(vec![], c.updates)],
+        )?;
+        counter_family(
+            &mut encoder,
+            "metallb_k8s_client_update_errors",
+            "Objects that could not be read, and list or watch requests that failed",
+            vec![(vec![], c.update_errors)],
+        )
+    }
+}
+
 /// The samples of one metric family read at scrape time: labels and value.
 pub type Family = Vec<(Vec<(&'static str, String)>, u64)>;
 
@@ -162,11 +211,8 @@ pub fn counter_family(
     help: &str,
     samples: Family,
 ) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, value) in samples {
-        ConstCounter::new(value).encode(metric.encode_family(&labels)?)?;
-    }
-    Ok(())
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+    encode_samples(metric, samples, ConstCounter::new)
 }
 
 /// Encodes a family of plain values under exactly `name`: a gauge, or (`Unknown`) a
@@ -178,9 +224,21 @@ pub fn gauge_family(
     metric_type: MetricType,
     samples: Family,
 ) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, metric_type)?;
+    let metric = encoder.encode_descriptor(name, help, None, metric_type)?;
+    encode_samples(metric, samples, ConstGauge::new)
+}
+
+fn encode_samples<M: EncodeMetric>(
+    mut metric: MetricEncoder,
+    samples: Family,
+    make: fn(u64) -> M,
+) -> Result<(), std::fmt::Error> {
     for (labels, value) in samples {
-        ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+        if labels.is_empty() {
+            // `name{} 1` is not valid exposition; a metric without labels has no braces.
+            return make(value).encode(metric);
+        }
+        make(value).encode(metric.encode_family(&labels)?)?;
     }
     Ok(())
 }
@@ -192,6 +250,48 @@ fn gauge(n: usize) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug)]
+    struct Fixed;
+
+    impl Collector for Fixed {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            counter_family(&mut encoder, "t_plain", "help", vec![(vec![], 3)])?;
+            counter_family(
+                &mut encoder,
+                "t_labelled",
+                "help",
+                vec![
+                    (vec![("peer", "a".into())], 1),
+                    (vec![("peer", "b".into())], 2),
+                ],
+            )?;
+            gauge_family(
+                &mut encoder,
+                "t_untyped",
+                "help",
+                MetricType::Unknown,
+                vec![(vec![("ip", "192.0.2.1".into())], 4)],
+            )
+        }
+    }
+
+    #[test]
+    fn collected_families_encode_as_exposition() {
+        let mut m = Metrics::new();
+        m.register(Box::new(Fixed));
+        let text = m.encode().expect("encodes");
+        for line in [
+            "t_plain_total 3\n",
+            "t_labelled_total{peer=\"a\"} 1\n",
+            "t_labelled_total{peer=\"b\"} 2\n",
+            "# TYPE t_untyped unknown\n",
+            "t_untyped{ip=\"192.0.2.1\"} 4\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("{}"), "{text}");
+    }
 
     #[test]
     fn exposition_names_every_metric() {

@@ -1,30 +1,25 @@
-//! `herald speaker`: read the configuration, plan, hand the plan to the actuators (Layer 2
-//! and BGP), serve the plan and metrics, and reload when the files change or on SIGHUP,
-//! until SIGTERM or SIGINT.
+//! `herald speaker`: read the configuration (files or the Kubernetes API), plan, hand the
+//! plan to the actuators (Layer 2 and BGP), serve the plan and metrics, and follow every
+//! change, until SIGTERM or SIGINT.
 //!
 //! A rejected configuration never replaces the running plan: the speaker keeps announcing
-//! what the last valid configuration said and reports the configuration as stale. In file
-//! mode there is no election: every eligible node announces.
+//! what the last valid configuration said and reports the configuration as stale. Until
+//! election exists, every eligible node announces (in both modes).
 
 use crate::actuators::Actuators;
-use crate::cli::SpeakerArgs;
-use crate::config::{Planned, evaluate_and_plan};
+use crate::cli::{Mode, SpeakerArgs};
+use crate::config::Planned;
+use crate::metrics::Metrics;
 use crate::render;
+use crate::source::{Cluster, Files, Read, Source};
 use crate::state::{Applied, Shared};
-use crate::watch::{ConfigWatch, WatchMsg};
 use anyhow::{Context as _, bail};
-use model::{Diagnostic, NodePlan, ResourceRef, Severity};
+use model::{NodePlan, Severity};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep_until};
 use tracing::{debug, error, info, warn};
-
-/// Editors and ConfigMap updates change files in several steps; wait this long after the
-/// last change before reading, so we read the result and not a step.
-const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// How long open HTTP connections get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -36,19 +31,47 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
     let node = node_name(args.node)?;
-    let files = absolute(&args.source.config)?;
-    info!(
-        version = env!("CARGO_PKG_VERSION"),
-        node = %node,
-        files = %files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", "),
-        "starting herald speaker in file mode"
-    );
+    let lb_class = args.source.lb_class.clone();
+    let mut metrics = Metrics::new();
+    let mut source = match args.source.mode() {
+        Mode::Files(files) => {
+            let files = absolute(&files)?;
+            info!(
+                version = env!("CARGO_PKG_VERSION"),
+                node = %node,
+                files = %files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                "starting herald speaker in file mode"
+            );
+            Source::Files(Files::new(files, lb_class))
+        }
+        Mode::Kubernetes {
+            kubeconfig,
+            namespace,
+        } => {
+            info!(
+                version = env!("CARGO_PKG_VERSION"),
+                node = %node,
+                namespace = %namespace,
+                kubeconfig = kubeconfig.as_ref().map(|k| k.display().to_string()),
+                "starting herald speaker in Kubernetes mode"
+            );
+            let (cluster, k8s_metrics) =
+                Cluster::connect(kubeconfig, namespace, &node, lb_class).await?;
+            metrics.register_kubernetes(k8s_metrics);
+            Source::Cluster(cluster)
+        }
+    };
     let actuators = Actuators::start(node.clone(), args.announce.options()).await;
-    let shared = Arc::new(Shared::new(node, files.clone(), Some(actuators.clone())));
+    let shared = Arc::new(Shared::new(
+        node.clone(),
+        source.status(),
+        metrics,
+        Some(actuators.clone()),
+    ));
 
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
@@ -67,37 +90,22 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     });
     info!(addr = %local_addr, "serving metrics");
 
-    let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
-    let mut watch = arm_watch(&files, watch_tx.clone());
-
-    // The first read goes through the loop like any other, so a signal is never left
-    // waiting behind it.
-    let mut due: Option<(Instant, &'static str)> = Some((Instant::now(), "startup"));
     let why = loop {
         tokio::select! {
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
-            _ = sighup.recv() => {
-                info!("SIGHUP received: re-reading the configuration");
-                // A re-created directory loses its watch; SIGHUP is the way to get it back.
-                drop(watch.take());
-                watch = arm_watch(&files, watch_tx.clone());
-                due = None;
-                reload(&shared, &files, "SIGHUP").await;
-            }
-            Some(msg) = watch_rx.recv() => match msg {
-                WatchMsg::Changed(path) => {
-                    debug!(path = %path.display(), "configuration file changed");
-                    due = Some((Instant::now() + DEBOUNCE, "file change"));
+            _ = sighup.recv() => source.sighup(),
+            read = source.next(&node) => {
+                let Read { trigger, planned } = read?;
+                let diagnostics = planned.diagnostics.clone();
+                apply(&shared, planned, trigger);
+                if let Source::Cluster(cluster) = &source {
+                    let running = shared.read().plan.clone();
+                    let services = running
+                        .map(|plan| actuators.service_report(&plan))
+                        .unwrap_or_default();
+                    cluster.report(diagnostics, services);
                 }
-                WatchMsg::Error(e) => {
-                    warn!(error = %e, "watching the configuration files failed; re-reading them to be safe");
-                    due = Some((Instant::now() + DEBOUNCE, "watch error"));
-                }
-            },
-            _ = sleep_until(due.map_or_else(far_future, |(at, _)| at)), if due.is_some() => {
-                let trigger = due.take().map_or("file change", |(_, why)| why);
-                reload(&shared, &files, trigger).await;
             }
             result = &mut server => {
                 match result {
@@ -110,7 +118,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     };
 
     info!(signal = why, "shutting down");
-    drop(watch);
+    drop(source);
     actuators.shutdown().await;
     let _ = stop_http.send(());
     match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
@@ -121,10 +129,6 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400)
 }
 
 /// `--node`, else `$NODE_NAME` (both through clap), else the hostname.
@@ -164,44 +168,9 @@ fn absolute(files: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         .collect()
 }
 
-/// Starts watching; without a watch the speaker still runs and reloads on SIGHUP.
-fn arm_watch(files: &[PathBuf], tx: mpsc::UnboundedSender<WatchMsg>) -> Option<ConfigWatch> {
-    match ConfigWatch::new(files, tx) {
-        Ok(watch) => Some(watch),
-        Err(e) => {
-            warn!(
-                error = %format!("{e:#}"),
-                "cannot watch the configuration files; changes are only read on SIGHUP"
-            );
-            None
-        }
-    }
-}
-
-/// Reads and checks the files off the async threads, then applies and logs the outcome.
-async fn reload(shared: &Arc<Shared>, files: &[PathBuf], trigger: &'static str) {
-    let job = {
-        let files = files.to_vec();
-        let node = shared.node.clone();
-        tokio::task::spawn_blocking(move || evaluate_and_plan(&files, &node))
-    };
-    let planned = match job.await {
-        Ok(planned) => planned,
-        // evaluate_and_plan turns the model's panics into diagnostics; this is anything
-        // else that stopped the job. It counts as a rejected read, like any other failure.
-        Err(e) => Planned {
-            diagnostics: vec![
-                Diagnostic::error(
-                    ResourceRef::default(),
-                    "",
-                    format!("reading the configuration did not finish: {e}"),
-                )
-                .fix("this is a bug in herald; please report it"),
-            ],
-            plan: None,
-            unknown_node: None,
-        },
-    };
+/// Logs a read and makes its plan the running one when it is valid, then hands the running
+/// plan to the actuators.
+fn apply(shared: &Arc<Shared>, planned: Planned, trigger: &'static str) {
     log_diagnostics(&planned);
     if let Some(known) = &planned.unknown_node {
         warn!(

@@ -26,10 +26,19 @@ pub enum ConfigState {
     Invalid,
 }
 
+/// Where the configuration is read from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum Source {
+    Files { files: Vec<PathBuf> },
+    Kubernetes { namespace: String },
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ConfigStatus {
     pub state: ConfigState,
-    pub files: Vec<PathBuf>,
+    #[serde(flatten)]
+    pub source: Source,
     /// How many valid configurations have been accepted.
     pub generation: u64,
     /// When the configuration was last read, valid or not.
@@ -71,8 +80,13 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(node: String, files: Vec<PathBuf>, actuators: Option<Arc<Actuators>>) -> Self {
-        let mut metrics = Metrics::new();
+    /// `metrics` gets the actuators' collectors.
+    pub fn new(
+        node: String,
+        source: Source,
+        mut metrics: Metrics,
+        actuators: Option<Arc<Actuators>>,
+    ) -> Self {
         for collector in actuators.iter().flat_map(Actuators::collectors) {
             metrics.register(collector);
         }
@@ -84,7 +98,7 @@ impl Shared {
                 plan: None,
                 config: ConfigStatus {
                     state: ConfigState::Pending,
-                    files,
+                    source,
                     generation: 0,
                     last_reload: None,
                     last_success: None,
@@ -240,7 +254,12 @@ mod tests {
 
     #[test]
     fn first_invalid_config_leaves_speaker_unready() {
-        let shared = Shared::new("n1".into(), vec![], None);
+        let shared = Shared::new(
+            "n1".into(),
+            Source::Files { files: vec![] },
+            Metrics::new(),
+            None,
+        );
         assert!(!shared.is_ready());
         assert_eq!(shared.read().config.state, ConfigState::Pending);
         let applied = shared.apply(invalid(), at(1));
@@ -253,7 +272,12 @@ mod tests {
 
     #[test]
     fn rejected_config_keeps_last_good_plan_and_marks_it_stale() {
-        let shared = Shared::new("n1".into(), vec![], None);
+        let shared = Shared::new(
+            "n1".into(),
+            Source::Files { files: vec![] },
+            Metrics::new(),
+            None,
+        );
         let Applied::Accepted {
             changed,
             generation,
