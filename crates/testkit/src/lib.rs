@@ -2,11 +2,12 @@
 //!
 //! Owns finding (or building) the `herald` binary and driving a running `herald speaker`:
 //! its logs, its HTTP endpoints and its signals; the in-process Kubernetes API server
-//! ([`apiserver`]); network-namespace topologies ([`netns`]); and real routing daemons in
-//! them ([`routers`]). Helpers here panic with a message that says what was expected, since
-//! they only ever run inside tests and benchmarks.
+//! ([`apiserver`]); network-namespace topologies ([`netns`]); real routing daemons in them
+//! ([`routers`]); and MRT table dumps ([`mrt`]). Helpers here panic with a message that says
+//! what was expected, since they only ever run inside tests and benchmarks.
 
 pub mod apiserver;
+pub mod mrt;
 pub mod netns;
 pub mod routers;
 
