@@ -2,12 +2,15 @@
 //!
 //! Owns finding (or building) the `herald` binary and driving a running `herald speaker`:
 //! its logs, its HTTP endpoints and its signals; the in-process Kubernetes API server
-//! ([`apiserver`]); and network-namespace topologies ([`netns`]). Helpers here panic with a message that says what was
-//! expected, since they only ever run inside tests.
+//! ([`apiserver`]); network-namespace topologies ([`netns`]) and the Layer 2 test LAN
+//! ([`lan`]); real routing daemons in them ([`routers`]); and MRT table dumps ([`mrt`]). Helpers here panic with a message that says
+//! what was expected, since they only ever run inside tests and benchmarks.
 
 pub mod apiserver;
 pub mod lan;
+pub mod mrt;
 pub mod netns;
+pub mod routers;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

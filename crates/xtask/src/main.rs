@@ -228,25 +228,31 @@ fn fuzz(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Benchmarks live with their crate as `crates/NAME/benches/NAME.rs`.
+/// Benchmarks are the root package's `benches/NAME.rs` (harness = false; they need root, as
+/// they build network namespaces), run with the release profile.
 fn bench(names: &[&str]) -> Result<()> {
-    let all: Vec<String> = ["l2", "bgp"]
-        .into_iter()
-        .filter(|n| root().join(format!("crates/{n}/benches/{n}.rs")).is_file())
-        .map(str::to_owned)
+    let mut all: Vec<String> = std::fs::read_dir(root().join("benches"))
+        .context("reading benches/")?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .filter_map(|p| Some(p.file_stem()?.to_str()?.to_owned()))
         .collect();
+    all.sort();
     let chosen: Vec<&str> = if names.is_empty() {
         all.iter().map(String::as_str).collect()
     } else {
         names.to_vec()
     };
+    if let Some(unknown) = chosen.iter().find(|n| !all.iter().any(|a| a == *n)) {
+        bail!(
+            "no benchmark named {unknown:?}; there are: {}",
+            all.join(", ")
+        );
+    }
+    install_packages(TEST_PACKAGES)?;
     for name in chosen {
-        if !all.iter().any(|n| n == name) {
-            bail!("no benchmark named {name:?}; there are: {}", all.join(", "));
-        }
-        install_packages(TEST_PACKAGES)?;
         let mut c = cargo();
-        c.args(["bench", "-p", name, "--bench", name]);
+        c.args(["bench", "-p", "herald-e2e", "--bench", name]);
         run(c)?;
     }
     Ok(())

@@ -1,6 +1,7 @@
-//! Real routers in network namespaces: the namespaces and veth links, BIRD 2, FRR bgpd and
-//! GoBGP started with generated configurations, their tables read back as [`RouterRoute`]s,
-//! and the speaker run inside a namespace on a thread of its own.
+//! Real routers in network namespaces: the link between the speaker's namespace and the
+//! router's, configurations for BIRD 2, FRR bgpd and GoBGP (which `testkit::routers` runs),
+//! their tables read back as [`RouterRoute`]s, and the speaker run inside a namespace on a
+//! thread of its own.
 //!
 //! Everything needs root. A test that cannot set up its namespaces or start its router
 //! fails: it never skips.
@@ -10,24 +11,9 @@
 use bgp::{PeerStatus, Routes, Speaker, SpeakerConfig};
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Runs a command, failing the test with its output if it fails.
-pub fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (is it installed? tests need root)"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use testkit::netns::{Netns, veth};
+pub use testkit::routers::{Daemon, Kind};
 
 /// Polls `check` until it gives a value; fails with `what` and the last state once
 /// `limit` has passed. The limit only bounds a failing test: nothing is asserted about
@@ -42,62 +28,6 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Resul
             }
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
-    }
-}
-
-/// A network namespace, deleted when dropped.
-pub struct Netns {
-    pub name: String,
-}
-
-impl Netns {
-    pub fn new(name: &str) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        run("ip", &["netns", "add", name]);
-        let ns = Netns {
-            name: name.to_string(),
-        };
-        ns.exec(&[
-            "sysctl",
-            "-qw",
-            "net.ipv6.conf.all.accept_dad=0",
-            "net.ipv6.conf.default.accept_dad=0",
-        ]);
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    pub fn ip(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    pub fn exec(&self, args: &[&str]) -> String {
-        let mut all = vec!["netns", "exec", &self.name];
-        all.extend_from_slice(args);
-        run("ip", &all)
-    }
-
-    /// Starts a long-running process inside the namespace, output to `log`.
-    pub fn spawn(&self, args: &[&str], log: &Path) -> Child {
-        let log = std::fs::File::create(log).expect("log file");
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
     }
 }
 
@@ -129,9 +59,13 @@ pub const ROUTER_V6: &str = "2001:db8:1::2";
 
 impl Link {
     pub fn new(tag: &str) -> Link {
-        let base = format!("hb{}{tag}", std::process::id() % 100_000);
-        let speaker = Netns::new(&format!("{base}s"));
-        let router = Netns::new(&format!("{base}r"));
+        let speaker = Netns::new(&format!("hb{tag}s"));
+        let router = Netns::new(&format!("hb{tag}r"));
+        for ns in [&speaker, &router] {
+            // Addresses are usable at once: sessions start as soon as the link is up.
+            ns.sysctl("net.ipv6.conf.all.accept_dad", "0");
+            ns.sysctl("net.ipv6.conf.default.accept_dad", "0");
+        }
         let dual: Vec<String> = SPEAKER_V4
             .iter()
             .map(|a| format!("{a}/24"))
@@ -141,22 +75,10 @@ impl Link {
         let v6: Vec<String> = SPEAKER_V6.iter().map(|a| format!("{a}/64")).collect();
         let router_v6 = [format!("{ROUTER_V6}/64")];
         for (ours, theirs, speaker_addrs, router_addrs) in [
-            ("a", "b", &dual[..], &router_dual[..]),
-            ("c", "d", &v6[..], &router_v6[..]),
+            ("dual0", "dual1", &dual[..], &router_dual[..]),
+            ("v6only0", "v6only1", &v6[..], &router_v6[..]),
         ] {
-            let (a, b) = (format!("{base}{ours}"), format!("{base}{theirs}"));
-            speaker.ip(&[
-                "link",
-                "add",
-                &a,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &b,
-                "netns",
-                &router.name,
-            ]);
+            veth(&speaker, ours, &router, theirs);
             let add = |ns: &Netns, addr: &str, dev: &str| {
                 let mut args = vec!["addr", "add", addr, "dev", dev];
                 if addr.contains(':') {
@@ -165,13 +87,11 @@ impl Link {
                 ns.ip(&args);
             };
             for addr in speaker_addrs {
-                add(&speaker, addr, &a);
+                add(&speaker, addr, ours);
             }
             for addr in router_addrs {
-                add(&router, addr, &b);
+                add(&router, addr, theirs);
             }
-            speaker.ip(&["link", "set", &a, "up"]);
-            router.ip(&["link", "set", &b, "up"]);
         }
         Link { speaker, router }
     }
@@ -208,157 +128,45 @@ pub struct Neighbor {
 
 pub const ROUTER_AS: u32 = 65000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Bird,
-    Frr,
-    Gobgp,
-}
-
-/// A router process in its namespace, killed when dropped.
+/// A router in its namespace, configured with the scenario's neighbors; killed when
+/// dropped.
 pub struct Router {
     pub kind: Kind,
-    pub dir: PathBuf,
-    child: Child,
-    ns: String,
+    daemon: Daemon,
 }
 
 impl Router {
     pub fn start(kind: Kind, ns: &Netns, neighbors: &[Neighbor]) -> Router {
-        let dir = std::env::temp_dir().join(format!("{}-{kind:?}", ns.name));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("router dir");
-        let log = dir.join("log");
-        let child = match kind {
-            Kind::Bird => {
-                let conf = dir.join("bird.conf");
-                std::fs::write(&conf, bird_config(neighbors)).expect("config");
-                let sock = dir.join("bird.ctl");
-                ns.spawn(&["bird", "-f", "-c", s(&conf), "-s", s(&sock)], &log)
-            }
-            Kind::Frr => {
-                let conf = dir.join("frr.conf");
-                std::fs::write(&conf, frr_config(neighbors)).expect("config");
-                let pid = dir.join("bgpd.pid");
-                ns.spawn(
-                    &[
-                        "/usr/lib/frr/bgpd",
-                        "-f",
-                        s(&conf),
-                        "-i",
-                        s(&pid),
-                        "--vty_socket",
-                        s(&dir),
-                        "-Z",
-                        "-S",
-                        "-n",
-                        "-P",
-                        "0",
-                        "--log",
-                        "stdout",
-                    ],
-                    &log,
-                )
-            }
-            Kind::Gobgp => {
-                let conf = dir.join("gobgpd.toml");
-                std::fs::write(&conf, gobgp_config(neighbors)).expect("config");
-                ns.spawn(
-                    &[
-                        "gobgpd",
-                        "-f",
-                        s(&conf),
-                        "-p",
-                        "--pprof-disable",
-                        "--api-hosts",
-                        "127.0.0.1:50051",
-                    ],
-                    &log,
-                )
-            }
+        let config = match kind {
+            Kind::Bird => bird_config(neighbors),
+            Kind::Frr => frr_config(neighbors),
+            Kind::Gobgp => gobgp_config(neighbors),
         };
-        let router = Router {
+        Router {
             kind,
-            dir,
-            child,
-            ns: ns.name.clone(),
-        };
-        // Up when its control interface answers.
-        wait_for(
-            &format!("{kind:?} to start"),
-            Duration::from_secs(20),
-            || {
-                router
-                    .query_raw()
-                    .map(|_| ())
-                    .map_err(|e| format!("{e}; log: {}", router.log()))
-            },
-        );
-        router
-    }
-
-    fn cli(&self, args: &[&str]) -> Result<String, String> {
-        let mut all = vec!["netns", "exec", &self.ns];
-        all.extend_from_slice(args);
-        let out = Command::new("ip")
-            .args(&all)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        } else {
-            Err(format!(
-                "{args:?}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
+            daemon: Daemon::start(kind, ns, &config),
         }
-    }
-
-    fn query_raw(&self) -> Result<String, String> {
-        match self.kind {
-            Kind::Bird => self.cli(&[
-                "birdc",
-                "-s",
-                s(&self.dir.join("bird.ctl")),
-                "show",
-                "status",
-            ]),
-            Kind::Frr => self.vtysh("show bgp summary json"),
-            Kind::Gobgp => self.cli(&["gobgp", "global", "-j"]),
-        }
-    }
-
-    fn vtysh(&self, command: &str) -> Result<String, String> {
-        self.cli(&["vtysh", "--vty_socket", s(&self.dir), "-c", command])
     }
 
     /// The routes the router holds for `prefix`, one per path.
     pub fn routes(&self, prefix: &str) -> Result<Vec<RouterRoute>, String> {
-        let v6 = prefix.contains(':');
+        let afi = if prefix.contains(':') { "ipv6" } else { "ipv4" };
         match self.kind {
             Kind::Bird => {
-                let out = self.cli(&[
-                    "birdc",
-                    "-s",
-                    s(&self.dir.join("bird.ctl")),
-                    "show",
-                    "route",
-                    "all",
-                ])?;
+                let out = self.daemon.birdc(&["show", "route", "all"])?;
                 Ok(parse_bird(&out)
                     .into_iter()
                     .filter(|r| r.prefix == prefix)
                     .collect())
             }
             Kind::Frr => {
-                let afi = if v6 { "ipv6" } else { "ipv4" };
-                let out = self.vtysh(&format!("show bgp {afi} unicast {prefix} json"))?;
+                let out = self
+                    .daemon
+                    .vtysh(&format!("show bgp {afi} unicast {prefix} json"))?;
                 parse_frr(&out)
             }
             Kind::Gobgp => {
-                let afi = if v6 { "ipv6" } else { "ipv4" };
-                let out = self.cli(&["gobgp", "global", "rib", "-a", afi, "-j"])?;
+                let out = self.daemon.gobgp(&["global", "rib", "-a", afi, "-j"])?;
                 Ok(parse_gobgp(&out)?
                     .into_iter()
                     .filter(|r| r.prefix == prefix)
@@ -368,13 +176,15 @@ impl Router {
     }
 
     pub fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on the router's own pid.
-        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
-        assert_eq!(rc, 0, "kill {signal}");
+        self.daemon.signal(signal);
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+        self.daemon.log()
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.daemon.log_tail(lines)
     }
 
     /// Whether the router has the session with `neighbor` (its BIRD protocol name
@@ -382,24 +192,21 @@ impl Router {
     pub fn session_up(&self, name: &str, address: &str) -> Result<bool, String> {
         match self.kind {
             Kind::Bird => {
-                let out = self.cli(&[
-                    "birdc",
-                    "-s",
-                    s(&self.dir.join("bird.ctl")),
-                    "show",
-                    "protocols",
-                    &format!("peer_{name}"),
-                ])?;
+                let out = self
+                    .daemon
+                    .birdc(&["show", "protocols", &format!("peer_{name}")])?;
                 Ok(out.contains("Established"))
             }
             Kind::Frr => {
-                let out = self.vtysh(&format!("show bgp neighbors {address} json"))?;
+                let out = self
+                    .daemon
+                    .vtysh(&format!("show bgp neighbors {address} json"))?;
                 let v: serde_json::Value =
                     serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
                 Ok(v[address]["bgpState"].as_str() == Some("Established"))
             }
             Kind::Gobgp => {
-                let out = self.cli(&["gobgp", "neighbor"])?;
+                let out = self.daemon.gobgp(&["neighbor"])?;
                 Ok(out
                     .lines()
                     .any(|l| l.split_whitespace().next() == Some(address) && l.contains("Establ")))
@@ -410,16 +217,15 @@ impl Router {
     /// Makes the router ask for our IPv4 routes again with a ROUTE-REFRESH.
     pub fn request_refresh(&self, name: &str, address: &str) {
         let result = match self.kind {
-            Kind::Bird => self.cli(&[
-                "birdc",
-                "-s",
-                s(&self.dir.join("bird.ctl")),
-                "reload",
-                "in",
-                &format!("peer_{name}"),
-            ]),
-            Kind::Frr => self.vtysh(&format!("clear bgp ipv4 unicast {address} soft in")),
-            Kind::Gobgp => self.cli(&["gobgp", "neighbor", address, "softresetin", "-a", "ipv4"]),
+            Kind::Bird => self
+                .daemon
+                .birdc(&["reload", "in", &format!("peer_{name}")]),
+            Kind::Frr => self
+                .daemon
+                .vtysh(&format!("clear bgp ipv4 unicast {address} soft in")),
+            Kind::Gobgp => self
+                .daemon
+                .gobgp(&["neighbor", address, "softresetin", "-a", "ipv4"]),
         };
         if let Err(e) = result {
             panic!("{:?} refresh: {e}", self.kind);
@@ -430,59 +236,12 @@ impl Router {
     /// messages.
     pub fn dump(&self) -> String {
         let out = match self.kind {
-            Kind::Bird => self.cli(&[
-                "birdc",
-                "-s",
-                s(&self.dir.join("bird.ctl")),
-                "show",
-                "route",
-                "all",
-            ]),
-            Kind::Frr => self.vtysh("show bgp ipv4 unicast"),
-            Kind::Gobgp => self.cli(&["gobgp", "global", "rib", "-a", "ipv4"]),
+            Kind::Bird => self.daemon.birdc(&["show", "route", "all"]),
+            Kind::Frr => self.daemon.vtysh("show bgp ipv4 unicast"),
+            Kind::Gobgp => self.daemon.gobgp(&["global", "rib", "-a", "ipv4"]),
         };
         out.unwrap_or_else(|e| e)
     }
-
-    /// How many routes BIRD holds in all its tables.
-    pub fn bird_route_count(&self) -> Result<u64, String> {
-        let out = self.cli(&[
-            "birdc",
-            "-s",
-            s(&self.dir.join("bird.ctl")),
-            "show",
-            "route",
-            "count",
-        ])?;
-        // "<n> of <m> routes for <k> networks in table master4", one line a table.
-        Ok(out
-            .lines()
-            .filter(|l| l.contains(" in table "))
-            .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
-            .sum())
-    }
-
-    /// The last lines of the router's log, for failure messages.
-    pub fn log_tail(&self, lines: usize) -> String {
-        let log = self.log();
-        let all: Vec<&str> = log.lines().collect();
-        all[all.len().saturating_sub(lines)..].join("\n")
-    }
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Kept after a failure: the configuration and log say what the router saw.
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 fn local_of(address: &str) -> &'static str {
@@ -816,14 +575,8 @@ enum SpeakerCommand {
 
 impl NetnsSpeaker {
     pub fn start(ns: &Netns, config: SpeakerConfig) -> NetnsSpeaker {
-        let path = format!("/var/run/netns/{}", ns.name);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SpeakerCommand>();
-        let thread = std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("netns file");
-            // SAFETY: setns on an open namespace fd; it affects this thread only.
-            let rc =
-                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        let thread = ns.spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

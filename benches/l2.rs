@@ -9,8 +9,8 @@
 //!
 //! Targets (issue 3): herald's median latency ≤ 1.5× the kernel's, its rate ≥ 0.5× the kernel's.
 //!
-//! Needs root: `cargo bench -p l2 --bench l2` (release profile). Sends only inside the
-//! namespaces it creates.
+//! Needs root: `cargo xtask bench l2`, i.e. `cargo bench -p herald-e2e --bench l2` (release
+//! profile). Sends only inside the namespaces it creates.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
