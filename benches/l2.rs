@@ -26,6 +26,7 @@ use l2::wire::{
     solicited_node_multicast, solicited_node_multicast_ethernet_addr,
 };
 use l2::{Frame, NdFrame};
+use testkit::lan::quiet;
 use testkit::netns::{Bridge, Netns};
 
 const LATENCY_SAMPLES: usize = 2000;
@@ -40,16 +41,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-fn quiet(ns: &Netns) {
-    for key in [
-        "net.ipv6.conf.all.accept_dad",
-        "net.ipv6.conf.default.accept_dad",
-        "net.ipv6.conf.default.router_solicitations",
-    ] {
-        ns.sysctl(key, "0");
-    }
 }
 
 /// One kind of question, to one answerer.
