@@ -3,8 +3,8 @@
 //! through a kubeconfig, and the test changes the cluster as users and controllers would and
 //! reads herald's `/status`, `/metrics` and the Events it writes back.
 //!
-//! herald runs in a network namespace of its own (with a veth pair of its own, so Layer 2 has
-//! interfaces), and so does the API server it talks to. Needs root; nothing is timed.
+//! herald runs in a network namespace, and so does the API server it talks to; a BIRD router
+//! in another namespace receives what herald announces. Needs root; nothing is timed.
 
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -12,11 +12,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 use testkit::apiserver::{ApiServer, BlockingClient};
 use testkit::netns::Netns;
-use testkit::{Speaker, metric};
+use testkit::routers::{Kind, Link, Neighbor, ROUTER_AS, ROUTER_V4, Router};
+use testkit::{PATIENCE, Speaker, metric};
 
 const NAMESPACE: &str = "metallb-system";
 const NODE: &str = "node-a";
-const WEB_V4: &str = "192.0.2.1";
+const WEB_V4: &str = "203.0.113.1";
 const WEB_V6: &str = "2001:db8:5::1";
 
 fn pool(name: &str, addresses: &[&str]) -> Value {
@@ -62,50 +63,23 @@ fn endpoints(family: &str, on_node: &str) -> Value {
     })
 }
 
-/// A cluster in a namespace, and herald reading it from that namespace.
+/// A cluster whose API server listens in a namespace, and herald reading it from there.
 struct Cluster {
     api: BlockingClient,
     herald: Speaker,
     _server: ApiServer,
     _dir: tempfile::TempDir,
-    _ns: Netns,
 }
 
 impl Cluster {
-    fn start() -> Cluster {
-        let ns = Netns::new("k8");
-        // A link for Layer 2 to answer on; what it sends goes nowhere but its twin.
-        ns.ip(&[
-            "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
-        ]);
-        ns.ip(&["link", "set", "eth0", "up"]);
-        ns.ip(&["link", "set", "eth1", "up"]);
+    /// Starts an API server in `ns` holding `objects`, with web's addresses assigned, and
+    /// herald in `ns` reading it.
+    fn start(ns: &Netns, objects: Vec<Value>) -> Cluster {
         let server = ApiServer::builder()
             .start_in(ns.name())
             .expect("the API server starts");
         let api = BlockingClient::new(&server, "writer", Some(ns.name()));
-        for object in [
-            pool("public", &["192.0.2.0/28", "2001:db8:5::/124"]),
-            json!({
-                "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
-                "metadata": {"name": "l2", "namespace": NAMESPACE},
-            }),
-            json!({
-                "apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
-                "metadata": {"name": "bgp", "namespace": NAMESPACE},
-                "spec": {"nodeSelectors": [{"matchLabels": {"bgp": "on"}}], "communities": ["64512:7"]},
-            }),
-            json!({
-                "apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
-                "metadata": {"name": "router", "namespace": NAMESPACE},
-                "spec": {"myASN": 64512, "peerASN": 64513, "peerAddress": "198.51.100.1",
-                         "dualStackAddressFamily": true},
-            }),
-            node(json!({"kubernetes.io/hostname": NODE, "bgp": "on"})),
-            web(),
-            endpoints("IPv4", NODE),
-            endpoints("IPv6", NODE),
-        ] {
+        for object in objects {
             api.create(object);
         }
         // As MetalLB's controller does once it has picked the addresses.
@@ -120,7 +94,7 @@ impl Cluster {
             .expect("writing the kubeconfig");
         let kubeconfig = kubeconfig.display().to_string();
         let herald = Speaker::start_in(
-            &ns,
+            ns,
             &Vec::<PathBuf>::new(),
             NODE,
             &["--kubeconfig", &kubeconfig, "--namespace", NAMESPACE],
@@ -130,7 +104,6 @@ impl Cluster {
             herald,
             _server: server,
             _dir: dir,
-            _ns: ns,
         }
     }
 
@@ -183,9 +156,49 @@ fn both<const N: usize>(items: [&str; N]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// A namespace with a veth pair of its own: links for Layer 2 to answer on, whose frames go
+/// nowhere but to each other.
+fn lone_namespace() -> Netns {
+    let ns = Netns::new("k8");
+    ns.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth1",
+    ]);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    ns.ip(&["link", "set", "eth1", "up"]);
+    ns
+}
+
+/// The pool, advertisements and peer `peer_address` (ASN 64513, both families over one
+/// session), this node (labelled for BGP), and web with its endpoints here.
+fn cluster_objects(peer_address: &str) -> Vec<Value> {
+    vec![
+        pool("public", &["203.0.113.0/28", "2001:db8:5::/124"]),
+        json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+            "metadata": {"name": "l2", "namespace": NAMESPACE},
+        }),
+        json!({
+            "apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
+            "metadata": {"name": "bgp", "namespace": NAMESPACE},
+            "spec": {"nodeSelectors": [{"matchLabels": {"bgp": "on"}}], "communities": ["64512:7"]},
+        }),
+        json!({
+            "apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
+            "metadata": {"name": "router", "namespace": NAMESPACE},
+            "spec": {"myASN": 64512, "peerASN": ROUTER_AS, "peerAddress": peer_address,
+                     "dualStackAddressFamily": true},
+        }),
+        node(json!({"kubernetes.io/hostname": NODE, "bgp": "on"})),
+        web(),
+        endpoints("IPv4", NODE),
+        endpoints("IPv6", NODE),
+    ]
+}
+
 #[test]
 fn the_plan_follows_the_cluster() {
-    let c = Cluster::start();
+    let ns = lone_namespace();
+    let c = Cluster::start(&ns, cluster_objects("198.51.100.1"));
     let st = c.status_where("the plan of the cluster's dual-stack Service", |st| {
         l2_ips(st) == both([WEB_V4, WEB_V6])
     });
@@ -193,7 +206,7 @@ fn the_plan_follows_the_cluster() {
     assert_eq!(st["config"]["namespace"], NAMESPACE, "{st:#}");
     assert_eq!(
         routes(&st),
-        both(["192.0.2.1/32", "2001:db8:5::1/128"]),
+        both(["203.0.113.1/32", "2001:db8:5::1/128"]),
         "{st:#}"
     );
     let m = c.herald.scrape();
@@ -298,4 +311,47 @@ fn the_plan_follows_the_cluster() {
     c.status_where("web to leave the plan", |st| {
         l2_ips(st).is_empty() && routes(st).is_empty() && st["config"]["state"] == "loaded"
     });
+}
+
+#[test]
+fn a_router_learns_the_routes_of_a_service_created_through_the_api() {
+    let link = Link::new("kb");
+    let router = Router::start(
+        Kind::Bird,
+        &link.router,
+        &[Neighbor {
+            name: "herald".into(),
+            address: "192.0.2.1".into(),
+            asn: 64512,
+            hold_time: None,
+            password: None,
+            extended_next_hop: false,
+            active: false,
+        }],
+    );
+    let c = Cluster::start(&link.speaker, cluster_objects(ROUTER_V4));
+    let holds = |prefix: &str| {
+        router
+            .routes(prefix)
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r.communities.iter().any(|c| c == "64512:7"))
+    };
+    for prefix in [format!("{WEB_V4}/32"), format!("{WEB_V6}/128")] {
+        testkit::netns::poll_until(&format!("BIRD to hold {prefix}"), PATIENCE, |last| {
+            *last = router.dump();
+            holds(&prefix).then_some(())
+        });
+    }
+    c.api.delete(&web());
+    for prefix in [format!("{WEB_V4}/32"), format!("{WEB_V6}/128")] {
+        testkit::netns::poll_until(&format!("BIRD to drop {prefix}"), PATIENCE, |last| {
+            *last = router.dump();
+            router
+                .routes(&prefix)
+                .unwrap_or_default()
+                .is_empty()
+                .then_some(())
+        });
+    }
 }

@@ -22,6 +22,8 @@ pub struct Options {
     pub l2: l2::Config,
     /// Announce GRACEFUL_SHUTDOWN and wait this long before closing BGP sessions.
     pub bgp_graceful_shutdown: Option<Duration>,
+    /// Add the link-local address to IPv6 next hops for on-link peers.
+    pub bgp_link_local_next_hop: bool,
 }
 
 #[derive(Debug)]
@@ -42,7 +44,11 @@ impl Actuators {
     pub async fn start(node: String, options: Options) -> Arc<Actuators> {
         Arc::new(Actuators {
             layer2: Layer2::start(options.l2).await,
-            bgp: BgpSpeaker::start(node.clone(), options.bgp_graceful_shutdown),
+            bgp: BgpSpeaker::start(
+                node.clone(),
+                options.bgp_graceful_shutdown,
+                options.bgp_link_local_next_hop,
+            ),
             node,
         })
     }

@@ -81,6 +81,7 @@ pub struct BgpSpeaker {
 struct Inner {
     node: String,
     graceful_shutdown: Option<Duration>,
+    link_local_next_hop: bool,
     speaker: Mutex<Option<Speaker>>,
     planned: Mutex<Vec<Planned>>,
     /// Router ids already given, by peer name, so one never changes under a running session.
@@ -103,7 +104,11 @@ impl BgpSpeaker {
     /// Starts an empty speaker. Every peer's first OPEN carries the graceful restart R bit:
     /// herald may have been restarted, and a peer keeping our routes must wait for our
     /// End-of-RIB rather than drop them.
-    pub fn start(node: String, graceful_shutdown: Option<Duration>) -> BgpSpeaker {
+    pub fn start(
+        node: String,
+        graceful_shutdown: Option<Duration>,
+        link_local_next_hop: bool,
+    ) -> BgpSpeaker {
         let speaker = Speaker::new(SpeakerConfig {
             router_id: hashed_router_id(&node),
             restarting: true,
@@ -111,6 +116,7 @@ impl BgpSpeaker {
         let inner = Arc::new(Inner {
             node,
             graceful_shutdown,
+            link_local_next_hop,
             speaker: Mutex::new(Some(speaker)),
             planned: Mutex::new(Vec::new()),
             router_ids: Mutex::new(BTreeMap::new()),
@@ -314,6 +320,7 @@ impl Inner {
         config.ebgp_multihop = peer.ebgp_multihop;
         config.password = peer.password.as_ref().map(|p| p.value().to_owned());
         config.graceful_restart = peer.graceful_restart.then_some(GRACEFUL_RESTART_TIME);
+        config.link_local_next_hop = self.link_local_next_hop;
         Ok(config)
     }
 
@@ -482,6 +489,13 @@ async fn watch_sessions(inner: Arc<Inner>) {
     }
 }
 
+/// MetalLB's `peer` label (`address:port`), and the BGPPeer's name: two BGPPeers may
+/// reach the same address (from different source addresses), and a scrape with two
+/// identical series is rejected whole.
+fn peer_labels(s: &PeerStatus) -> Vec<(&'static str, String)> {
+    vec![("peer", s.address.to_string()), ("name", s.id.clone())]
+}
+
 #[derive(Debug)]
 struct BgpCollector(Arc<Inner>);
 
@@ -489,10 +503,7 @@ impl Collector for BgpCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let running = self.0.running();
         let per_peer = |f: fn(&PeerStatus) -> u64| -> Family {
-            running
-                .values()
-                .map(|s| (vec![("peer", s.address.to_string())], f(s)))
-                .collect()
+            running.values().map(|s| (peer_labels(s), f(s))).collect()
         };
         gauge_family(
             &mut encoder,
@@ -524,17 +535,16 @@ impl Collector for BgpCollector {
         let notifications: Family = running
             .values()
             .flat_map(|s| {
-                let peer = s.address.to_string();
                 let sent = s.notifications_sent.iter().map(|k| ("sent", k));
                 let received = s.notifications_received.iter().map(|k| ("received", k));
                 sent.chain(received)
                     .map(|(direction, (&(code, subcode), &n))| {
-                        let labels = vec![
-                            ("peer", peer.clone()),
+                        let mut labels = peer_labels(s);
+                        labels.extend([
                             ("direction", direction.to_owned()),
                             ("code", code.to_string()),
                             ("subcode", subcode.to_string()),
-                        ];
+                        ]);
                         (labels, n)
                     })
                     .collect::<Vec<_>>()

@@ -113,6 +113,13 @@ pub struct AnnounceArgs {
     #[arg(long, env = "HERALD_BGP_GRACEFUL_SHUTDOWN", default_value = "0s",
           value_name = "DURATION", value_parser = parse_duration)]
     pub bgp_graceful_shutdown: Duration,
+
+    /// Send the interface's link-local address beside the global one in IPv6 next hops to
+    /// on-link peers (RFC 2545). Turn it off for routers that cannot tie a link-local
+    /// address to an interface and then drop the routes (FRR's bgpd running without zebra).
+    #[arg(long, env = "HERALD_BGP_LINK_LOCAL_NEXT_HOP", default_value_t = true,
+          action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub bgp_link_local_next_hop: bool,
 }
 
 impl AnnounceArgs {
@@ -125,6 +132,7 @@ impl AnnounceArgs {
                 refresh_interval: nonzero(self.l2_refresh_interval),
             },
             bgp_graceful_shutdown: nonzero(self.bgp_graceful_shutdown),
+            bgp_link_local_next_hop: self.bgp_link_local_next_hop,
         }
     }
 }
@@ -254,6 +262,7 @@ mod tests {
         let options = args.announce.options();
         assert_eq!(options.l2, l2::Config::default());
         assert_eq!(options.bgp_graceful_shutdown, None);
+        assert!(options.bgp_link_local_next_hop);
     }
 
     #[test]
@@ -271,6 +280,8 @@ mod tests {
             "0",
             "--bgp-graceful-shutdown",
             "1m30s",
+            "--bgp-link-local-next-hop",
+            "false",
         ])
         .expect("parses");
         let Command::Speaker(args) = cli.command else {
@@ -281,6 +292,7 @@ mod tests {
         assert_eq!(options.l2.announce_interval, Duration::from_secs(2));
         assert_eq!(options.l2.refresh_interval, None);
         assert_eq!(options.bgp_graceful_shutdown, Some(Duration::from_secs(90)));
+        assert!(!options.bgp_link_local_next_hop);
         let err = Cli::try_parse_from([
             "herald",
             "speaker",
