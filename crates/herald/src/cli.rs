@@ -211,8 +211,9 @@ pub struct LogArgs {
     #[arg(long, env = "HERALD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives
-    /// such as `info,herald::http=debug`.
+    /// Log filter: a level (error, warn, info, debug, trace) for herald's own logs (the
+    /// libraries under it log at info at most then), or tracing directives such as
+    /// `info,kube=debug`.
     #[arg(long, env = "HERALD_LOG_LEVEL", default_value = "info", value_name = "FILTER",
           value_parser = parse_log_filter)]
     pub log_level: String,
@@ -227,7 +228,7 @@ pub enum LogFormat {
 /// Rejects a bad filter as a usage error (exit 2) instead of failing later.
 fn parse_log_filter(s: &str) -> Result<String, String> {
     tracing_subscriber::EnvFilter::builder()
-        .parse(s)
+        .parse(crate::logging::expand(s))
         .map(|_| s.to_owned())
         .map_err(|e| format!("not a log level or tracing filter: {e}"))
 }

@@ -7,7 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 pub fn init(args: &LogArgs) -> anyhow::Result<()> {
     let filter = EnvFilter::builder()
-        .parse(&args.log_level)
+        .parse(expand(&args.log_level))
         .with_context(|| format!("--log-level {:?}", args.log_level))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -25,4 +25,48 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
             .try_init(),
     }
     .map_err(|e| anyhow!("cannot set up logging: {e}"))
+}
+
+/// herald's own crates.
+const OURS: &[&str] = &["herald", "l2", "bgp", "k8s", "model"];
+
+/// A bare level is for herald's own crates; the libraries under them (the HTTP and
+/// Kubernetes client stacks) stay at `info` at most, or `debug` would bury herald's lines
+/// under theirs. Directives are taken as written.
+pub fn expand(filter: &str) -> String {
+    let level = filter.trim();
+    if level
+        .parse::<tracing_subscriber::filter::LevelFilter>()
+        .is_err()
+    {
+        return filter.to_owned();
+    }
+    let libraries = match level.to_ascii_lowercase().as_str() {
+        "debug" | "trace" => "info",
+        _ => level,
+    };
+    let mut out = libraries.to_owned();
+    for crate_name in OURS {
+        out.push_str(&format!(",{crate_name}={level}"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand;
+
+    #[test]
+    fn a_bare_level_is_for_our_crates_and_directives_are_kept() {
+        assert_eq!(
+            expand("debug"),
+            "info,herald=debug,l2=debug,bgp=debug,k8s=debug,model=debug"
+        );
+        assert_eq!(
+            expand("warn"),
+            "warn,herald=warn,l2=warn,bgp=warn,k8s=warn,model=warn"
+        );
+        assert_eq!(expand("info,kube=debug"), "info,kube=debug");
+        assert_eq!(expand("herald::http"), "herald::http");
+    }
 }
