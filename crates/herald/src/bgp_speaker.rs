@@ -284,53 +284,18 @@ impl Inner {
             peer: plan.peer.clone(),
             routes,
             services,
-            session: self.session_config(&plan.peer),
+            session: session_config(
+                &plan.peer,
+                |address| self.router_id(&plan.peer, address),
+                self.link_local_next_hop,
+            ),
         }
-    }
-
-    fn session_config(&self, peer: &Peer) -> Result<PeerConfig, String> {
-        let address = match &peer.endpoint {
-            PeerEndpoint::Address(ip) => *ip,
-            PeerEndpoint::Interface(name) => {
-                return Err(format!(
-                    "unnumbered BGP (spec.interface {name:?}) is not supported yet; give spec.peerAddress"
-                ));
-            }
-        };
-        if let Some(vrf) = &peer.vrf {
-            return Err(format!(
-                "VRFs (spec.vrf {vrf:?}) are not supported yet; herald runs sessions in the default VRF only"
-            ));
-        }
-        let peer_as = match peer.peer_asn {
-            PeerAsn::Fixed(asn) => PeerAs::Fixed(asn),
-            PeerAsn::Internal => PeerAs::Internal,
-            PeerAsn::External => PeerAs::External,
-        };
-        let mut config = PeerConfig::new(peer.name.clone(), address, peer.local_as(), peer_as);
-        config.port = peer.port;
-        config.source_address = peer.source_address;
-        config.router_id = Some(self.router_id(peer, address));
-        config.hold_time = u16::try_from(peer.hold_time.as_secs()).unwrap_or(u16::MAX);
-        config.keepalive_time =
-            Some(u16::try_from(peer.keepalive_time.as_secs()).unwrap_or(u16::MAX));
-        if let Some(connect) = peer.connect_time {
-            config.connect_time = connect;
-        }
-        config.ebgp_multihop = peer.ebgp_multihop;
-        config.password = peer.password.as_ref().map(|p| p.value().to_owned());
-        config.graceful_restart = peer.graceful_restart.then_some(GRACEFUL_RESTART_TIME);
-        config.link_local_next_hop = self.link_local_next_hop;
-        Ok(config)
     }
 
     /// MetalLB's rule: `routerID` when set, else this node's IPv4 address toward the peer
     /// (the source address when one is given). Without any IPv4 on the way (an IPv6-only
     /// node) a stable 32-bit number from the node name, as RFC 6286 allows.
     fn router_id(&self, peer: &Peer, address: IpAddr) -> Ipv4Addr {
-        if let Some(id) = peer.router_id {
-            return id;
-        }
         let mut ids = lock(&self.router_ids);
         *ids.entry(peer.name.clone()).or_insert_with(|| {
             match peer
@@ -397,6 +362,47 @@ impl Inner {
             })
             .collect()
     }
+}
+
+/// The session the `bgp` crate runs for a MetalLB BGPPeer, or why none can run. The router
+/// id comes from `router_id` when the peer sets none.
+fn session_config(
+    peer: &Peer,
+    router_id: impl FnOnce(IpAddr) -> Ipv4Addr,
+    link_local_next_hop: bool,
+) -> Result<PeerConfig, String> {
+    let address = match &peer.endpoint {
+        PeerEndpoint::Address(ip) => *ip,
+        PeerEndpoint::Interface(name) => {
+            return Err(format!(
+                "unnumbered BGP (spec.interface {name:?}) is not supported yet; give spec.peerAddress"
+            ));
+        }
+    };
+    if let Some(vrf) = &peer.vrf {
+        return Err(format!(
+            "VRFs (spec.vrf {vrf:?}) are not supported yet; herald runs sessions in the default VRF only"
+        ));
+    }
+    let peer_as = match peer.peer_asn {
+        PeerAsn::Fixed(asn) => PeerAs::Fixed(asn),
+        PeerAsn::Internal => PeerAs::Internal,
+        PeerAsn::External => PeerAs::External,
+    };
+    let mut config = PeerConfig::new(peer.name.clone(), address, peer.local_as(), peer_as);
+    config.port = peer.port;
+    config.source_address = peer.source_address;
+    config.router_id = Some(peer.router_id.unwrap_or_else(|| router_id(address)));
+    config.hold_time = u16::try_from(peer.hold_time.as_secs()).unwrap_or(u16::MAX);
+    config.keepalive_time = Some(u16::try_from(peer.keepalive_time.as_secs()).unwrap_or(u16::MAX));
+    if let Some(connect) = peer.connect_time {
+        config.connect_time = connect;
+    }
+    config.ebgp_multihop = peer.ebgp_multihop;
+    config.password = peer.password.as_ref().map(|p| p.value().to_owned());
+    config.graceful_restart = peer.graceful_restart.then_some(GRACEFUL_RESTART_TIME);
+    config.link_local_next_hop = link_local_next_hop;
+    Ok(config)
 }
 
 /// The local address the kernel would use to reach `peer`: a route lookup (connecting a UDP
@@ -568,6 +574,67 @@ mod tests {
         assert_eq!(hashed_router_id("node-a"), hashed_router_id("node-a"));
         assert_ne!(hashed_router_id("node-a"), hashed_router_id("node-b"));
         assert_ne!(hashed_router_id(""), Ipv4Addr::UNSPECIFIED);
+    }
+
+    fn peer() -> Peer {
+        Peer::with_defaults(
+            "router",
+            64512,
+            PeerAsn::Fixed(64513),
+            PeerEndpoint::Address("2001:db8::1".parse().expect("ip")),
+        )
+    }
+
+    #[test]
+    fn a_metallb_peer_becomes_the_session_it_describes() {
+        let mut p = peer();
+        p.local_asn = Some(4_200_000_001);
+        p.port = 1179;
+        p.source_address = Some("2001:db8::10".parse().expect("ip"));
+        p.hold_time = Duration::from_secs(9);
+        p.keepalive_time = Duration::from_secs(3);
+        p.connect_time = Some(Duration::from_secs(4));
+        p.ebgp_multihop = true;
+        p.password = Some(model::world::Password::Inline("s3cret".into()));
+        p.graceful_restart = true;
+        let fallback = Ipv4Addr::new(10, 0, 0, 9);
+        let c = session_config(&p, |_| fallback, false).expect("runs");
+        assert_eq!(c.id, "router");
+        assert_eq!(c.socket_addr(), "[2001:db8::1]:1179".parse().expect("addr"));
+        assert_eq!(
+            (c.local_as, c.peer_as),
+            (4_200_000_001, PeerAs::Fixed(64513))
+        );
+        assert_eq!(c.source_address, p.source_address);
+        assert_eq!(c.router_id, Some(fallback));
+        assert_eq!((c.hold_time, c.keepalive_time), (9, Some(3)));
+        assert_eq!(c.connect_time, Duration::from_secs(4));
+        assert!(c.ebgp_multihop && !c.link_local_next_hop && !c.passive);
+        assert_eq!(c.password.as_deref(), Some("s3cret"));
+        assert_eq!(c.graceful_restart, Some(GRACEFUL_RESTART_TIME));
+
+        // MetalLB's defaults, and a router id of its own when the peer gives one.
+        let mut p = peer();
+        p.router_id = Some(Ipv4Addr::new(192, 0, 2, 1));
+        let c = session_config(&p, |_| panic!("not asked"), true).expect("runs");
+        assert_eq!(c.router_id, Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!((c.port, c.hold_time, c.keepalive_time), (179, 90, Some(30)));
+        assert_eq!((c.password, c.graceful_restart), (None, None));
+    }
+
+    #[test]
+    fn sessions_herald_cannot_run_say_why() {
+        let mut p = peer();
+        p.endpoint = PeerEndpoint::Interface("eth1".into());
+        let why = session_config(&p, |_| Ipv4Addr::LOCALHOST, true).expect_err("unnumbered");
+        assert!(
+            why.contains("spec.interface") && why.contains("peerAddress"),
+            "{why}"
+        );
+        let mut p = peer();
+        p.vrf = Some("red".into());
+        let why = session_config(&p, |_| Ipv4Addr::LOCALHOST, true).expect_err("vrf");
+        assert!(why.contains("spec.vrf"), "{why}");
     }
 
     #[test]
