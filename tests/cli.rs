@@ -206,7 +206,31 @@ fn usage_errors_exit_two() {
         Some(2)
     );
     assert_eq!(herald(["frobnicate"]).code(), Some(2));
-    assert_eq!(herald(["speaker"]).code(), Some(2), "--config is required");
+    assert_eq!(
+        herald(["speaker", "--config", "a.yaml", "--kubeconfig", "kc"]).code(),
+        Some(2),
+        "one source at a time"
+    );
+}
+
+#[test]
+fn speaker_without_a_source_says_how_to_give_one() {
+    // Outside a pod and with no kubeconfig anywhere, Kubernetes mode has nothing to read.
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(testkit::herald_bin())
+        .args(["speaker", "--node", "n1"])
+        .env("HOME", home.path())
+        .env("KUBECONFIG", home.path().join("missing"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .expect("running herald");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--kubeconfig") && stderr.contains("--config"),
+        "{stderr}"
+    );
 }
 
 fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
