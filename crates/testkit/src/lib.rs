@@ -432,6 +432,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+static ECHO_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Whether speakers' log lines are copied to standard error (on by default, so a failing
+/// test shows them).
+pub fn echo_speaker_logs(on: bool) {
+    ECHO_LOGS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Reads one output stream line by line; JSON lines are kept, anything else (a panic
 /// message, say) is kept as a string so waiting tests can still show it.
 fn collect(
@@ -442,7 +450,9 @@ fn collect(
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { break };
         // Shown by the test harness when the test fails.
-        eprintln!("herald: {line}");
+        if ECHO_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("herald: {line}");
+        }
         let value = serde_json::from_str(&line).unwrap_or(Value::String(line));
         lock(&logs.0).lines.push(value);
         logs.1.notify_all();

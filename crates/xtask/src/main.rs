@@ -3,7 +3,8 @@
 //! - `test`: install what the suite needs (Debian packages, only those missing), then check
 //!   formatting and lints and run every test in the workspace. This is what CI runs.
 //! - `crds`: write `deploy/crds/` from the Rust types (`--check` only compares).
-//! - `lab`: run herald's main job on the bundled example.
+//! - `lab [--keep]`: herald's main job on a self-contained network of namespaces (two nodes,
+//!   a client, a BGP router, the testkit API server), reported as the client and router see it.
 //! - `bench [NAME...]`: benchmarks, each reported as a ratio to a reference measured in the
 //!   same run (the kernel, BIRD, GoBGP); all of them when no name is given.
 //! - `fuzz [SECONDS]`: run every crate's cargo-fuzz targets (needs nightly; never part of `test`).
@@ -44,7 +45,7 @@ fn task() -> Result<()> {
         Some("bench") => bench(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab           run herald on the bundled example\n  fuzz [SECONDS] run every cargo-fuzz target (nightly) for SECONDS each\n  bench [l2|bgp] run the benchmarks against their references (as root)"
+                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab [--keep]  run herald on a self-contained network and report (as root)\n  fuzz [SECONDS] run every cargo-fuzz target (nightly) for SECONDS each\n  bench [l2|bgp] run the benchmarks against their references (as root)"
             );
             std::process::exit(2);
         }
@@ -164,14 +165,22 @@ fn crds(check: bool) -> Result<()> {
     })
 }
 
-/// Until the network lab exists this shows herald's core job on the bundled example: what
-/// each node of the example would announce, and why anything is not announced.
+/// The lab: herald's main job on a self-contained network (namespaces: two nodes running
+/// herald in Kubernetes mode against the testkit API server, a client, a BIRD router), with a
+/// report of what the client resolves and the router learns. Needs root.
 fn lab(args: &[&str]) -> Result<()> {
-    let example = root().join("systemd/herald.example.yaml");
+    install_packages(&["bird2", "iputils-ping", "iproute2"])?;
     let mut c = cargo();
-    c.args(["run", "--quiet", "-p", "herald", "--", "check"])
-        .arg(&example)
-        .args(args);
+    c.args([
+        "run",
+        "--quiet",
+        "-p",
+        "testkit",
+        "--bin",
+        "herald-lab",
+        "--",
+    ])
+    .args(args);
     run(c)
 }
 

@@ -1,0 +1,36 @@
+//! `cargo xtask lab` (the README's first command) runs this binary: it must keep working and
+//! keep showing herald doing its job, as the client and the router see it.
+
+use std::process::Command;
+
+#[test]
+fn the_lab_shows_the_client_resolving_and_the_router_learning() {
+    testkit::netns::require_privileges();
+    let out = Command::new(env!("CARGO_BIN_EXE_herald-lab"))
+        .output()
+        .expect("running herald-lab");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for ip in ["192.0.2.200", "2001:db8::200"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("client: {ip} lladdr")) && l.ends_with("<- node-1")),
+            "{stdout}"
+        );
+    }
+    for node in ["192.0.2.11", "192.0.2.12"] {
+        assert!(
+            stdout.contains(&format!("router: 198.51.100.1/32 via {node} ")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("router: no route for 2001:db8:100::1/128 any more"),
+        "{stdout}"
+    );
+}
