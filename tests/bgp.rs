@@ -129,20 +129,9 @@ kind: Secret
 metadata: {name: ebgp6-password, namespace: metallb-system}
 type: kubernetes.io/basic-auth
 stringData: {password: s3cret}
----
-apiVersion: v1
-kind: Service
-metadata: {name: bulk, namespace: default}
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: RequireDualStack
-  ipFamilies: [IPv4, IPv6]
-  ports: [{port: 80}]
-status:
-  loadBalancer:
-    ingress: [{ip: 203.0.113.5}, {ip: '2001:db8:200::5'}]
 ",
     );
+    text += &testkit::service_yaml("bulk", &["203.0.113.5", "2001:db8:200::5"]);
     for s in &SESSIONS {
         let password = match s.password {
             Some(_) => format!("\n  passwordSecret: {{name: {}-password}}", s.name),
@@ -168,29 +157,9 @@ spec:
         );
     }
     if with_web {
-        text += &format!(
-            "---
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: default}}
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: RequireDualStack
-  ipFamilies: [IPv4, IPv6]
-  ports: [{{port: 443}}]
-status:
-  loadBalancer:
-    ingress: [{{ip: {WEB_V4}}}, {{ip: '{WEB_V6}'}}]
-"
-        );
+        text += &testkit::service_yaml("web", &[WEB_V4, WEB_V6]);
     }
     text
-}
-
-fn write_config(file: &std::path::Path, text: &str) {
-    let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, text).expect("writing the configuration");
-    std::fs::rename(&tmp, file).expect("renaming over the configuration");
 }
 
 fn neighbors() -> Vec<Neighbor> {
@@ -243,7 +212,7 @@ fn exercise(kind: Kind, tag: &str) {
     let router = Router::start(kind, &link.router, &neighbors());
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("herald.yaml");
-    write_config(&file, &config(true));
+    testkit::replace_file(&file, &config(true));
     // bgpd without zebra knows no interfaces, so it drops routes with a link-local next hop.
     let link_local = if kind == Kind::Frr { "false" } else { "true" };
     let mut herald = Speaker::start_in(
@@ -305,7 +274,7 @@ fn exercise(kind: Kind, tag: &str) {
     );
 
     // The Service goes away: its routes are withdrawn everywhere, the aggregates stay.
-    write_config(&file, &config(false));
+    testkit::replace_file(&file, &config(false));
     absent(&router, &format!("{WEB_V4}/32"));
     absent(&router, &format!("{WEB_V6}/128"));
     for s in &SESSIONS {

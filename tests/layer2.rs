@@ -6,7 +6,7 @@
 //! Needs root (namespaces); fails, never skips, without it. Nothing is timed.
 
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use testkit::lan::{Lan, arping, ndisc6, neigh, resolve_to};
 use testkit::netns::poll_until;
 use testkit::{PATIENCE, Speaker, metric};
@@ -46,43 +46,13 @@ metadata: {{name: elsewhere, namespace: metallb-system}}
 spec:
   ipAddressPools: [elsewhere]
   interfaces: [ens9]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: other, namespace: default}}
-spec:
-  type: LoadBalancer
-  ports: [{{port: 80}}]
-status:
-  loadBalancer:
-    ingress: [{{ip: {ELSEWHERE_V4}}}]
 "
     );
+    text += &testkit::service_yaml("other", &[ELSEWHERE_V4]);
     if with_web {
-        text += &format!(
-            "---
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: default}}
-spec:
-  type: LoadBalancer
-  ipFamilyPolicy: RequireDualStack
-  ipFamilies: [IPv4, IPv6]
-  ports: [{{port: 80}}]
-status:
-  loadBalancer:
-    ingress: [{{ip: {WEB_V4}}}, {{ip: {WEB_V6}}}]
-"
-        );
+        text += &testkit::service_yaml("web", &[WEB_V4, WEB_V6]);
     }
     text
-}
-
-/// Writes as an editor saves: a new file renamed over the old one.
-fn write_config(file: &Path, text: &str) {
-    let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, text).expect("writing the configuration");
-    std::fs::rename(&tmp, file).expect("renaming over the configuration");
 }
 
 fn start(lan_node: &testkit::netns::Netns, file: &PathBuf, node: &str) -> Speaker {
@@ -116,7 +86,7 @@ fn the_planned_node_answers_and_the_file_moves_and_removes_the_address() {
     let lan = Lan::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("herald.yaml");
-    write_config(&file, &config("node-1", true));
+    testkit::replace_file(&file, &config("node-1", true));
     let node1 = start(&lan.node1, &file, "node-1");
     let node2 = start(&lan.node2, &file, "node-2");
     let mac1 = lan.node1.mac("eth0");
@@ -186,7 +156,7 @@ fn the_planned_node_answers_and_the_file_moves_and_removes_the_address() {
 
     // The file moves web to node 2. The client sends nothing: only node 2's announcements
     // can move its cache.
-    write_config(&file, &config("node-2", true));
+    testkit::replace_file(&file, &config("node-2", true));
     for ip in [WEB_V4, WEB_V6] {
         poll_until(
             &format!("the client's entry for {ip} to point at node 2"),
@@ -205,7 +175,7 @@ fn the_planned_node_answers_and_the_file_moves_and_removes_the_address() {
     );
 
     // The service goes away: nobody answers for its addresses any more.
-    write_config(&file, &config("node-2", false));
+    testkit::replace_file(&file, &config("node-2", false));
     wait_assignment(&node2, WEB_V4, Value::is_null);
     wait_assignment(&node2, WEB_V6, Value::is_null);
     let (ok, out) = arping(&lan.client, &["-c", "2", "-w", "3", "-i", "eth0", WEB_V4]);

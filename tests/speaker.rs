@@ -4,7 +4,7 @@
 //! Nothing here is timed: every wait polls for a condition with a generous limit.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use testkit::{PATIENCE, Signal, Speaker, fixture, metric};
 
@@ -52,13 +52,6 @@ fn config_dir(text: &str) -> (tempfile::TempDir, PathBuf) {
     let file = dir.path().join("config.yaml");
     std::fs::write(&file, text).expect("writing config.yaml");
     (dir, file)
-}
-
-/// Writes the way an editor saves: a new file renamed over the old one.
-fn replace_by_rename(file: &Path, text: &str) {
-    let tmp = file.with_extension("yaml.tmp");
-    std::fs::write(&tmp, text).expect("writing temporary file");
-    std::fs::rename(&tmp, file).expect("renaming over config");
 }
 
 fn status(s: &Speaker) -> Value {
@@ -224,7 +217,7 @@ fn reloads_when_an_editor_renames_a_new_file_over_it() {
     let s = Speaker::start(&[&file], "node-a", &[]);
     wait_ready(&s);
 
-    replace_by_rename(&file, &valid_with_extra_service());
+    testkit::replace_file(&file, &valid_with_extra_service());
     s.eventually("the new service in the plan", |s| {
         l2_ips(&status(s))
             .contains(&"198.51.100.21".to_owned())
@@ -272,7 +265,7 @@ fn invalid_new_file_is_rejected_and_the_last_good_plan_kept() {
     wait_ready(&s);
     let before = status(&s);
 
-    replace_by_rename(&file, BROKEN);
+    testkit::replace_file(&file, BROKEN);
     wait_metric(&s, "herald_config_stale_bool", &[], 1.0);
     let m = s.scrape();
     assert_eq!(metric(&m, "herald_config_loaded_bool", &[]), Some(0.0));
@@ -315,7 +308,7 @@ fn invalid_new_file_is_rejected_and_the_last_good_plan_kept() {
     );
 
     // Fixing the file clears the stale state.
-    replace_by_rename(&file, &valid_with_extra_service());
+    testkit::replace_file(&file, &valid_with_extra_service());
     wait_metric(&s, "herald_config_stale_bool", &[], 0.0);
     let st = status(&s);
     assert_eq!(st["config"]["state"], "loaded");
@@ -350,7 +343,7 @@ fn starts_unready_on_an_invalid_file_and_recovers() {
         "no plan is running, so none is stale"
     );
 
-    replace_by_rename(&file, &valid());
+    testkit::replace_file(&file, &valid());
     wait_ready(&s);
     assert_eq!(status(&s)["config"]["state"], "loaded");
 }

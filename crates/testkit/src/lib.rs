@@ -85,6 +85,34 @@ pub fn fixture(name: &str) -> PathBuf {
     workspace_root().join("tests").join("fixtures").join(name)
 }
 
+/// Writes `text` to `file` as an editor saves: a new file renamed over the old one, so a
+/// reader never sees half of it.
+pub fn replace_file(file: &Path, text: &str) {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
+    std::fs::rename(&tmp, file).unwrap_or_else(|e| panic!("renaming over {}: {e}", file.display()));
+}
+
+/// A YAML document of a dual-stack LoadBalancer Service `default/NAME` holding `ips`.
+pub fn service_yaml(name: &str, ips: &[&str]) -> String {
+    let ingress: Vec<String> = ips.iter().map(|ip| format!("{{ip: '{ip}'}}")).collect();
+    format!(
+        "---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: PreferDualStack
+  ports: [{{port: 80}}]
+status:
+  loadBalancer:
+    ingress: [{}]
+",
+        ingress.join(", ")
+    )
+}
+
 /// What a finished `herald` command printed.
 #[derive(Debug)]
 pub struct Output {
