@@ -48,6 +48,59 @@ struct PacketMreq {
     mr_address: [u8; 8],
 }
 
+/// Most frames one [`PacketSocket::recv_batch`] reads, and one system call sends in
+/// [`PacketSocket::send_batch`].
+pub const BATCH: usize = 64;
+
+/// Room for each frame read in a batch; longer frames are cut (no question is that long).
+const SLOT: usize = 2048;
+
+/// Frames read by one `recvmmsg`, in buffers kept between reads so reading does not allocate.
+pub struct RecvBatch {
+    slots: Box<[[u8; SLOT]]>,
+    /// Length of each frame read, `None` for one this host sent.
+    lens: [Option<usize>; BATCH],
+    /// Messages the last read returned, own frames included.
+    read: usize,
+}
+
+impl RecvBatch {
+    pub fn new() -> RecvBatch {
+        RecvBatch {
+            slots: vec![[0u8; SLOT]; BATCH].into_boxed_slice(),
+            lens: [None; BATCH],
+            read: 0,
+        }
+    }
+
+    /// The frames of the last read, in the order they arrived.
+    pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
+        self.lens[..self.read]
+            .iter()
+            .zip(self.slots.iter())
+            .filter_map(|(len, slot)| len.map(|len| &slot[..len]))
+    }
+
+    /// Whether the last read filled every slot, so more may be queued.
+    pub fn is_full(&self) -> bool {
+        self.read == BATCH
+    }
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        RecvBatch::new()
+    }
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Why a packet socket could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
@@ -188,11 +241,89 @@ impl PacketSocket {
     /// Reads one frame if one is queued, without waiting.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         loop {
-            match recv_frame(self.fd.get_ref().as_raw_fd(), buf) {
+            match recv_frame(self.raw_fd(), buf) {
                 Ok(Some(received)) => return Ok(Some(received)),
                 Ok(None) => continue,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Waits for frames from the wire and reads as many as are queued, up to [`BATCH`], with one
+    /// system call. Frames this host sent are left out, so a read may hold none.
+    pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|fd| recv_frames(fd.as_raw_fd(), batch)) {
+                Ok(Ok(())) => {
+                    if !batch.is_full() {
+                        // The queue was emptied: a frame that arrives from now on raises a new
+                        // readiness event, so the read that would only say EAGAIN is skipped.
+                        guard.clear_ready();
+                    }
+                    if batch.frames().next().is_some() {
+                        return Ok(());
+                    }
+                }
+                Ok(Err(err)) => return Err(err),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Sends complete Ethernet frames (no FCS) out of the interface, [`BATCH`] to a system
+    /// call, and tells `sent` how each went, in order.
+    pub async fn send_batch<F: AsRef<[u8]>>(
+        &self,
+        frames: &[F],
+        mut sent: impl FnMut(usize, io::Result<()>),
+    ) {
+        let mut next = 0;
+        let mut link_down_retried = false;
+        while next < frames.len() {
+            let end = frames.len().min(next + BATCH);
+            let result = match self.fd.writable().await {
+                Ok(mut guard) => {
+                    match guard
+                        .try_io(|fd| send_frames(fd.as_raw_fd(), self.ifindex, &frames[next..end]))
+                    {
+                        Ok(result) => result,
+                        Err(_would_block) => continue,
+                    }
+                }
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(done) if done.count > 0 => {
+                    for i in 0..done.count {
+                        let result = if done.cut_short & (1 << i) == 0 {
+                            Ok(())
+                        } else {
+                            Err(io::Error::new(
+                                io::ErrorKind::WriteZero,
+                                "the frame was cut short",
+                            ))
+                        };
+                        sent(next + i, result);
+                    }
+                    next += done.count;
+                    link_down_retried = false;
+                }
+                Ok(_) => {
+                    sent(next, Err(io::ErrorKind::WriteZero.into()));
+                    next += 1;
+                }
+                // As in `send`: a link-down is reported once, maybe to this call, and the
+                // link may be up again by now.
+                Err(err) if err.raw_os_error() == Some(libc::ENETDOWN) && !link_down_retried => {
+                    link_down_retried = true;
+                }
+                Err(err) => {
+                    sent(next, Err(err));
+                    next += 1;
+                    link_down_retried = false;
+                }
             }
         }
     }
@@ -215,6 +346,10 @@ impl PacketSocket {
                 Err(_would_block) => continue,
             }
         }
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.fd.get_ref().as_raw_fd()
     }
 
     /// Asks the interface to pass frames sent to multicast `mac`. Counted: each call needs one
@@ -294,7 +429,8 @@ fn recv_frame(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
     Ok(Some(n as usize))
 }
 
-fn send_frame(fd: RawFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+/// Where a frame goes: out of interface `ifindex`, to its destination MAC.
+fn link_address(ifindex: u32, frame: &[u8]) -> libc::sockaddr_ll {
     // SAFETY: all-zero is a valid sockaddr_ll.
     let mut to: libc::sockaddr_ll = unsafe { mem::zeroed() };
     to.sll_family = libc::AF_PACKET as libc::c_ushort;
@@ -303,6 +439,11 @@ fn send_frame(fd: RawFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
     if let Some(dst) = frame.get(..6) {
         to.sll_addr[..6].copy_from_slice(dst);
     }
+    to
+}
+
+fn send_frame(fd: RawFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+    let to = link_address(ifindex, frame);
     // SAFETY: `frame` and `to` are valid for reads of the sizes passed.
     let n = unsafe {
         libc::sendto(
@@ -324,4 +465,96 @@ fn send_frame(fd: RawFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// How far one `sendmmsg` got: the first `count` frames went out; bit `i` of `cut_short` is set
+/// when frame `i` went out incomplete.
+struct SentFrames {
+    count: usize,
+    cut_short: u64,
+}
+
+const _: () = assert!(BATCH <= 64, "SentFrames::cut_short has a bit per frame");
+
+/// One `recvmmsg` without waiting into `batch`; EAGAIN when nothing is queued.
+fn recv_frames(fd: RawFd, batch: &mut RecvBatch) -> io::Result<()> {
+    batch.read = 0;
+    // SAFETY: all-zero is a valid sockaddr_ll, iovec and mmsghdr.
+    let mut from: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
+    let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+    for ((slot, iov), (msg, from)) in batch
+        .slots
+        .iter_mut()
+        .zip(iov.iter_mut())
+        .zip(msgs.iter_mut().zip(from.iter_mut()))
+    {
+        iov.iov_base = slot.as_mut_ptr().cast();
+        iov.iov_len = slot.len();
+        msg.msg_hdr.msg_iov = iov;
+        msg.msg_hdr.msg_iovlen = 1;
+        msg.msg_hdr.msg_name = (from as *mut libc::sockaddr_ll).cast();
+        msg.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    }
+    // SAFETY: every message points at a live slot and sockaddr_ll of the sizes given, which
+    // outlive the call.
+    let n = unsafe {
+        libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            BATCH as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = (n as usize).min(BATCH);
+    for i in 0..n {
+        batch.lens[i] = if from[i].sll_pkttype == PACKET_OUTGOING {
+            None
+        } else {
+            Some((msgs[i].msg_len as usize).min(SLOT))
+        };
+    }
+    batch.read = n;
+    Ok(())
+}
+
+/// One `sendmmsg` of up to [`BATCH`] frames, each addressed as [`send_frame`] does.
+fn send_frames<F: AsRef<[u8]>>(fd: RawFd, ifindex: u32, frames: &[F]) -> io::Result<SentFrames> {
+    let frames = &frames[..frames.len().min(BATCH)];
+    // SAFETY: all-zero is a valid sockaddr_ll, iovec and mmsghdr.
+    let mut to: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
+    let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
+    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
+    for (frame, ((iov, msg), to)) in frames
+        .iter()
+        .zip(iov.iter_mut().zip(msgs.iter_mut()).zip(to.iter_mut()))
+    {
+        let frame = frame.as_ref();
+        *to = link_address(ifindex, frame);
+        // The kernel only reads from iov_base on send.
+        iov.iov_base = frame.as_ptr().cast_mut().cast();
+        iov.iov_len = frame.len();
+        msg.msg_hdr.msg_iov = iov;
+        msg.msg_hdr.msg_iovlen = 1;
+        msg.msg_hdr.msg_name = (to as *mut libc::sockaddr_ll).cast();
+        msg.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    }
+    // SAFETY: every message points at a live frame and sockaddr_ll of the sizes given, which
+    // outlive the call.
+    let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), frames.len() as libc::c_uint, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let count = (n as usize).min(frames.len());
+    let mut cut_short = 0u64;
+    for (i, (msg, frame)) in msgs.iter().zip(frames).take(count).enumerate() {
+        if msg.msg_len as usize != frame.as_ref().len() {
+            cut_short |= 1 << i;
+        }
+    }
+    Ok(SentFrames { count, cut_short })
 }
