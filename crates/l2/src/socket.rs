@@ -198,11 +198,13 @@ impl PacketSocket {
         })
         .map_err(|source| SocketError::Bind { ifindex, source })?;
 
+        // Readable only: with write interest too, every frame sent would wake the reactor once
+        // more when the kernel frees it (an EPOLLOUT edge), for nothing. Sends wait for room
+        // through `wait_writable` in the rare case there is none.
         // SAFETY: the OwnedFd is moved into the AsyncFd, which keeps it open, and only reads
         // the same descriptor through it, until the AsyncFd is dropped.
-        let fd =
-            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE | Interest::WRITABLE) }
-                .map_err(|err| SocketError::Register(err.into_parts().1))?;
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .map_err(|err| SocketError::Register(err.into_parts().1))?;
         Ok(PacketSocket {
             fd,
             ifindex,
@@ -283,16 +285,15 @@ impl PacketSocket {
         let mut link_down_retried = false;
         while next < frames.len() {
             let end = frames.len().min(next + BATCH);
-            let result = match self.fd.writable().await {
-                Ok(mut guard) => {
-                    match guard
-                        .try_io(|fd| send_frames(fd.as_raw_fd(), self.ifindex, &frames[next..end]))
-                    {
-                        Ok(result) => result,
-                        Err(_would_block) => continue,
+            let result = match send_frames(self.raw_fd(), self.ifindex, &frames[next..end]) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    match self.wait_writable().await {
+                        // Room again: the same frames once more.
+                        Ok(()) => continue,
+                        Err(err) => Err(err),
                     }
                 }
-                Err(err) => Err(err),
+                result => result,
             };
             match result {
                 Ok(done) if done.count > 0 => {
@@ -340,16 +341,30 @@ impl PacketSocket {
 
     async fn send_once(&self, frame: &[u8]) -> io::Result<()> {
         loop {
-            let mut guard = self.fd.writable().await?;
-            match guard.try_io(|fd| send_frame(fd.as_raw_fd(), self.ifindex, frame)) {
-                Ok(result) => return result,
-                Err(_would_block) => continue,
+            match send_frame(self.raw_fd(), self.ifindex, frame) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_writable().await?;
+                }
+                result => return result,
             }
         }
     }
 
     fn raw_fd(&self) -> RawFd {
         self.fd.get_ref().as_raw_fd()
+    }
+
+    /// Waits until the send buffer has room (it is full only while the interface's queue is
+    /// stalled). Write interest is registered for the wait alone, on a duplicate descriptor of
+    /// the same socket, since the socket's own registration is read-only.
+    async fn wait_writable(&self) -> io::Result<()> {
+        let duplicate = self.fd.get_ref().try_clone()?;
+        // SAFETY: the duplicate is a fresh descriptor owned by the AsyncFd alone, which only
+        // waits on it and closes it when dropped.
+        let waiter = unsafe { AsyncFd::register_with_interest(duplicate, Interest::WRITABLE) }
+            .map_err(|err| err.into_parts().1)?;
+        let _ready = waiter.writable().await?;
+        Ok(())
     }
 
     /// Asks the interface to pass frames sent to multicast `mac`. Counted: each call needs one
