@@ -20,6 +20,11 @@
 //!   herald's comes later. A client that slept until an answer arrived would be woken (a
 //!   context switch, on this small machine often onto another CPU) for herald only; so the
 //!   latency client polls its socket, for both.
+//! - Every node reads every question (ARP requests are broadcast, and the bridge floods
+//!   multicast). herald, in user space, would be woken for each of the kernel's questions and
+//!   compete for this machine's two CPUs with the client and the kernel, which a node of its own
+//!   would not; so herald listens only while it is measured. (The other node's kernel drops the
+//!   other's questions inline in both cases.)
 //!
 //! Needs root: `cargo xtask bench l2`, i.e. `cargo bench -p herald-e2e --bench l2` (release
 //! profile). Sends only inside the namespaces it creates.
@@ -346,27 +351,50 @@ fn main() {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let speaker = herald.spawn(move || {
         runtime().block_on(async move {
-            let responder = Responder::start(Config {
-                refresh_interval: None,
-                ..Config::default()
-            })
-            .await
-            .expect("responder");
-            let owned: BTreeSet<IpAddr> = ["192.0.2.10", "2001:db8::10"]
-                .iter()
-                .map(|a| a.parse().expect("IP"))
-                .collect();
-            responder.set_owned(&BTreeMap::from([("eth0".to_string(), owned)]));
-            ready_tx.send(()).expect("main waits");
+            // No announcements: nothing but the questions and answers crosses the LAN.
+            let responder = Arc::new(
+                Responder::start(Config {
+                    announce_count: 0,
+                    refresh_interval: None,
+                    ..Config::default()
+                })
+                .await
+                .expect("responder"),
+            );
+            ready_tx.send(responder.clone()).expect("main waits");
             let _ = stop_rx.await;
             responder.stats()
         })
     });
-    ready_rx
+    let responder = ready_rx
         .recv_timeout(Duration::from_secs(30))
         .expect("responder started");
-    // Let the announcement burst pass, so it does not share the link with the measurements.
-    std::thread::sleep(Duration::from_secs(3));
+    let owned: BTreeSet<IpAddr> = ["192.0.2.10", "2001:db8::10"]
+        .iter()
+        .map(|a| a.parse().expect("IP"))
+        .collect();
+    // herald listens only while it is measured (see the module documentation).
+    let listen = |on: bool| {
+        let wanted = if on {
+            BTreeMap::from([("eth0".to_string(), owned.clone())])
+        } else {
+            BTreeMap::new()
+        };
+        responder.set_owned(&wanted);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while responder
+            .stats()
+            .interfaces
+            .get("eth0")
+            .is_some_and(|i| i.listening)
+            != on
+        {
+            assert!(Instant::now() < deadline, "herald listening: {on}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The solicited-node group is joined right after the socket opens.
+        std::thread::sleep(Duration::from_millis(50));
+    };
 
     let mac: EthernetAddress = client.mac("eth0").parse().expect("MAC");
     let v4: Ipv4Addr = "192.0.2.100".parse().unwrap();
@@ -398,9 +426,11 @@ fn main() {
 
     let mut report = Vec::new();
     for (question, ours, theirs) in &pairs {
+        listen(true);
         let (our_median, our_p99) = latency(&client, ours);
-        let (their_median, their_p99) = latency(&client, theirs);
         let our_rate = max_rate(&client, ours);
+        listen(false);
+        let (their_median, their_p99) = latency(&client, theirs);
         let their_rate = max_rate(&client, theirs);
         // Against a client-limited kernel figure (a lower bound) the ratio is an upper bound.
         let bound = if their_rate.client_limited {
@@ -416,6 +446,7 @@ fn main() {
             our_rate.without_loss / their_rate.without_loss.max(1.0),
         ));
     }
+    drop(responder);
     let _ = stop_tx.send(());
     let stats = speaker.join().expect("responder thread");
     println!("l2 benchmark (herald's responder vs the kernel, same bridge, same run):");
