@@ -546,13 +546,32 @@ async fn serve(
                     Err(err) if err.raw_os_error() == Some(libc::ENETDOWN) => continue,
                     Err(err) => return Err(err),
                 }
-                // Up to a batch is answered before owned-set, link and timer events are looked
-                // at again; each answer still reads the latest owned set.
-                respond(task, socket, &batch, session.mac, &mut scratch).await;
+                let mut taken = 0;
+                loop {
+                    respond(task, socket, &batch, session.mac, &mut scratch).await;
+                    taken += batch.messages();
+                    // A lone frame, the usual case, and it is back to waiting. More than one
+                    // means a burst (every client re-resolving after a failover): read on while
+                    // it lasts, up to TURN frames, before owned-set, link and timer events are
+                    // looked at again. Each answer still reads the latest owned set.
+                    if batch.messages() < 2 || taken >= TURN {
+                        break;
+                    }
+                    match socket.try_recv_batch(&mut batch) {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(err) if err.raw_os_error() == Some(libc::ENETDOWN) => break,
+                        Err(err) => return Err(err),
+                    }
+                }
             }
         }
     }
 }
+
+/// Frames answered in a row, in batches, before owned-set, link and timer events are looked at
+/// again.
+const TURN: usize = 4 * BATCH;
 
 async fn sleep_until(due: Option<Instant>) {
     if let Some(due) = due {

@@ -11,8 +11,9 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::mem;
+use std::mem::{self, MaybeUninit};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
 use std::sync::Mutex;
 
 use tokio::io::Interest;
@@ -55,19 +56,54 @@ pub const BATCH: usize = 64;
 /// Room for each frame read in a batch; longer frames are cut (no question is that long).
 const SLOT: usize = 2048;
 
-/// Frames read by one `recvmmsg`, in buffers kept between reads so reading does not allocate.
+/// Frames read by one `recvmmsg`, in buffers kept between reads so that reading neither
+/// allocates nor sets up `recvmmsg`'s headers anew.
 pub struct RecvBatch {
-    slots: Box<[[u8; SLOT]]>,
+    /// A leaked `Box<RecvState>`, freed on drop. Held as a raw pointer because its headers
+    /// point into it: every access goes through this pointer, so none of them invalidates the
+    /// pointers the headers hold.
+    state: NonNull<RecvState>,
     /// Length of each frame read, `None` for one this host sent.
     lens: [Option<usize>; BATCH],
     /// Messages the last read returned, own frames included.
     read: usize,
 }
 
+/// The buffers and the `recvmmsg` headers that describe them.
+struct RecvState {
+    slots: [[u8; SLOT]; BATCH],
+    from: [libc::sockaddr_ll; BATCH],
+    iov: [libc::iovec; BATCH],
+    msgs: [libc::mmsghdr; BATCH],
+}
+
+// SAFETY: `RecvBatch` owns its state alone; the pointers inside only point into it.
+unsafe impl Send for RecvBatch {}
+// SAFETY: through a shared `RecvBatch` the state is only read.
+unsafe impl Sync for RecvBatch {}
+
 impl RecvBatch {
     pub fn new() -> RecvBatch {
+        // SAFETY: all-zero bytes are valid buffers, socket addresses, iovecs and mmsghdrs
+        // (null pointers, zero lengths).
+        let state = unsafe { Box::<RecvState>::new_zeroed().assume_init() };
+        let state = NonNull::from(Box::leak(state));
+        let raw = state.as_ptr();
+        for i in 0..BATCH {
+            // SAFETY: `raw` points at the live state, which nothing else references yet.
+            unsafe {
+                let iov = &raw mut (*raw).iov[i];
+                (*iov).iov_base = (&raw mut (*raw).slots[i]).cast();
+                (*iov).iov_len = SLOT;
+                let msg = &raw mut (*raw).msgs[i].msg_hdr;
+                (*msg).msg_iov = iov;
+                (*msg).msg_iovlen = 1;
+                (*msg).msg_name = (&raw mut (*raw).from[i]).cast();
+                (*msg).msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            }
+        }
         RecvBatch {
-            slots: vec![[0u8; SLOT]; BATCH].into_boxed_slice(),
+            state,
             lens: [None; BATCH],
             read: 0,
         }
@@ -75,21 +111,30 @@ impl RecvBatch {
 
     /// The frames of the last read, in the order they arrived.
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
+        // SAFETY: the state is live while `self` is, and written only through `&mut self`.
+        let slots = unsafe { &(*self.state.as_ptr()).slots };
         self.lens[..self.read]
             .iter()
-            .zip(self.slots.iter())
+            .zip(slots.iter())
             .filter_map(|(len, slot)| len.map(|len| &slot[..len]))
     }
 
-    /// Whether the last read filled every slot, so more may be queued.
-    pub fn is_full(&self) -> bool {
-        self.read == BATCH
+    /// How many messages the last read took off the queue, this host's own frames included.
+    pub fn messages(&self) -> usize {
+        self.read
     }
 }
 
 impl Default for RecvBatch {
     fn default() -> Self {
         RecvBatch::new()
+    }
+}
+
+impl Drop for RecvBatch {
+    fn drop(&mut self) {
+        // SAFETY: leaked from a Box in `new`, and freed only here.
+        drop(unsafe { Box::from_raw(self.state.as_ptr()) });
     }
 }
 
@@ -259,9 +304,10 @@ impl PacketSocket {
             let mut guard = self.fd.readable().await?;
             match guard.try_io(|fd| recv_frames(fd.as_raw_fd(), batch)) {
                 Ok(Ok(())) => {
-                    if !batch.is_full() {
-                        // The queue was emptied: a frame that arrives from now on raises a new
-                        // readiness event, so the read that would only say EAGAIN is skipped.
+                    if batch.messages() <= 1 {
+                        // A lone frame, the usual case: the queue is taken to be empty, and
+                        // the read that would only say EAGAIN is skipped. A frame arriving
+                        // from now on raises a new readiness event, so none is missed.
                         guard.clear_ready();
                     }
                     if batch.frames().next().is_some() {
@@ -271,6 +317,19 @@ impl PacketSocket {
                 Ok(Err(err)) => return Err(err),
                 Err(_would_block) => continue,
             }
+        }
+    }
+
+    /// Reads what is queued into `batch` without waiting, as [`recv_batch`](Self::recv_batch)
+    /// does; false when nothing is (or the socket is not known to be readable).
+    pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<bool> {
+        match self
+            .fd
+            .try_io(Interest::READABLE, |fd| recv_frames(fd.as_raw_fd(), batch))
+        {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(err) => Err(err),
         }
     }
 
@@ -493,30 +552,22 @@ const _: () = assert!(BATCH <= 64, "SentFrames::cut_short has a bit per frame");
 
 /// One `recvmmsg` without waiting into `batch`; EAGAIN when nothing is queued.
 fn recv_frames(fd: RawFd, batch: &mut RecvBatch) -> io::Result<()> {
-    batch.read = 0;
-    // SAFETY: all-zero is a valid sockaddr_ll, iovec and mmsghdr.
-    let mut from: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
-    let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
-    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-    for ((slot, iov), (msg, from)) in batch
-        .slots
-        .iter_mut()
-        .zip(iov.iter_mut())
-        .zip(msgs.iter_mut().zip(from.iter_mut()))
-    {
-        iov.iov_base = slot.as_mut_ptr().cast();
-        iov.iov_len = slot.len();
-        msg.msg_hdr.msg_iov = iov;
-        msg.msg_hdr.msg_iovlen = 1;
-        msg.msg_hdr.msg_name = (from as *mut libc::sockaddr_ll).cast();
-        msg.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    let raw = batch.state.as_ptr();
+    // The kernel overwrote the address lengths of the messages it filled last time.
+    for i in 0..batch.read {
+        // SAFETY: the state is live, and `&mut batch` makes this the only access.
+        unsafe {
+            (*raw).msgs[i].msg_hdr.msg_namelen =
+                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        }
     }
-    // SAFETY: every message points at a live slot and sockaddr_ll of the sizes given, which
-    // outlive the call.
+    batch.read = 0;
+    // SAFETY: every header points at its own slot and sockaddr_ll in the live state, of the
+    // sizes given; nothing else accesses the state during the call.
     let n = unsafe {
         libc::recvmmsg(
             fd,
-            msgs.as_mut_ptr(),
+            (&raw mut (*raw).msgs).cast(),
             BATCH as libc::c_uint,
             libc::MSG_DONTWAIT,
             std::ptr::null_mut(),
@@ -526,48 +577,62 @@ fn recv_frames(fd: RawFd, batch: &mut RecvBatch) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     let n = (n as usize).min(BATCH);
-    for i in 0..n {
-        batch.lens[i] = if from[i].sll_pkttype == PACKET_OUTGOING {
+    // SAFETY: as above; the kernel is done writing.
+    let state = unsafe { &*raw };
+    for (i, (msg, from)) in state.msgs[..n].iter().zip(&state.from).enumerate() {
+        batch.lens[i] = if from.sll_pkttype == PACKET_OUTGOING {
             None
         } else {
-            Some((msgs[i].msg_len as usize).min(SLOT))
+            Some((msg.msg_len as usize).min(SLOT))
         };
     }
     batch.read = n;
     Ok(())
 }
 
-/// One `sendmmsg` of up to [`BATCH`] frames, each addressed as [`send_frame`] does.
+/// One `sendmmsg` of up to [`BATCH`] frames, each addressed as [`send_frame`] does. Only the
+/// headers of the frames given are set up.
 fn send_frames<F: AsRef<[u8]>>(fd: RawFd, ifindex: u32, frames: &[F]) -> io::Result<SentFrames> {
     let frames = &frames[..frames.len().min(BATCH)];
-    // SAFETY: all-zero is a valid sockaddr_ll, iovec and mmsghdr.
-    let mut to: [libc::sockaddr_ll; BATCH] = unsafe { mem::zeroed() };
-    let mut iov: [libc::iovec; BATCH] = unsafe { mem::zeroed() };
-    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-    for (frame, ((iov, msg), to)) in frames
-        .iter()
-        .zip(iov.iter_mut().zip(msgs.iter_mut()).zip(to.iter_mut()))
-    {
+    let mut to = [MaybeUninit::<libc::sockaddr_ll>::uninit(); BATCH];
+    let mut iov = [MaybeUninit::<libc::iovec>::uninit(); BATCH];
+    let mut msgs = [MaybeUninit::<libc::mmsghdr>::uninit(); BATCH];
+    let headers = to.iter_mut().zip(&mut iov).zip(&mut msgs);
+    for (frame, ((to, iov), msg)) in frames.iter().zip(headers) {
         let frame = frame.as_ref();
-        *to = link_address(ifindex, frame);
-        // The kernel only reads from iov_base on send.
-        iov.iov_base = frame.as_ptr().cast_mut().cast();
-        iov.iov_len = frame.len();
-        msg.msg_hdr.msg_iov = iov;
-        msg.msg_hdr.msg_iovlen = 1;
-        msg.msg_hdr.msg_name = (to as *mut libc::sockaddr_ll).cast();
-        msg.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        let to = to.write(link_address(ifindex, frame));
+        let iov = iov.write(libc::iovec {
+            // The kernel only reads from it on send.
+            iov_base: frame.as_ptr().cast_mut().cast(),
+            iov_len: frame.len(),
+        });
+        // SAFETY: all-zero is a valid mmsghdr (no control data, no flags).
+        let mut header: libc::mmsghdr = unsafe { mem::zeroed() };
+        header.msg_hdr.msg_iov = iov;
+        header.msg_hdr.msg_iovlen = 1;
+        header.msg_hdr.msg_name = (to as *mut libc::sockaddr_ll).cast();
+        header.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        msg.write(header);
     }
-    // SAFETY: every message points at a live frame and sockaddr_ll of the sizes given, which
-    // outlive the call.
-    let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), frames.len() as libc::c_uint, 0) };
+    // SAFETY: the first `frames.len()` headers are initialised and point at live frames and
+    // sockaddr_lls of the sizes given, which outlive the call.
+    let n = unsafe {
+        libc::sendmmsg(
+            fd,
+            msgs.as_mut_ptr().cast::<libc::mmsghdr>(),
+            frames.len() as libc::c_uint,
+            0,
+        )
+    };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
     let count = (n as usize).min(frames.len());
     let mut cut_short = 0u64;
     for (i, (msg, frame)) in msgs.iter().zip(frames).take(count).enumerate() {
-        if msg.msg_len as usize != frame.as_ref().len() {
+        // SAFETY: initialised above, for every frame given.
+        let sent = unsafe { msg.assume_init_ref() }.msg_len as usize;
+        if sent != frame.as_ref().len() {
             cut_short |= 1 << i;
         }
     }
