@@ -3,6 +3,10 @@
 //! neighbor discovery frames of the interface's own (untagged) LAN reach user space, blind to the frames it sends itself, and driven
 //! by tokio through [`AsyncFd`].
 //!
+//! Frames are read and sent one at a time or, for the responder, in batches: one `recvmmsg`
+//! takes whatever is queued (up to [`BATCH`] frames) into a reused [`RecvBatch`], and one
+//! `sendmmsg` sends the replies to it.
+//!
 //! It also programs the interface's multicast filter: an IPv6 address is only solicited at its
 //! solicited-node group (33:33:ff:xx:xx:xx), which a NIC drops unless someone asked for it.
 //! Memberships belong to the socket, so they go away with it.
