@@ -20,12 +20,12 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::answer::{
-    NoAnswer, answer, gratuitous_arp_reply, gratuitous_arp_request,
+    FrameBuf, NoAnswer, answer, gratuitous_arp_reply, gratuitous_arp_request,
     unsolicited_neighbor_advertisement,
 };
 use crate::frame::Frame;
 use crate::link::{Link, LinkError, LinkMonitor, LinkTable};
-use crate::socket::PacketSocket;
+use crate::socket::{BATCH, PacketSocket, RecvBatch};
 use crate::validate::DropReason;
 use crate::wire::{EthernetAddress, solicited_node_multicast_ethernet_addr};
 
@@ -119,8 +119,14 @@ struct InterfaceCounters {
 }
 
 impl InterfaceCounters {
-    fn drop_frame(&self, label: &'static str) {
-        *lock(&self.dropped).entry(label).or_default() += 1;
+    fn drop_frames(&self, counts: &[(&'static str, u64)]) {
+        if counts.is_empty() {
+            return;
+        }
+        let mut dropped = lock(&self.dropped);
+        for &(label, count) in counts {
+            *dropped.entry(label).or_default() += count;
+        }
     }
 
     fn set_status(&self, listening: bool, error: Option<String>) {
@@ -156,6 +162,14 @@ struct Shared {
 impl Shared {
     fn count(&self, address: IpAddr, f: impl FnOnce(&mut AddressStats)) {
         f(lock(&self.addresses).entry(address).or_default());
+    }
+
+    /// `f` once for each address in `addresses` (repeats included), under one lock.
+    fn count_each(&self, addresses: impl Iterator<Item = IpAddr>, f: impl Fn(&mut AddressStats)) {
+        let mut stats = lock(&self.addresses);
+        for address in addresses {
+            f(stats.entry(address).or_default());
+        }
     }
 }
 
@@ -493,7 +507,8 @@ async fn serve(
         held: BTreeSet::new(),
         schedule: AnnounceSchedule::default(),
     };
-    let mut buf = vec![0u8; 2048];
+    let mut batch = RecvBatch::new();
+    let mut scratch = Scratch::default();
     // Everything owned is new to this socket.
     task.owned.mark_changed();
     // Link events stop only if the link monitor does; serve on with the last known state.
@@ -524,34 +539,39 @@ async fn serve(
             _ = sleep_until(next_due), if next_due.is_some() => {
                 session.announce_due(task).await;
             }
-            read = socket.recv(&mut buf) => {
-                let len = match read {
-                    Ok(len) => len,
+            read = socket.recv_batch(&mut batch) => {
+                match read {
+                    Ok(()) => {}
                     // The link went down; the kernel hooks the socket up again when it is up.
                     Err(err) if err.raw_os_error() == Some(libc::ENETDOWN) => continue,
                     Err(err) => return Err(err),
-                };
-                task.counters.frames_read.fetch_add(1, Ordering::Relaxed);
-                respond(task, socket, &buf[..len], session.mac).await;
-                // Under a burst, answer what is already queued before going round the select
-                // (and its timer) again. Each answer still reads the latest owned set.
-                for _ in 1..BATCH {
-                    let len = match socket.try_recv(&mut buf) {
-                        Ok(Some(len)) => len,
-                        Ok(None) => break,
+                }
+                let mut taken = 0;
+                loop {
+                    respond(task, socket, &batch, session.mac, &mut scratch).await;
+                    taken += batch.messages();
+                    // A lone frame, the usual case, and it is back to waiting. More than one
+                    // means a burst (every client re-resolving after a failover): read on while
+                    // it lasts, up to TURN frames, before owned-set, link and timer events are
+                    // looked at again. Each answer still reads the latest owned set.
+                    if batch.messages() < 2 || taken >= TURN {
+                        break;
+                    }
+                    match socket.try_recv_batch(&mut batch) {
+                        Ok(true) => {}
+                        Ok(false) => break,
                         Err(err) if err.raw_os_error() == Some(libc::ENETDOWN) => break,
                         Err(err) => return Err(err),
-                    };
-                    task.counters.frames_read.fetch_add(1, Ordering::Relaxed);
-                    respond(task, socket, &buf[..len], session.mac).await;
+                    }
                 }
             }
         }
     }
 }
 
-/// Frames answered in a row before owned-set, link and timer events are looked at again.
-const BATCH: usize = 64;
+/// Frames answered in a row, in batches, before owned-set, link and timer events are looked at
+/// again.
+const TURN: usize = 4 * BATCH;
 
 async fn sleep_until(due: Option<Instant>) {
     if let Some(due) = due {
@@ -559,29 +579,82 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// Answers one frame, counting what happened.
-async fn respond(task: &InterfaceTask, socket: &PacketSocket, bytes: &[u8], mac: EthernetAddress) {
-    let result = match Frame::parse(bytes) {
-        Ok(frame) => {
-            // The latest desired state, even if this task has not processed the change yet.
-            let owned = task.owned.borrow().clone();
-            answer(&frame, mac, |ip| owned.contains(&ip))
-        }
-        Err(err) => Err(NoAnswer::Dropped(err.into())),
-    };
-    match result {
-        Ok(reply) => {
-            task.shared
-                .count(reply.address, |s| s.requests_received += 1);
-            match socket.send(&reply.frame).await {
-                Ok(()) => task.shared.count(reply.address, |s| s.responses_sent += 1),
-                Err(_) => {
-                    task.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+/// Buffers [`respond`] reuses from one batch to the next, so answering does not allocate.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Each reply's frame and the owned address it is about.
+    frames: Vec<FrameBuf>,
+    addresses: Vec<IpAddr>,
+    dropped: Vec<(&'static str, u64)>,
+}
+
+// `respond` keeps which replies went out as one bit each.
+const _: () = assert!(BATCH <= 64);
+
+/// Answers a batch of frames: the replies go out with one system call, and the counters are
+/// updated once per batch rather than once per frame.
+async fn respond(
+    task: &InterfaceTask,
+    socket: &PacketSocket,
+    batch: &RecvBatch,
+    mac: EthernetAddress,
+    scratch: &mut Scratch,
+) {
+    let Scratch {
+        frames,
+        addresses,
+        dropped,
+    } = scratch;
+    frames.clear();
+    addresses.clear();
+    dropped.clear();
+    let mut read = 0;
+    for bytes in batch.frames() {
+        read += 1;
+        let result = match Frame::parse(bytes) {
+            Ok(frame) => {
+                // The latest desired state, even if this task has not processed the change yet.
+                let owned = task.owned.borrow();
+                answer(&frame, mac, |ip| owned.contains(&ip))
+            }
+            Err(err) => Err(NoAnswer::Dropped(err.into())),
+        };
+        match result {
+            Ok(reply) => {
+                frames.push(reply.frame);
+                addresses.push(reply.address);
+            }
+            Err(no_answer) => {
+                let label = drop_label(&no_answer);
+                match dropped.iter_mut().find(|(l, _)| *l == label) {
+                    Some((_, count)) => *count += 1,
+                    None => dropped.push((label, 1)),
                 }
             }
         }
-        Err(no_answer) => task.counters.drop_frame(drop_label(&no_answer)),
     }
+    task.counters.frames_read.fetch_add(read, Ordering::Relaxed);
+    task.counters.drop_frames(dropped);
+    if frames.is_empty() {
+        return;
+    }
+    task.shared
+        .count_each(addresses.iter().copied(), |s| s.requests_received += 1);
+    let mut sent = 0u64;
+    socket
+        .send_batch(frames, |i, result| match result {
+            Ok(()) => sent |= 1 << i,
+            Err(_) => {
+                task.counters.send_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .await;
+    let sent_to = addresses
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| sent & (1 << i) != 0)
+        .map(|(_, &address)| address);
+    task.shared.count_each(sent_to, |s| s.responses_sent += 1);
 }
 
 /// One round of announcements for `address`.

@@ -3,6 +3,10 @@
 //! neighbor discovery frames of the interface's own (untagged) LAN reach user space, blind to the frames it sends itself, and driven
 //! by tokio through [`AsyncFd`].
 //!
+//! Frames are read and sent one at a time or, for the responder, in batches: one `recvmmsg`
+//! takes whatever is queued (up to [`BATCH`] frames) into a reused [`RecvBatch`], and one
+//! `sendmmsg` sends the replies to it.
+//!
 //! It also programs the interface's multicast filter: an IPv6 address is only solicited at its
 //! solicited-node group (33:33:ff:xx:xx:xx), which a NIC drops unless someone asked for it.
 //! Memberships belong to the socket, so they go away with it.
@@ -11,8 +15,9 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::mem;
+use std::mem::{self, MaybeUninit};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
 use std::sync::Mutex;
 
 use tokio::io::Interest;
@@ -46,6 +51,103 @@ struct PacketMreq {
     mr_type: libc::c_ushort,
     mr_alen: libc::c_ushort,
     mr_address: [u8; 8],
+}
+
+/// Most frames one [`PacketSocket::recv_batch`] reads, and one system call sends in
+/// [`PacketSocket::send_batch`].
+pub const BATCH: usize = 64;
+
+/// Room for each frame read in a batch; longer frames are cut (no question is that long).
+const SLOT: usize = 2048;
+
+/// Frames read by one `recvmmsg`, in buffers kept between reads so that reading neither
+/// allocates nor sets up `recvmmsg`'s headers anew.
+pub struct RecvBatch {
+    /// A leaked `Box<RecvState>`, freed on drop. Held as a raw pointer because its headers
+    /// point into it: every access goes through this pointer, so none of them invalidates the
+    /// pointers the headers hold.
+    state: NonNull<RecvState>,
+    /// Length of each frame read, `None` for one this host sent.
+    lens: [Option<usize>; BATCH],
+    /// Messages the last read returned, own frames included.
+    read: usize,
+}
+
+/// The buffers and the `recvmmsg` headers that describe them.
+struct RecvState {
+    slots: [[u8; SLOT]; BATCH],
+    from: [libc::sockaddr_ll; BATCH],
+    iov: [libc::iovec; BATCH],
+    msgs: [libc::mmsghdr; BATCH],
+}
+
+// SAFETY: `RecvBatch` owns its state alone; the pointers inside only point into it.
+unsafe impl Send for RecvBatch {}
+// SAFETY: through a shared `RecvBatch` the state is only read.
+unsafe impl Sync for RecvBatch {}
+
+impl RecvBatch {
+    pub fn new() -> RecvBatch {
+        // SAFETY: all-zero bytes are valid buffers, socket addresses, iovecs and mmsghdrs
+        // (null pointers, zero lengths).
+        let state = unsafe { Box::<RecvState>::new_zeroed().assume_init() };
+        let state = NonNull::from(Box::leak(state));
+        let raw = state.as_ptr();
+        for i in 0..BATCH {
+            // SAFETY: `raw` points at the live state, which nothing else references yet.
+            unsafe {
+                let iov = &raw mut (*raw).iov[i];
+                (*iov).iov_base = (&raw mut (*raw).slots[i]).cast();
+                (*iov).iov_len = SLOT;
+                let msg = &raw mut (*raw).msgs[i].msg_hdr;
+                (*msg).msg_iov = iov;
+                (*msg).msg_iovlen = 1;
+                (*msg).msg_name = (&raw mut (*raw).from[i]).cast();
+                (*msg).msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            }
+        }
+        RecvBatch {
+            state,
+            lens: [None; BATCH],
+            read: 0,
+        }
+    }
+
+    /// The frames of the last read, in the order they arrived.
+    pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
+        // SAFETY: the state is live while `self` is, and written only through `&mut self`.
+        let slots = unsafe { &(*self.state.as_ptr()).slots };
+        self.lens[..self.read]
+            .iter()
+            .zip(slots.iter())
+            .filter_map(|(len, slot)| len.map(|len| &slot[..len]))
+    }
+
+    /// How many messages the last read took off the queue, this host's own frames included.
+    pub fn messages(&self) -> usize {
+        self.read
+    }
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        RecvBatch::new()
+    }
+}
+
+impl Drop for RecvBatch {
+    fn drop(&mut self) {
+        // SAFETY: leaked from a Box in `new`, and freed only here.
+        drop(unsafe { Box::from_raw(self.state.as_ptr()) });
+    }
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("read", &self.read)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a packet socket could not be set up.
@@ -145,11 +247,13 @@ impl PacketSocket {
         })
         .map_err(|source| SocketError::Bind { ifindex, source })?;
 
+        // Readable only: with write interest too, every frame sent would wake the reactor once
+        // more when the kernel frees it (an EPOLLOUT edge), for nothing. Sends wait for room
+        // through `wait_writable` in the rare case there is none.
         // SAFETY: the OwnedFd is moved into the AsyncFd, which keeps it open, and only reads
         // the same descriptor through it, until the AsyncFd is dropped.
-        let fd =
-            unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE | Interest::WRITABLE) }
-                .map_err(|err| SocketError::Register(err.into_parts().1))?;
+        let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+            .map_err(|err| SocketError::Register(err.into_parts().1))?;
         Ok(PacketSocket {
             fd,
             ifindex,
@@ -188,11 +292,102 @@ impl PacketSocket {
     /// Reads one frame if one is queued, without waiting.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         loop {
-            match recv_frame(self.fd.get_ref().as_raw_fd(), buf) {
+            match recv_frame(self.raw_fd(), buf) {
                 Ok(Some(received)) => return Ok(Some(received)),
                 Ok(None) => continue,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Waits for frames from the wire and reads as many as are queued, up to [`BATCH`], with one
+    /// system call. Frames this host sent are left out, so a read may hold none.
+    pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<()> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            match guard.try_io(|fd| recv_frames(fd.as_raw_fd(), batch)) {
+                Ok(Ok(())) => {
+                    if batch.messages() <= 1 {
+                        // A lone frame, the usual case: the queue is taken to be empty, and
+                        // the read that would only say EAGAIN is skipped. A frame arriving
+                        // from now on raises a new readiness event, so none is missed.
+                        guard.clear_ready();
+                    }
+                    if batch.frames().next().is_some() {
+                        return Ok(());
+                    }
+                }
+                Ok(Err(err)) => return Err(err),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Reads what is queued into `batch` without waiting, as [`recv_batch`](Self::recv_batch)
+    /// does; false when nothing is (or the socket is not known to be readable).
+    pub fn try_recv_batch(&self, batch: &mut RecvBatch) -> io::Result<bool> {
+        match self
+            .fd
+            .try_io(Interest::READABLE, |fd| recv_frames(fd.as_raw_fd(), batch))
+        {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Sends complete Ethernet frames (no FCS) out of the interface, [`BATCH`] to a system
+    /// call, and tells `sent` how each went, in order.
+    pub async fn send_batch<F: AsRef<[u8]>>(
+        &self,
+        frames: &[F],
+        mut sent: impl FnMut(usize, io::Result<()>),
+    ) {
+        let mut next = 0;
+        let mut link_down_retried = false;
+        while next < frames.len() {
+            let end = frames.len().min(next + BATCH);
+            let result = match send_frames(self.raw_fd(), self.ifindex, &frames[next..end]) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    match self.wait_writable().await {
+                        // Room again: the same frames once more.
+                        Ok(()) => continue,
+                        Err(err) => Err(err),
+                    }
+                }
+                result => result,
+            };
+            match result {
+                Ok(done) if done.count > 0 => {
+                    for i in 0..done.count {
+                        let result = if done.cut_short & (1 << i) == 0 {
+                            Ok(())
+                        } else {
+                            Err(io::Error::new(
+                                io::ErrorKind::WriteZero,
+                                "the frame was cut short",
+                            ))
+                        };
+                        sent(next + i, result);
+                    }
+                    next += done.count;
+                    link_down_retried = false;
+                }
+                Ok(_) => {
+                    sent(next, Err(io::ErrorKind::WriteZero.into()));
+                    next += 1;
+                }
+                // As in `send`: a link-down is reported once, maybe to this call, and the
+                // link may be up again by now.
+                Err(err) if err.raw_os_error() == Some(libc::ENETDOWN) && !link_down_retried => {
+                    link_down_retried = true;
+                }
+                Err(err) => {
+                    sent(next, Err(err));
+                    next += 1;
+                    link_down_retried = false;
+                }
             }
         }
     }
@@ -209,12 +404,30 @@ impl PacketSocket {
 
     async fn send_once(&self, frame: &[u8]) -> io::Result<()> {
         loop {
-            let mut guard = self.fd.writable().await?;
-            match guard.try_io(|fd| send_frame(fd.as_raw_fd(), self.ifindex, frame)) {
-                Ok(result) => return result,
-                Err(_would_block) => continue,
+            match send_frame(self.raw_fd(), self.ifindex, frame) {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_writable().await?;
+                }
+                result => return result,
             }
         }
+    }
+
+    fn raw_fd(&self) -> RawFd {
+        self.fd.get_ref().as_raw_fd()
+    }
+
+    /// Waits until the send buffer has room (it is full only while the interface's queue is
+    /// stalled). Write interest is registered for the wait alone, on a duplicate descriptor of
+    /// the same socket, since the socket's own registration is read-only.
+    async fn wait_writable(&self) -> io::Result<()> {
+        let duplicate = self.fd.get_ref().try_clone()?;
+        // SAFETY: the duplicate is a fresh descriptor owned by the AsyncFd alone, which only
+        // waits on it and closes it when dropped.
+        let waiter = unsafe { AsyncFd::register_with_interest(duplicate, Interest::WRITABLE) }
+            .map_err(|err| err.into_parts().1)?;
+        let _ready = waiter.writable().await?;
+        Ok(())
     }
 
     /// Asks the interface to pass frames sent to multicast `mac`. Counted: each call needs one
@@ -294,7 +507,8 @@ fn recv_frame(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
     Ok(Some(n as usize))
 }
 
-fn send_frame(fd: RawFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+/// Where a frame goes: out of interface `ifindex`, to its destination MAC.
+fn link_address(ifindex: u32, frame: &[u8]) -> libc::sockaddr_ll {
     // SAFETY: all-zero is a valid sockaddr_ll.
     let mut to: libc::sockaddr_ll = unsafe { mem::zeroed() };
     to.sll_family = libc::AF_PACKET as libc::c_ushort;
@@ -303,6 +517,11 @@ fn send_frame(fd: RawFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
     if let Some(dst) = frame.get(..6) {
         to.sll_addr[..6].copy_from_slice(dst);
     }
+    to
+}
+
+fn send_frame(fd: RawFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+    let to = link_address(ifindex, frame);
     // SAFETY: `frame` and `to` are valid for reads of the sizes passed.
     let n = unsafe {
         libc::sendto(
@@ -324,4 +543,102 @@ fn send_frame(fd: RawFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// How far one `sendmmsg` got: the first `count` frames went out; bit `i` of `cut_short` is set
+/// when frame `i` went out incomplete.
+struct SentFrames {
+    count: usize,
+    cut_short: u64,
+}
+
+const _: () = assert!(BATCH <= 64, "SentFrames::cut_short has a bit per frame");
+
+/// One `recvmmsg` without waiting into `batch`; EAGAIN when nothing is queued.
+fn recv_frames(fd: RawFd, batch: &mut RecvBatch) -> io::Result<()> {
+    let raw = batch.state.as_ptr();
+    // The kernel overwrote the address lengths of the messages it filled last time.
+    for i in 0..batch.read {
+        // SAFETY: the state is live, and `&mut batch` makes this the only access.
+        unsafe {
+            (*raw).msgs[i].msg_hdr.msg_namelen =
+                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        }
+    }
+    batch.read = 0;
+    // SAFETY: every header points at its own slot and sockaddr_ll in the live state, of the
+    // sizes given; nothing else accesses the state during the call.
+    let n = unsafe {
+        libc::recvmmsg(
+            fd,
+            (&raw mut (*raw).msgs).cast(),
+            BATCH as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = (n as usize).min(BATCH);
+    // SAFETY: as above; the kernel is done writing.
+    let state = unsafe { &*raw };
+    for (i, (msg, from)) in state.msgs[..n].iter().zip(&state.from).enumerate() {
+        batch.lens[i] = if from.sll_pkttype == PACKET_OUTGOING {
+            None
+        } else {
+            Some((msg.msg_len as usize).min(SLOT))
+        };
+    }
+    batch.read = n;
+    Ok(())
+}
+
+/// One `sendmmsg` of up to [`BATCH`] frames, each addressed as [`send_frame`] does. Only the
+/// headers of the frames given are set up.
+fn send_frames<F: AsRef<[u8]>>(fd: RawFd, ifindex: u32, frames: &[F]) -> io::Result<SentFrames> {
+    let frames = &frames[..frames.len().min(BATCH)];
+    let mut to = [MaybeUninit::<libc::sockaddr_ll>::uninit(); BATCH];
+    let mut iov = [MaybeUninit::<libc::iovec>::uninit(); BATCH];
+    let mut msgs = [MaybeUninit::<libc::mmsghdr>::uninit(); BATCH];
+    let headers = to.iter_mut().zip(&mut iov).zip(&mut msgs);
+    for (frame, ((to, iov), msg)) in frames.iter().zip(headers) {
+        let frame = frame.as_ref();
+        let to = to.write(link_address(ifindex, frame));
+        let iov = iov.write(libc::iovec {
+            // The kernel only reads from it on send.
+            iov_base: frame.as_ptr().cast_mut().cast(),
+            iov_len: frame.len(),
+        });
+        // SAFETY: all-zero is a valid mmsghdr (no control data, no flags).
+        let mut header: libc::mmsghdr = unsafe { mem::zeroed() };
+        header.msg_hdr.msg_iov = iov;
+        header.msg_hdr.msg_iovlen = 1;
+        header.msg_hdr.msg_name = (to as *mut libc::sockaddr_ll).cast();
+        header.msg_hdr.msg_namelen = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        msg.write(header);
+    }
+    // SAFETY: the first `frames.len()` headers are initialised and point at live frames and
+    // sockaddr_lls of the sizes given, which outlive the call.
+    let n = unsafe {
+        libc::sendmmsg(
+            fd,
+            msgs.as_mut_ptr().cast::<libc::mmsghdr>(),
+            frames.len() as libc::c_uint,
+            0,
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let count = (n as usize).min(frames.len());
+    let mut cut_short = 0u64;
+    for (i, (msg, frame)) in msgs.iter().zip(frames).take(count).enumerate() {
+        // SAFETY: initialised above, for every frame given.
+        let sent = unsafe { msg.assume_init_ref() }.msg_len as usize;
+        if sent != frame.as_ref().len() {
+            cut_short |= 1 << i;
+        }
+    }
+    Ok(SentFrames { count, cut_short })
 }

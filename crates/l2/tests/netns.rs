@@ -819,6 +819,67 @@ fn unrelated_frames_never_reach_the_responder() {
 }
 
 #[test]
+fn a_burst_of_questions_is_answered_whole_and_counted_once_each() {
+    // Sent back to back, the questions queue up and are read and answered many to a system
+    // call; none may be lost, answered twice or miscounted on the way.
+    const EACH: usize = 300;
+    let lan = Lan::new();
+    // No announcements: gratuitous ARP replies would be counted with the answers.
+    let config = Config {
+        announce_count: 0,
+        ..test_config()
+    };
+    let speaker = Speaker::start(&lan.node1, config);
+    speaker.set_owned(&[("eth0", &[SERVICE_V4, SERVICE_V6])]);
+    let group = solicited_node_multicast_ethernet_addr(SERVICE_V6.parse().unwrap()).to_string();
+    poll_until("the solicited-node group on node1's eth0", WAIT, |last| {
+        *last = lan.node1.ip(&["maddr", "show", "dev", "eth0"]);
+        has_maddr(&lan.node1, "eth0", &group).then_some(())
+    });
+    let before = speaker.frames_read("eth0");
+    let mac = mac_of(&lan.client, "eth0");
+    let (v4, v6): (Ipv4Addr, Ipv6Addr) = (SERVICE_V4.parse().unwrap(), SERVICE_V6.parse().unwrap());
+    let arp = arp_request(mac, CLIENT_V4.parse().unwrap(), v4);
+    let ns = neighbor_solicitation(mac, CLIENT_V6.parse().unwrap(), v6, 255);
+    let answers = with_socket(&lan.client, "eth0", move |socket| async move {
+        socket.set_receive_buffer(8 << 20).expect("receive buffer");
+        for _ in 0..EACH {
+            socket.send(&arp).await.expect("send");
+            socket.send(&ns).await.expect("send");
+        }
+        let (mut arp_replies, mut advertisements) = (0, 0);
+        let mut buf = [0u8; 2048];
+        while let Ok(read) =
+            tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await
+        {
+            let frame = &buf[..read.expect("recv")];
+            if is_arp_reply(frame, v4) {
+                arp_replies += 1;
+            } else if is_solicited_na(frame, v6) {
+                advertisements += 1;
+            }
+        }
+        (arp_replies, advertisements)
+    })
+    .join()
+    .expect("client");
+    assert_eq!(
+        answers,
+        (EACH, EACH),
+        "(ARP replies, advertisements) for {EACH} each"
+    );
+    for ip in [SERVICE_V4, SERVICE_V6] {
+        let s = speaker.address(ip);
+        assert_eq!(
+            (s.requests_received, s.responses_sent),
+            (EACH as u64, EACH as u64),
+            "{ip}: {s:?}"
+        );
+    }
+    assert_eq!(speaker.frames_read("eth0") - before, 2 * EACH as u64);
+}
+
+#[test]
 fn an_address_removed_is_not_answered_at_once() {
     let lan = Lan::new();
     let speaker = Speaker::start(&lan.node1, test_config());
