@@ -37,11 +37,7 @@ use std::time::{Duration, Instant};
 
 use l2::responder::{Config, Responder};
 use l2::socket::PacketSocket;
-use l2::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    Icmpv6Packet, IpProtocol, Ipv6Packet, Ipv6Repr, NdiscRepr, NeighborMessage, VlanTags,
-    solicited_node_multicast, solicited_node_multicast_ethernet_addr,
-};
+use l2::wire::{ArpOperation, EthernetAddress, NdiscRepr, NeighborMessage, VlanTags};
 use l2::{Frame, NdFrame};
 use testkit::lan::quiet;
 use testkit::netns::{Bridge, Netns};
@@ -69,52 +65,15 @@ struct Case {
 }
 
 fn arp_request(src_mac: EthernetAddress, src: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
-    let ethernet = EthernetRepr {
-        dst_addr: EthernetAddress::BROADCAST,
-        src_addr: src_mac,
-        vlan_tags: VlanTags::Untagged,
-        ethertype: EtherType::ARP,
-    };
-    let arp = ArpRepr {
-        operation: ArpOperation::Request,
-        sender_hardware_addr: src_mac,
-        sender_protocol_addr: src,
-        target_hardware_addr: EthernetAddress::UNSPECIFIED,
-        target_protocol_addr: target,
-    };
-    let mut bytes = vec![0u8; ethernet.header_len() + arp.buffer_len()];
-    ethernet.emit(&mut EthernetFrame::new_unchecked(&mut bytes[..]));
-    arp.emit(&mut ArpPacket::new_unchecked(&mut bytes[14..]));
-    bytes
+    l2::arp_request(VlanTags::Untagged, src_mac, src, target)
+        .as_bytes()
+        .to_vec()
 }
 
 fn neighbor_solicitation(src_mac: EthernetAddress, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
-    let dst = solicited_node_multicast(target);
-    let ethernet = EthernetRepr {
-        dst_addr: solicited_node_multicast_ethernet_addr(target),
-        src_addr: src_mac,
-        vlan_tags: VlanTags::Untagged,
-        ethertype: EtherType::IPV6,
-    };
-    let message = NdiscRepr::NeighborSolicitation {
-        target_addr: target,
-        source_link_layer_addr: Some(src_mac),
-    };
-    let ipv6 = Ipv6Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IpProtocol::ICMPV6,
-        payload_len: message.buffer_len() as u16,
-        hop_limit: 255,
-    };
-    let eth_len = ethernet.header_len();
-    let mut bytes = vec![0u8; eth_len + ipv6.buffer_len()];
-    ethernet.emit(&mut EthernetFrame::new_unchecked(&mut bytes[..]));
-    ipv6.emit(&mut Ipv6Packet::new_unchecked(&mut bytes[eth_len..]));
-    let icmp = &mut bytes[eth_len + ipv6.header_len()..];
-    message.emit(&mut NeighborMessage::new_unchecked(&mut *icmp));
-    Icmpv6Packet::new_unchecked(icmp).fill_checksum(src, dst);
-    bytes
+    l2::neighbor_solicitation(src_mac, src, target, 255)
+        .as_bytes()
+        .to_vec()
 }
 
 /// Whether `bytes` answers a question about `target`.

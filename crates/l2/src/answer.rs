@@ -20,7 +20,8 @@ use crate::validate::{DropReason, ValidNs, validate_neighbor_solicitation};
 use crate::wire::{
     ALL_NODES, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame,
     EthernetRepr, Icmpv6Packet, IpProtocol, Ipv6Packet, Ipv6Repr, NdiscRepr, NeighborFlags,
-    NeighborMessage, VlanTags, multicast_ethernet_addr,
+    NeighborMessage, VlanTags, multicast_ethernet_addr, solicited_node_multicast,
+    solicited_node_multicast_ethernet_addr,
 };
 
 /// Room for the largest frame built here: a Neighbor Advertisement with a Target Link-Layer
@@ -239,7 +240,7 @@ fn answer_neighbor_solicitation(
     Ok(Answer {
         address: IpAddr::V6(address),
         kind,
-        frame: build_ndisc(&ethernet, address, dst_addr, &advert),
+        frame: build_ndisc(&ethernet, address, dst_addr, &advert, ND_HOP_LIMIT),
     })
 }
 
@@ -298,7 +299,54 @@ pub fn unsolicited_neighbor_advertisement(our_mac: EthernetAddress, address: Ipv
         target_addr: address,
         target_link_layer_addr: Some(our_mac),
     };
-    build_ndisc(&ethernet, address, ALL_NODES, &advert)
+    build_ndisc(&ethernet, address, ALL_NODES, &advert, ND_HOP_LIMIT)
+}
+
+/// A broadcast ARP request from `sender` asking who has `target`: what a client sends (for
+/// tests and benchmarks; herald only answers).
+pub fn arp_request(
+    vlan_tags: VlanTags,
+    sender_mac: EthernetAddress,
+    sender: Ipv4Addr,
+    target: Ipv4Addr,
+) -> FrameBuf {
+    let ethernet = EthernetRepr {
+        dst_addr: EthernetAddress::BROADCAST,
+        src_addr: sender_mac,
+        vlan_tags,
+        ethertype: EtherType::ARP,
+    };
+    let arp = ArpRepr {
+        operation: ArpOperation::Request,
+        sender_hardware_addr: sender_mac,
+        sender_protocol_addr: sender,
+        target_hardware_addr: EthernetAddress::UNSPECIFIED,
+        target_protocol_addr: target,
+    };
+    build_arp(&ethernet, &arp)
+}
+
+/// A Neighbor Solicitation for `target` from `src` to its solicited-node group, with a
+/// source link-layer address option: what a client resolving `target` sends (for tests and
+/// benchmarks; `hop_limit` other than 255 makes one RFC 4861 says to drop).
+pub fn neighbor_solicitation(
+    src_mac: EthernetAddress,
+    src: Ipv6Addr,
+    target: Ipv6Addr,
+    hop_limit: u8,
+) -> FrameBuf {
+    let ethernet = EthernetRepr {
+        dst_addr: solicited_node_multicast_ethernet_addr(target),
+        src_addr: src_mac,
+        vlan_tags: VlanTags::Untagged,
+        ethertype: EtherType::IPV6,
+    };
+    let message = NdiscRepr::NeighborSolicitation {
+        target_addr: target,
+        source_link_layer_addr: Some(src_mac),
+    };
+    let dst = solicited_node_multicast(target);
+    build_ndisc(&ethernet, src, dst, &message, hop_limit)
 }
 
 fn build_arp(ethernet: &EthernetRepr, arp: &ArpRepr) -> FrameBuf {
@@ -310,12 +358,13 @@ fn build_arp(ethernet: &EthernetRepr, arp: &ArpRepr) -> FrameBuf {
     buf
 }
 
-/// A neighbor discovery frame from `src_addr` to `dst_addr`, hop limit 255, checksum filled.
+/// A neighbor discovery frame from `src_addr` to `dst_addr`, checksum filled.
 fn build_ndisc(
     ethernet: &EthernetRepr,
     src_addr: Ipv6Addr,
     dst_addr: Ipv6Addr,
     message: &NdiscRepr,
+    hop_limit: u8,
 ) -> FrameBuf {
     let message_len = message.buffer_len();
     let ipv6 = Ipv6Repr {
@@ -324,7 +373,7 @@ fn build_ndisc(
         next_header: IpProtocol::ICMPV6,
         // At most 32 bytes; see MAX_FRAME_LEN.
         payload_len: message_len as u16,
-        hop_limit: ND_HOP_LIMIT,
+        hop_limit,
     };
     let eth_len = ethernet.header_len();
     let ip_len = ipv6.header_len();

@@ -29,8 +29,9 @@ pub mod validate;
 pub mod wire;
 
 pub use answer::{
-    Answer, AnswerKind, FrameBuf, NoAnswer, answer, answer_bytes, gratuitous_arp_reply,
-    gratuitous_arp_request, unsolicited_neighbor_advertisement,
+    Answer, AnswerKind, FrameBuf, NoAnswer, answer, answer_bytes, arp_request,
+    gratuitous_arp_reply, gratuitous_arp_request, neighbor_solicitation,
+    unsolicited_neighbor_advertisement,
 };
 pub use frame::{Frame, NdFrame};
 pub use link::{InterfaceSelection, Link, LinkMonitor, LinkTable, Resolved, resolve};

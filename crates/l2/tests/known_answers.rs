@@ -391,3 +391,20 @@ fn parsed_frame_and_bytes_agree() {
         }
     );
 }
+
+#[test]
+fn the_question_builders_write_what_clients_send() {
+    let ns = l2::neighbor_solicitation(CLIENT_MAC, CLIENT_V6, SERVICE_V6, 255);
+    assert_eq!(ns.as_bytes(), &NS_ADDRESS_RESOLUTION[..]);
+    let arp = l2::arp_request(
+        l2::wire::VlanTags::Untagged,
+        CLIENT_MAC,
+        Ipv4Addr::new(192, 0, 2, 1),
+        SERVICE_V4,
+    );
+    // The captured request carries the padding a NIC adds to reach 60 octets.
+    assert_eq!(arp.as_bytes(), &ARP_REQUEST[..42]);
+    // A hop limit other than 255 makes a solicitation RFC 4861 §7.1.1 says to drop.
+    let bad = l2::neighbor_solicitation(CLIENT_MAC, CLIENT_V6, SERVICE_V6, 64);
+    assert!(answer_bytes(bad.as_bytes(), OUR_MAC, owns_service).is_err());
+}

@@ -17,9 +17,8 @@ use l2::link::LinkMonitor;
 use l2::responder::{AddressStats, Config, NOT_OWNED, Responder, Stats};
 use l2::socket::PacketSocket;
 use l2::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr,
-    Icmpv6Packet, IpProtocol, Ipv6Packet, Ipv6Repr, NdiscRepr, NeighborFlags, NeighborMessage,
-    VlanTag, VlanTags, solicited_node_multicast, solicited_node_multicast_ethernet_addr,
+    ArpOperation, EtherType, EthernetAddress, NdiscRepr, NeighborFlags, NeighborMessage, VlanTag,
+    VlanTags, solicited_node_multicast_ethernet_addr,
 };
 use l2::{DropReason, Frame};
 use testkit::lan::{CLIENT_V4, CLIENT_V6, Lan, NODE1_V4, arping, ndisc6, neigh, quiet, resolve_to};
@@ -188,39 +187,15 @@ fn mac_of(ns: &Netns, ifname: &str) -> EthernetAddress {
     ns.mac(ifname).parse().expect("a MAC")
 }
 
-/// A Neighbor Solicitation built with the crate's own codecs, every field chosen by the test.
 fn neighbor_solicitation(
     src_mac: EthernetAddress,
     src: Ipv6Addr,
     target: Ipv6Addr,
     hop_limit: u8,
 ) -> Vec<u8> {
-    let dst = solicited_node_multicast(target);
-    let ethernet = EthernetRepr {
-        dst_addr: solicited_node_multicast_ethernet_addr(target),
-        src_addr: src_mac,
-        vlan_tags: VlanTags::Untagged,
-        ethertype: EtherType::IPV6,
-    };
-    let message = NdiscRepr::NeighborSolicitation {
-        target_addr: target,
-        source_link_layer_addr: Some(src_mac),
-    };
-    let ipv6 = Ipv6Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IpProtocol::ICMPV6,
-        payload_len: message.buffer_len() as u16,
-        hop_limit,
-    };
-    let eth_len = ethernet.header_len();
-    let mut bytes = vec![0u8; eth_len + ipv6.buffer_len()];
-    ethernet.emit(&mut EthernetFrame::new_unchecked(&mut bytes[..]));
-    ipv6.emit(&mut Ipv6Packet::new_unchecked(&mut bytes[eth_len..]));
-    let icmp = &mut bytes[eth_len + ipv6.header_len()..];
-    message.emit(&mut NeighborMessage::new_unchecked(&mut *icmp));
-    Icmpv6Packet::new_unchecked(icmp).fill_checksum(src, dst);
-    bytes
+    l2::neighbor_solicitation(src_mac, src, target, hop_limit)
+        .as_bytes()
+        .to_vec()
 }
 
 /// A broadcast ARP request built with the crate's own codecs.
@@ -234,24 +209,9 @@ fn tagged_arp_request(
     src: Ipv4Addr,
     target: Ipv4Addr,
 ) -> Vec<u8> {
-    let ethernet = EthernetRepr {
-        dst_addr: EthernetAddress::BROADCAST,
-        src_addr: src_mac,
-        vlan_tags,
-        ethertype: EtherType::ARP,
-    };
-    let arp = ArpRepr {
-        operation: ArpOperation::Request,
-        sender_hardware_addr: src_mac,
-        sender_protocol_addr: src,
-        target_hardware_addr: EthernetAddress::UNSPECIFIED,
-        target_protocol_addr: target,
-    };
-    let header_len = ethernet.header_len();
-    let mut bytes = vec![0u8; header_len + arp.buffer_len()];
-    ethernet.emit(&mut EthernetFrame::new_unchecked(&mut bytes[..]));
-    arp.emit(&mut ArpPacket::new_unchecked(&mut bytes[header_len..]));
-    bytes
+    l2::arp_request(vlan_tags, src_mac, src, target)
+        .as_bytes()
+        .to_vec()
 }
 
 /// An IPv4/UDP frame to a port nobody listens on: traffic the responder must never see.
