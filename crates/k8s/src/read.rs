@@ -80,7 +80,7 @@ pub(crate) fn read<K: DeserializeOwned>(kind: &Kind, object: DynamicObject) -> R
     fields.insert("metadata".into(), metadata);
 
     let mut unknown = Vec::new();
-    let mut record = |path: serde_ignored::Path<'_>| unknown.push(path_text(&path));
+    let mut record = |path: serde_ignored::Path<'_>| unknown.push(model::file::ignored_path(&path));
     let ignoring = serde_ignored::Deserializer::new(Value::Object(fields), &mut record);
     match serde_path_to_error::deserialize::<_, K>(ignoring) {
         Ok(object) => {
@@ -133,26 +133,6 @@ fn unreadable<K>(reference: ObjectReference, diagnostic: Diagnostic) -> Read<K> 
         object: None,
         reference,
         diagnostics: vec![diagnostic],
-    }
-}
-
-/// `spec.nodeSelectors[0].matchLabels`, from serde_ignored's path.
-fn path_text(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path as P;
-    match path {
-        P::Root => String::new(),
-        P::Seq { parent, index } => format!("{}[{index}]", path_text(parent)),
-        P::Map { parent, key } => {
-            let p = path_text(parent);
-            if p.is_empty() {
-                key.clone()
-            } else {
-                format!("{p}.{key}")
-            }
-        }
-        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => {
-            path_text(parent)
-        }
     }
 }
 

@@ -418,8 +418,9 @@ fn type_fix(problem: &str) -> String {
     }
 }
 
-/// `spec.nodeSelectors[0].matchLabels` from serde_ignored's path.
-fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
+/// `spec.nodeSelectors[0].matchLabels` from serde_ignored's path: how an unknown field is
+/// named in diagnostics, whichever source read it.
+pub fn ignored_path(path: &serde_ignored::Path<'_>) -> String {
     use serde_ignored::Path as P;
     match path {
         P::Root => String::new(),
