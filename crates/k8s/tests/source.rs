@@ -258,31 +258,15 @@ fn server_state(server: &testkit::apiserver::ApiServer) -> BTreeSet<String> {
 }
 
 fn snapshot_state(s: &k8s::Snapshot) -> BTreeSet<String> {
-    fn add<K: kube::Resource<DynamicType = ()>>(
-        out: &mut BTreeSet<String>,
-        list: &[model::Sourced<K>],
-    ) {
-        for o in list {
-            let m = o.object.meta();
-            out.insert(format!(
-                "{} {}/{}@{}",
-                K::kind(&()),
-                m.namespace.as_deref().unwrap_or(""),
-                m.name.as_deref().unwrap_or(""),
-                m.resource_version.as_deref().unwrap_or("")
-            ));
-        }
-    }
-    let r = &s.resources;
     let mut out = BTreeSet::new();
-    add(&mut out, &r.pools);
-    add(&mut out, &r.l2_advertisements);
-    add(&mut out, &r.bgp_advertisements);
-    add(&mut out, &r.bgp_peers);
-    add(&mut out, &r.services);
-    add(&mut out, &r.endpoint_slices);
-    add(&mut out, &r.nodes);
-    add(&mut out, &r.secrets);
+    each_object(s, |kind, m| {
+        out.insert(format!(
+            "{kind} {}/{}@{}",
+            m.namespace.as_deref().unwrap_or(""),
+            m.name.as_deref().unwrap_or(""),
+            m.resource_version.as_deref().unwrap_or("")
+        ));
+    });
     out
 }
 

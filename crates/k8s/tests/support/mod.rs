@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test binary uses its own part of this.
 
 use k8s::{Snapshot, Source, SourceConfig};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use model::NodePlan;
 use serde_json::{Value, json};
@@ -116,27 +117,41 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Calls `f` with the kind and metadata of every object in the snapshot.
+pub fn each_object(s: &Snapshot, mut f: impl FnMut(&str, &ObjectMeta)) {
+    fn visit<K: kube::Resource<DynamicType = ()>>(
+        list: &[model::Sourced<K>],
+        f: &mut dyn FnMut(&str, &ObjectMeta),
+    ) {
+        for o in list {
+            f(&K::kind(&()), o.object.meta());
+        }
+    }
+    let r = &s.resources;
+    visit(&r.pools, &mut f);
+    visit(&r.l2_advertisements, &mut f);
+    visit(&r.bgp_advertisements, &mut f);
+    visit(&r.bgp_peers, &mut f);
+    visit(&r.communities, &mut f);
+    visit(&r.bfd_profiles, &mut f);
+    visit(&r.services, &mut f);
+    visit(&r.endpoint_slices, &mut f);
+    visit(&r.nodes, &mut f);
+    visit(&r.secrets, &mut f);
+}
+
 /// `Kind namespace/name` of every object in the snapshot, for failure messages and
 /// comparisons.
 pub fn names(s: &Snapshot) -> BTreeSet<String> {
-    fn add<K: kube::Resource<DynamicType = ()>>(
-        out: &mut BTreeSet<String>,
-        list: &[model::Sourced<K>],
-    ) {
-        out.extend(list.iter().map(|o| o.resource_ref().to_string()));
-    }
-    let r = &s.resources;
     let mut out = BTreeSet::new();
-    add(&mut out, &r.pools);
-    add(&mut out, &r.l2_advertisements);
-    add(&mut out, &r.bgp_advertisements);
-    add(&mut out, &r.bgp_peers);
-    add(&mut out, &r.communities);
-    add(&mut out, &r.bfd_profiles);
-    add(&mut out, &r.services);
-    add(&mut out, &r.endpoint_slices);
-    add(&mut out, &r.nodes);
-    add(&mut out, &r.secrets);
+    each_object(s, |kind, m| {
+        let reference = model::ResourceRef {
+            kind: kind.to_owned(),
+            namespace: m.namespace.clone(),
+            name: m.name.clone().unwrap_or_default(),
+        };
+        out.insert(reference.to_string());
+    });
     out
 }
 
