@@ -34,8 +34,8 @@ const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 /// One planned peer as the speaker should run it, or why it cannot.
 struct Planned {
     peer: Peer,
-    routes: Routes,
-    /// Which services each route is for (for `metallb_speaker_announced`).
+    /// Which services each planned route is for (for `metallb_speaker_announced`); the
+    /// routes themselves go to the speaker.
     services: BTreeMap<Prefix, BTreeSet<ServiceRef>>,
     session: Result<PeerConfig, String>,
 }
@@ -128,16 +128,17 @@ impl BgpSpeaker {
     /// Makes the plan's peers and routes the speaker's (level-based: unchanged peers are
     /// left alone, changed ones reset, removed ones closed with Cease).
     pub fn set(&self, plan: &[PeerPlan]) {
-        let planned: Vec<Planned> = plan.iter().map(|p| self.inner.plan_peer(p)).collect();
+        let (planned, routes): (Vec<Planned>, Vec<Routes>) =
+            plan.iter().map(|p| self.inner.plan_peer(p)).unzip();
         let mut guard = lock(&self.inner.speaker);
         let Some(speaker) = guard.as_mut() else {
             return;
         };
         let mut configs = Vec::new();
-        for p in &planned {
+        for (p, routes) in planned.iter().zip(routes) {
             match &p.session {
                 Ok(config) => {
-                    speaker.set_routes(&config.id, p.routes.clone());
+                    speaker.set_routes(&config.id, routes);
                     configs.push(config.clone());
                 }
                 Err(why) => warn!(
@@ -249,7 +250,7 @@ impl Inner {
             .unwrap_or_default()
     }
 
-    fn plan_peer(&self, plan: &PeerPlan) -> Planned {
+    fn plan_peer(&self, plan: &PeerPlan) -> (Planned, Routes) {
         let mut routes = Routes::new();
         let mut services = BTreeMap::new();
         let mut bad_prefix = None;
@@ -280,16 +281,16 @@ impl Inner {
         if let Some(bad) = bad_prefix {
             error!(protocol = "bgp", peer = %plan.peer.name, problem = %bad, "route not announced");
         }
-        Planned {
+        let planned = Planned {
             peer: plan.peer.clone(),
-            routes,
             services,
             session: session_config(
                 &plan.peer,
                 |address| self.router_id(&plan.peer, address),
                 self.link_local_next_hop,
             ),
-        }
+        };
+        (planned, routes)
     }
 
     /// MetalLB's rule: `routerID` when set, else this node's IPv4 address toward the peer
@@ -326,9 +327,9 @@ impl Inner {
                     uptime_seconds: None,
                     router_id: p.session.as_ref().ok().and_then(|c| c.router_id),
                     families: Vec::new(),
-                    routes_planned: p.routes.len(),
+                    routes_planned: p.services.len(),
                     routes_advertised: 0,
-                    routes_pending: p.routes.len(),
+                    routes_pending: p.services.len(),
                     withheld: BTreeMap::new(),
                     updates_sent: 0,
                     sessions_established: 0,

@@ -190,11 +190,13 @@ fn apply(shared: &Arc<Shared>, planned: Planned, trigger: &'static str) {
             changed,
             generation,
         } => {
+            // An unchanged plan is already the actuators': applying it again would only make
+            // every BGP peer diff its whole table for nothing.
             if changed {
                 log_plan(&plan);
-            }
-            if let Some(actuators) = &shared.actuators {
-                actuators.apply(&plan);
+                if let Some(actuators) = &shared.actuators {
+                    actuators.apply(&plan);
+                }
             }
             info!(
                 trigger,
