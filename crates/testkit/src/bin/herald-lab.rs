@@ -62,20 +62,10 @@ struct Lab {
     router: Daemon,
     api: BlockingClient,
     _server: ApiServer,
-    _dir: tempfile_dir::Dir,
+    _dir: tempfile::TempDir,
     _control_plane: Netns,
     _router_ns: Netns,
     _bridge: Bridge,
-}
-
-/// A scratch directory removed on drop (testkit has no tempfile dependency).
-mod tempfile_dir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 }
 
 impl Lab {
@@ -128,14 +118,15 @@ impl Lab {
         }
         println!("lab: created MetalLB's configuration, two nodes and two dual-stack Services");
 
-        let dir = std::env::temp_dir().join(testkit::netns::unique_name("herald-lab"));
-        std::fs::create_dir_all(&dir).expect("a scratch directory");
-        let dir = tempfile_dir::Dir(dir);
+        let dir = tempfile::Builder::new()
+            .prefix("herald-lab")
+            .tempdir()
+            .expect("a scratch directory");
         let nodes = node_ns
             .into_iter()
             .zip(NODES)
             .map(|(ns, (name, _, _))| {
-                let kubeconfig = dir.0.join(format!("{name}.kubeconfig"));
+                let kubeconfig = dir.path().join(format!("{name}.kubeconfig"));
                 server
                     .write_kubeconfig(&kubeconfig, name)
                     .expect("writing a kubeconfig");
