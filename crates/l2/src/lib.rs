@@ -13,7 +13,8 @@
 //!
 //! I/O, on tokio:
 //! - [`socket`]: the AF_PACKET socket per interface, filter attached, and its multicast groups.
-//! - [`link`]: this namespace's links from rtnetlink events, and interface selection.
+//! - [`link`]: this namespace's links and their addresses from rtnetlink events, and interface
+//!   selection.
 //! - [`responder`]: the task per interface that answers and announces, and its counters.
 //!
 //! This crate knows nothing of Services, MetalLB or leases; it is told which addresses are
@@ -34,7 +35,9 @@ pub use answer::{
     unsolicited_neighbor_advertisement,
 };
 pub use frame::{Frame, NdFrame};
-pub use link::{InterfaceSelection, Link, LinkMonitor, LinkTable, Resolved, resolve};
+pub use link::{
+    InterfaceSelection, Link, LinkMonitor, LinkTable, MonitorHealth, Resolved, TaskHealth, resolve,
+};
 pub use responder::{AddressStats, Config, InterfaceStats, Responder, Stats};
 pub use validate::{DropReason, ValidNs, validate_neighbor_solicitation};
 pub use wire::EthernetAddress;

@@ -405,6 +405,167 @@ fn link_monitor_follows_links_without_polling() {
     watcher.join().unwrap();
 }
 
+/// The addresses of `ifname` in the table, as strings.
+fn addresses_of(monitor: &LinkMonitor, ifname: &str) -> BTreeSet<String> {
+    monitor
+        .table()
+        .by_name(ifname)
+        .map(|l| l.addresses.iter().map(|a| a.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Runs `f` with a link monitor started in `ns`, on the monitor's own thread; `f` gets the
+/// monitor and a way to freeze that thread (no event is read meanwhile).
+fn with_monitor<T: Send + 'static>(
+    ns: &Netns,
+    f: impl FnOnce(&LinkMonitor, &dyn Fn(mpsc::Receiver<()>)) -> T + Send + 'static,
+) -> T {
+    type Freeze = (mpsc::Receiver<()>, mpsc::Sender<()>);
+    ns.spawn(move || {
+        runtime().block_on(async move {
+            let monitor = LinkMonitor::start().await.expect("link monitor");
+            // The checks run on a blocking thread, so the runtime's one thread keeps reading
+            // events unless frozen on purpose.
+            let monitor = std::sync::Arc::new(monitor);
+            let (freeze_tx, mut freeze_rx) = tokio::sync::mpsc::unbounded_channel::<Freeze>();
+            let freezer = tokio::spawn(async move {
+                while let Some((thaw, frozen)) = freeze_rx.recv().await {
+                    // Blocks the runtime's only thread until thawed.
+                    let _ = frozen.send(());
+                    let _ = thaw.recv_timeout(4 * WAIT);
+                }
+            });
+            let checked = monitor.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let freeze = |thaw| {
+                    let (frozen_tx, frozen_rx) = mpsc::channel();
+                    freeze_tx.send((thaw, frozen_tx)).expect("freezer alive");
+                    frozen_rx.recv_timeout(WAIT).expect("frozen");
+                };
+                f(&checked, &freeze)
+            })
+            .await
+            .expect("checks");
+            freezer.abort();
+            result
+        })
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+#[test]
+fn link_monitor_knows_each_links_addresses_link_local_included() {
+    let ns = Netns::new("la");
+    quiet(&ns);
+    let ns_name = ns.name().to_owned();
+    with_monitor(&ns, move |monitor, _| {
+        let ip = |args: &[&str]| {
+            testkit::netns::run(
+                std::process::Command::new("ip")
+                    .arg("-n")
+                    .arg(&ns_name)
+                    .args(args),
+            )
+        };
+        let expect = |what: &str, want: &dyn Fn(&BTreeSet<String>) -> bool| {
+            poll_until(what, WAIT, |last| {
+                let now = addresses_of(monitor, "adr0");
+                *last = format!("{now:?}");
+                want(&now).then_some(())
+            })
+        };
+        ip(&[
+            "link", "add", "adr0", "type", "veth", "peer", "name", "adr1",
+        ]);
+        ip(&["link", "set", "adr1", "up"]);
+        ip(&["link", "set", "adr0", "up"]);
+        ip(&["addr", "add", "192.0.2.5/24", "dev", "adr0"]);
+        ip(&["addr", "add", "2001:db8::5/64", "dev", "adr0", "nodad"]);
+        expect("v4, v6 and link-local addresses", &|a| {
+            a.contains("192.0.2.5/24")
+                && a.contains("2001:db8::5/64")
+                && a.iter().any(|a| a.starts_with("fe80::"))
+        });
+        assert!(
+            monitor
+                .table()
+                .by_name("adr0")
+                .unwrap()
+                .has_ipv6_link_local()
+        );
+        ip(&["addr", "del", "192.0.2.5/24", "dev", "adr0"]);
+        expect("the IPv4 address gone", &|a| {
+            !a.contains("192.0.2.5/24") && a.contains("2001:db8::5/64")
+        });
+        // A link update (down) keeps what is still there; flushing removes it all.
+        ip(&["addr", "flush", "dev", "adr0"]);
+        expect("every address gone", &|a| a.is_empty());
+        assert_eq!(monitor.health().resyncs, 0, "{:?}", monitor.health());
+    });
+}
+
+#[test]
+fn link_monitor_reads_everything_again_after_an_overrun_and_replaces_a_failed_socket() {
+    let ns = Netns::new("lo");
+    quiet(&ns);
+    let ns_name = ns.name().to_owned();
+    with_monitor(&ns, move |monitor, freeze| {
+        let ip = |args: &[&str]| {
+            testkit::netns::run(
+                std::process::Command::new("ip")
+                    .arg("-n")
+                    .arg(&ns_name)
+                    .args(args),
+            )
+        };
+        ip(&[
+            "link", "add", "ovr0", "type", "veth", "peer", "name", "ovr1",
+        ]);
+        ip(&["link", "set", "ovr1", "up"]);
+        ip(&["link", "set", "ovr0", "up"]);
+        // Far more address events than the socket's buffer holds, while the monitor reads
+        // nothing: the kernel drops events (ENOBUFS), and the monitor must dump again.
+        let (thaw_tx, thaw_rx) = mpsc::channel();
+        freeze(thaw_rx);
+        let batch: String = (0..3000u32)
+            .map(|i| format!("addr add 2001:db8:1::{:x}/128 dev ovr0 nodad\n", i + 1))
+            .collect();
+        let file = std::env::temp_dir().join(format!("{}-batch", ns_name));
+        std::fs::write(&file, batch).expect("batch file");
+        ip(&["-batch", file.to_str().expect("path")]);
+        let _ = std::fs::remove_file(&file);
+        thaw_tx.send(()).expect("thawed only now");
+        poll_until("every address after the overrun", WAIT, |last| {
+            let n = addresses_of(monitor, "ovr0")
+                .iter()
+                .filter(|a| a.starts_with("2001:db8:1::"))
+                .count();
+            *last = format!("{n} addresses, {:?}", monitor.health());
+            (n == 3000).then_some(())
+        });
+        let health = monitor.health();
+        assert!(health.resyncs >= 1, "the overrun was seen: {health:?}");
+        assert!(health.task.up && health.task.restarts == 0, "{health:?}");
+
+        // The socket fails: the monitor says so, gets a new one, and follows changes made
+        // after.
+        monitor.inject_socket_failure();
+        poll_until("the monitor to replace its socket", WAIT, |last| {
+            let health = monitor.health();
+            *last = format!("{health:?}");
+            (health.task.restarts >= 1 && health.task.up).then_some(())
+        });
+        assert!(monitor.health().task.last_error.is_some());
+        ip(&[
+            "link", "add", "new0", "type", "veth", "peer", "name", "new1",
+        ]);
+        poll_until("a link made after the failure", WAIT, |_| {
+            monitor.table().by_name("new0").map(|_| ())
+        });
+    });
+}
+
 #[test]
 fn client_kernel_arping_and_ndisc6_resolve_owned_addresses_to_the_node() {
     let lan = Lan::new();
