@@ -425,6 +425,7 @@ mod tests {
             master: None,
             kind: None,
             up_generation: 0,
+            addresses: Default::default(),
         }
     }
 

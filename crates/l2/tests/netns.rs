@@ -14,13 +14,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use l2::link::LinkMonitor;
-use l2::responder::{AddressStats, Config, NOT_OWNED, Responder, Stats};
+use l2::responder::{AddressStats, Config, Health, NOT_OWNED, Responder, Stats};
 use l2::socket::PacketSocket;
 use l2::wire::{
     ArpOperation, EtherType, EthernetAddress, NdiscRepr, NeighborFlags, NeighborMessage, VlanTag,
     VlanTags, solicited_node_multicast_ethernet_addr,
 };
-use l2::{DropReason, Frame};
+use l2::{Claim, DropReason, Frame};
 use testkit::lan::{CLIENT_V4, CLIENT_V6, Lan, NODE1_V4, arping, ndisc6, neigh, quiet, resolve_to};
 use testkit::netns::{Netns, output, poll_until, veth};
 
@@ -51,22 +51,35 @@ fn owned(entries: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<IpAddr>> {
 
 enum Request {
     SetOwned(BTreeMap<String, BTreeSet<IpAddr>>, mpsc::Sender<()>),
+    SetPeers(BTreeSet<EthernetAddress>, mpsc::Sender<()>),
     Stats(mpsc::Sender<Stats>),
+    Health(mpsc::Sender<Health>),
+    FailInterface(String),
 }
 
 /// A [`Responder`] running in a namespace, on its own thread and current-thread runtime.
 struct Speaker {
     commands: Option<tokio::sync::mpsc::UnboundedSender<Request>>,
     thread: Option<JoinHandle<()>>,
+    /// Every claim the responder reported, in order.
+    claims: std::sync::Arc<std::sync::Mutex<Vec<Claim>>>,
 }
 
 impl Speaker {
     fn start(ns: &Netns, config: Config) -> Speaker {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Request>();
         let (ready_tx, ready_rx) = mpsc::channel();
+        let claims = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = claims.clone();
         let thread = ns.spawn(move || {
             runtime().block_on(async move {
                 let responder = Responder::start(config).await.expect("start the responder");
+                let mut claims_rx = responder.claims();
+                tokio::spawn(async move {
+                    while let Ok(claim) = claims_rx.recv().await {
+                        seen.lock().unwrap().push(claim);
+                    }
+                });
                 ready_tx.send(()).expect("test waits");
                 while let Some(command) = rx.recv().await {
                     match command {
@@ -74,9 +87,17 @@ impl Speaker {
                             responder.set_owned(&owned);
                             let _ = done.send(());
                         }
+                        Request::SetPeers(peers, done) => {
+                            responder.set_peers(peers);
+                            let _ = done.send(());
+                        }
                         Request::Stats(reply) => {
                             let _ = reply.send(responder.stats());
                         }
+                        Request::Health(reply) => {
+                            let _ = reply.send(responder.health());
+                        }
+                        Request::FailInterface(name) => responder.inject_interface_failure(&name),
                     }
                 }
             })
@@ -84,6 +105,7 @@ impl Speaker {
         let mut speaker = Speaker {
             commands: Some(tx),
             thread: Some(thread),
+            claims,
         };
         if ready_rx.recv_timeout(WAIT).is_err() {
             speaker.join();
@@ -103,6 +125,26 @@ impl Speaker {
             .send(Request::SetOwned(owned(entries), done_tx))
             .expect("responder thread alive");
         done_rx.recv_timeout(WAIT).expect("set_owned applied");
+    }
+
+    fn set_peers(&self, peers: &[EthernetAddress]) {
+        let (done_tx, done_rx) = mpsc::channel();
+        self.tx()
+            .send(Request::SetPeers(peers.iter().copied().collect(), done_tx))
+            .expect("responder thread alive");
+        done_rx.recv_timeout(WAIT).expect("set_peers applied");
+    }
+
+    fn health(&self) -> Health {
+        let (tx, rx) = mpsc::channel();
+        self.tx()
+            .send(Request::Health(tx))
+            .expect("responder thread alive");
+        rx.recv_timeout(WAIT).expect("health")
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        self.claims.lock().unwrap().clone()
     }
 
     fn stats(&self) -> Stats {
@@ -403,6 +445,167 @@ fn link_monitor_follows_links_without_polling() {
     expect("absent");
     step_tx.send(()).unwrap();
     watcher.join().unwrap();
+}
+
+/// The addresses of `ifname` in the table, as strings.
+fn addresses_of(monitor: &LinkMonitor, ifname: &str) -> BTreeSet<String> {
+    monitor
+        .table()
+        .by_name(ifname)
+        .map(|l| l.addresses.iter().map(|a| a.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Runs `f` with a link monitor started in `ns`, on the monitor's own thread; `f` gets the
+/// monitor and a way to freeze that thread (no event is read meanwhile).
+fn with_monitor<T: Send + 'static>(
+    ns: &Netns,
+    f: impl FnOnce(&LinkMonitor, &dyn Fn(mpsc::Receiver<()>)) -> T + Send + 'static,
+) -> T {
+    type Freeze = (mpsc::Receiver<()>, mpsc::Sender<()>);
+    ns.spawn(move || {
+        runtime().block_on(async move {
+            let monitor = LinkMonitor::start().await.expect("link monitor");
+            // The checks run on a blocking thread, so the runtime's one thread keeps reading
+            // events unless frozen on purpose.
+            let monitor = std::sync::Arc::new(monitor);
+            let (freeze_tx, mut freeze_rx) = tokio::sync::mpsc::unbounded_channel::<Freeze>();
+            let freezer = tokio::spawn(async move {
+                while let Some((thaw, frozen)) = freeze_rx.recv().await {
+                    // Blocks the runtime's only thread until thawed.
+                    let _ = frozen.send(());
+                    let _ = thaw.recv_timeout(4 * WAIT);
+                }
+            });
+            let checked = monitor.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let freeze = |thaw| {
+                    let (frozen_tx, frozen_rx) = mpsc::channel();
+                    freeze_tx.send((thaw, frozen_tx)).expect("freezer alive");
+                    frozen_rx.recv_timeout(WAIT).expect("frozen");
+                };
+                f(&checked, &freeze)
+            })
+            .await
+            .expect("checks");
+            freezer.abort();
+            result
+        })
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+#[test]
+fn link_monitor_knows_each_links_addresses_link_local_included() {
+    let ns = Netns::new("la");
+    quiet(&ns);
+    let ns_name = ns.name().to_owned();
+    with_monitor(&ns, move |monitor, _| {
+        let ip = |args: &[&str]| {
+            testkit::netns::run(
+                std::process::Command::new("ip")
+                    .arg("-n")
+                    .arg(&ns_name)
+                    .args(args),
+            )
+        };
+        let expect = |what: &str, want: &dyn Fn(&BTreeSet<String>) -> bool| {
+            poll_until(what, WAIT, |last| {
+                let now = addresses_of(monitor, "adr0");
+                *last = format!("{now:?}");
+                want(&now).then_some(())
+            })
+        };
+        ip(&[
+            "link", "add", "adr0", "type", "veth", "peer", "name", "adr1",
+        ]);
+        ip(&["link", "set", "adr1", "up"]);
+        ip(&["link", "set", "adr0", "up"]);
+        ip(&["addr", "add", "192.0.2.5/24", "dev", "adr0"]);
+        ip(&["addr", "add", "2001:db8::5/64", "dev", "adr0", "nodad"]);
+        expect("v4, v6 and link-local addresses", &|a| {
+            a.contains("192.0.2.5/24")
+                && a.contains("2001:db8::5/64")
+                && a.iter().any(|a| a.starts_with("fe80::"))
+        });
+        assert!(
+            monitor
+                .table()
+                .by_name("adr0")
+                .unwrap()
+                .has_ipv6_link_local()
+        );
+        ip(&["addr", "del", "192.0.2.5/24", "dev", "adr0"]);
+        expect("the IPv4 address gone", &|a| {
+            !a.contains("192.0.2.5/24") && a.contains("2001:db8::5/64")
+        });
+        // A link update (down) keeps what is still there; flushing removes it all.
+        ip(&["addr", "flush", "dev", "adr0"]);
+        expect("every address gone", &|a| a.is_empty());
+        assert_eq!(monitor.health().resyncs, 0, "{:?}", monitor.health());
+    });
+}
+
+#[test]
+fn link_monitor_reads_everything_again_after_an_overrun_and_replaces_a_failed_socket() {
+    let ns = Netns::new("lo");
+    quiet(&ns);
+    let ns_name = ns.name().to_owned();
+    with_monitor(&ns, move |monitor, freeze| {
+        let ip = |args: &[&str]| {
+            testkit::netns::run(
+                std::process::Command::new("ip")
+                    .arg("-n")
+                    .arg(&ns_name)
+                    .args(args),
+            )
+        };
+        ip(&[
+            "link", "add", "ovr0", "type", "veth", "peer", "name", "ovr1",
+        ]);
+        ip(&["link", "set", "ovr1", "up"]);
+        ip(&["link", "set", "ovr0", "up"]);
+        // Far more address events than the socket's buffer holds, while the monitor reads
+        // nothing: the kernel drops events (ENOBUFS), and the monitor must dump again.
+        let (thaw_tx, thaw_rx) = mpsc::channel();
+        freeze(thaw_rx);
+        let batch: String = (0..3000u32)
+            .map(|i| format!("addr add 2001:db8:1::{:x}/128 dev ovr0 nodad\n", i + 1))
+            .collect();
+        let file = std::env::temp_dir().join(format!("{}-batch", ns_name));
+        std::fs::write(&file, batch).expect("batch file");
+        ip(&["-batch", file.to_str().expect("path")]);
+        let _ = std::fs::remove_file(&file);
+        thaw_tx.send(()).expect("thawed only now");
+        poll_until("every address after the overrun", WAIT, |last| {
+            let n = addresses_of(monitor, "ovr0")
+                .iter()
+                .filter(|a| a.starts_with("2001:db8:1::"))
+                .count();
+            *last = format!("{n} addresses, {:?}", monitor.health());
+            (n == 3000).then_some(())
+        });
+        let health = monitor.health();
+        assert!(health.resyncs >= 1, "the overrun was seen: {health:?}");
+        assert!(health.task.up && health.task.restarts == 0, "{health:?}");
+
+        // The socket fails: the monitor says so, gets a new one, and follows changes made
+        // after.
+        monitor.inject_socket_failure();
+        poll_until("the monitor to replace its socket", WAIT, |last| {
+            let health = monitor.health();
+            *last = format!("{health:?}");
+            (health.task.restarts >= 1 && health.task.up).then_some(())
+        });
+        assert!(monitor.health().task.last_error.is_some());
+        ip(&[
+            "link", "add", "new0", "type", "veth", "peer", "name", "new1",
+        ]);
+        poll_until("a link made after the failure", WAIT, |_| {
+            monitor.table().by_name("new0").map(|_| ())
+        });
+    });
 }
 
 #[test]
@@ -1020,4 +1223,170 @@ fn questions_tagged_for_a_vlan_are_left_to_that_vlan() {
     .unwrap();
     assert_eq!(replies, 1, "only the untagged request is answered");
     assert_eq!(speaker.address(SERVICE_V4).responses_sent, 1);
+}
+
+/// Sends `frames` from `ns`'s `ifname`, as a foreign host would.
+fn send_from(ns: &Netns, ifname: &str, frames: Vec<Vec<u8>>) {
+    with_socket(ns, ifname, move |socket| async move {
+        for frame in frames {
+            socket.send(&frame).await.expect("send");
+        }
+    })
+    .join()
+    .expect("sender thread");
+}
+
+#[test]
+fn claims_are_reported_and_conflicts_answered_with_a_reannouncement_but_peers_only_reported() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(
+        &lan.node1,
+        Config {
+            announce_count: 1,
+            refresh_interval: None,
+            ..Config::default()
+        },
+    );
+    speaker.set_owned(&[("eth0", &[SERVICE_V4, SERVICE_V6])]);
+    let peer = mac_of(&lan.node2, "eth0");
+    let stranger = mac_of(&lan.client, "eth0");
+    speaker.set_peers(&[peer]);
+    // The takeover round: a gratuitous request and reply for IPv4, one NA for IPv6.
+    let gratuitous = |ip: &str| speaker.address(ip).gratuitous_sent;
+    poll_until("the takeover announcements", WAIT, |last| {
+        *last = format!("{:?}", speaker.stats().addresses);
+        (gratuitous(SERVICE_V4) == 2 && gratuitous(SERVICE_V6) == 1).then_some(())
+    });
+    let v4: Ipv4Addr = SERVICE_V4.parse().unwrap();
+    let v6: Ipv6Addr = SERVICE_V6.parse().unwrap();
+    let claims_from = |mac: EthernetAddress| {
+        vec![
+            l2::gratuitous_arp_request(mac, v4).as_bytes().to_vec(),
+            l2::gratuitous_arp_reply(mac, v4).as_bytes().to_vec(),
+            l2::unsolicited_neighbor_advertisement(mac, v6)
+                .as_bytes()
+                .to_vec(),
+        ]
+    };
+    let claim = |address: &str, mac| Claim {
+        interface: "eth0".into(),
+        address: address.parse().unwrap(),
+        mac,
+    };
+
+    // Another herald node claims both: reported, not a conflict, not answered.
+    send_from(&lan.node2, "eth0", claims_from(peer));
+    poll_until("the peer's claims reported", WAIT, |last| {
+        *last = format!("{:?}", speaker.claims());
+        (speaker.claims().len() == 3).then_some(())
+    });
+    assert_eq!(
+        speaker.claims(),
+        [
+            claim(SERVICE_V4, peer),
+            claim(SERVICE_V4, peer),
+            claim(SERVICE_V6, peer)
+        ]
+    );
+    assert_eq!(speaker.address(SERVICE_V4).claims, 2);
+    assert_eq!(speaker.address(SERVICE_V4).conflicts, 0);
+    assert_eq!(speaker.address(SERVICE_V6).conflicts, 0);
+
+    // A stranger, with a real tool for ARP: conflicts, each answered by one re-announcement.
+    let (_, out) = arping(
+        &lan.client,
+        &["-U", "-S", SERVICE_V4, "-i", "eth0", "-c", "1", SERVICE_V4],
+    );
+    send_from(
+        &lan.client,
+        "eth0",
+        vec![
+            l2::unsolicited_neighbor_advertisement(stranger, v6)
+                .as_bytes()
+                .to_vec(),
+        ],
+    );
+    poll_until("the stranger's claims answered", WAIT, |last| {
+        *last = format!("arping: {out}; {:?}", speaker.stats().addresses);
+        (gratuitous(SERVICE_V4) == 4 && gratuitous(SERVICE_V6) == 2).then_some(())
+    });
+    assert_eq!(speaker.address(SERVICE_V4).conflicts, 1);
+    assert_eq!(speaker.address(SERVICE_V6).conflicts, 1);
+    assert!(speaker.claims().contains(&claim(SERVICE_V4, stranger)));
+    assert!(speaker.claims().contains(&claim(SERVICE_V6, stranger)));
+    // The peer's claims caused none of the re-announcements: the counts above are exact.
+    assert_eq!(speaker.stats().claims_lost, 0);
+}
+
+#[test]
+fn a_flood_of_conflicting_claims_is_answered_at_most_once_a_second() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(
+        &lan.node1,
+        Config {
+            announce_count: 1,
+            refresh_interval: None,
+            ..Config::default()
+        },
+    );
+    speaker.set_owned(&[("eth0", &[SERVICE_V6])]);
+    let gratuitous = || speaker.address(SERVICE_V6).gratuitous_sent;
+    poll_until("the takeover announcement", WAIT, |_| {
+        (gratuitous() == 1).then_some(())
+    });
+    let stranger = mac_of(&lan.client, "eth0");
+    let v6: Ipv6Addr = SERVICE_V6.parse().unwrap();
+    let claim = l2::unsolicited_neighbor_advertisement(stranger, v6)
+        .as_bytes()
+        .to_vec();
+    let started = Instant::now();
+    send_from(&lan.client, "eth0", vec![claim; 2000]);
+    poll_until("every claim counted", WAIT, |last| {
+        *last = format!("{:?}", speaker.address(SERVICE_V6));
+        (speaker.address(SERVICE_V6).conflicts == 2000).then_some(())
+    });
+    // Let a second pass after the flood, so a re-announcement held back by the limit is sent.
+    std::thread::sleep(Duration::from_millis(1500));
+    let seconds = started.elapsed().as_secs_f64().ceil() as u64;
+    let reannounced = gratuitous() - 1;
+    assert!(
+        (1..=seconds + 1).contains(&reannounced),
+        "{reannounced} re-announcements over {seconds} s for 2000 claims"
+    );
+}
+
+#[test]
+fn an_interface_task_that_fails_is_restarted_and_answers_again() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(&lan.node1, test_config());
+    speaker.set_owned(&[("eth0", &[SERVICE_V4])]);
+    let mac = lan.node1.mac("eth0");
+    resolve_to(&lan.client, SERVICE_V4, "eth0", &mac);
+    assert!(
+        speaker.health().problems().is_empty(),
+        "{:?}",
+        speaker.health()
+    );
+    speaker
+        .tx()
+        .send(Request::FailInterface("eth0".into()))
+        .expect("alive");
+    poll_until("the task restarted", WAIT, |last| {
+        let health = speaker.health();
+        *last = format!("{health:?}");
+        let eth0 = health.interfaces.get("eth0")?;
+        (eth0.restarts == 1 && eth0.up).then_some(())
+    });
+    let eth0 = speaker.health().interfaces["eth0"].clone();
+    assert!(
+        eth0.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("injected")),
+        "{eth0:?}"
+    );
+    let (ok, out) = arping(
+        &lan.client,
+        &["-c", "1", "-w", "5", "-i", "eth0", SERVICE_V4],
+    );
+    assert!(ok && out.contains(&mac), "arping after the restart: {out}");
 }
