@@ -322,7 +322,7 @@ impl Task {
             }
             self.publish();
             let healthy = self.core.healthy(now);
-            if last_status_log != Some(healthy) {
+            if last_status_log != Some(healthy) && shutdown_reply.is_none() {
                 if healthy {
                     info!(election = %self.config.election, "following the election's Leases");
                 } else if last_status_log.is_some() {

@@ -212,6 +212,8 @@ struct Shared {
     peers: Mutex<Arc<BTreeSet<EthernetAddress>>>,
     /// Read by each interface task when it starts serving a socket.
     rate_limits: Mutex<RateLimits>,
+    /// Addresses to re-announce at once ([`Responder::reannounce`]).
+    reannounce: broadcast::Sender<IpAddr>,
 }
 
 impl Default for Shared {
@@ -222,6 +224,7 @@ impl Default for Shared {
             claims_lost: AtomicU64::new(0),
             peers: Mutex::default(),
             rate_limits: Mutex::default(),
+            reannounce: broadcast::channel(CLAIM_CHANNEL_CAPACITY).0,
         }
     }
 }
@@ -401,6 +404,13 @@ impl Responder {
     /// peers set (file mode), every claim is a conflict.
     pub fn set_peers(&self, peers: BTreeSet<EthernetAddress>) {
         *lock(&self.shared.peers) = Arc::new(peers);
+    }
+
+    /// Re-announces `address` on every interface that answers for it, as a conflict would be
+    /// answered (at once, then at most once per second): for a claim by a peer that the owner
+    /// of the decision found to be stale.
+    pub fn reannounce(&self, address: IpAddr) {
+        let _ = self.shared.reannounce.send(address);
     }
 
     /// Replaces the [`RateLimits`] (the defaults are documented there); sockets opened from
@@ -799,11 +809,17 @@ async fn serve(
     task.owned.mark_changed();
     // Link events stop only if the link monitor does; serve on with the last known state.
     let mut links_open = true;
+    let mut reannounce = task.shared.reannounce.subscribe();
 
     loop {
         let next_due = session.next_due();
         tokio::select! {
             biased;
+            Ok(address) = reannounce.recv() => {
+                if session.held.contains(&address) && !session.guards.defense.is_pending(&address) {
+                    session.guards.defense.on_conflict(address, Instant::now());
+                }
+            }
             () = task.counters.fault.notified() => {
                 panic!("layer 2: injected failure of the task of {} (a test)", task.name);
             }
