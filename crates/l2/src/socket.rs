@@ -34,6 +34,7 @@ const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
 const PACKET_DROP_MEMBERSHIP: libc::c_int = 2;
 const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 const PACKET_MR_MULTICAST: libc::c_ushort = 0;
+const PACKET_OTHERHOST: u8 = 3;
 const PACKET_OUTGOING: u8 = 4;
 const ETH_P_ALL: u16 = 0x0003;
 
@@ -71,6 +72,9 @@ pub struct RecvBatch {
     lens: [Option<usize>; BATCH],
     /// Messages the last read returned, own frames included.
     read: usize,
+    /// Of those, frames addressed to another station (PACKET_OTHERHOST: the interface is
+    /// promiscuous), left out of [`frames`](Self::frames).
+    other_host: usize,
 }
 
 /// The buffers and the `recvmmsg` headers that describe them.
@@ -110,6 +114,7 @@ impl RecvBatch {
             state,
             lens: [None; BATCH],
             read: 0,
+            other_host: 0,
         }
     }
 
@@ -126,6 +131,13 @@ impl RecvBatch {
     /// How many messages the last read took off the queue, this host's own frames included.
     pub fn messages(&self) -> usize {
         self.read
+    }
+
+    /// How many frames of the last read were addressed to another station's MAC (they reach
+    /// a packet socket when the interface is promiscuous) and are left out of
+    /// [`frames`](Self::frames): a question sent to another host is not ours to answer.
+    pub fn other_host(&self) -> usize {
+        self.other_host
     }
 }
 
@@ -261,6 +273,23 @@ impl PacketSocket {
         })
     }
 
+    /// Replaces the socket's filter with `program`, atomically: every frame is checked by
+    /// either the old program or the new one.
+    pub fn set_filter(&self, program: &[SockFilter]) -> io::Result<()> {
+        let len = libc::c_ushort::try_from(program.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "program too long"))?;
+        let program = SockFprog {
+            len,
+            filter: program.as_ptr(),
+        };
+        setsockopt(
+            self.fd.get_ref().as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_ATTACH_FILTER,
+            &program,
+        )
+    }
+
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
@@ -314,7 +343,7 @@ impl PacketSocket {
                         // from now on raises a new readiness event, so none is missed.
                         guard.clear_ready();
                     }
-                    if batch.frames().next().is_some() {
+                    if batch.frames().next().is_some() || batch.other_host() > 0 {
                         return Ok(());
                     }
                 }
@@ -566,6 +595,7 @@ fn recv_frames(fd: RawFd, batch: &mut RecvBatch) -> io::Result<()> {
         }
     }
     batch.read = 0;
+    batch.other_host = 0;
     // SAFETY: every header points at its own slot and sockaddr_ll in the live state, of the
     // sizes given; nothing else accesses the state during the call.
     let n = unsafe {
@@ -584,10 +614,13 @@ fn recv_frames(fd: RawFd, batch: &mut RecvBatch) -> io::Result<()> {
     // SAFETY: as above; the kernel is done writing.
     let state = unsafe { &*raw };
     for (i, (msg, from)) in state.msgs[..n].iter().zip(&state.from).enumerate() {
-        batch.lens[i] = if from.sll_pkttype == PACKET_OUTGOING {
-            None
-        } else {
-            Some((msg.msg_len as usize).min(SLOT))
+        batch.lens[i] = match from.sll_pkttype {
+            PACKET_OUTGOING => None,
+            PACKET_OTHERHOST => {
+                batch.other_host += 1;
+                None
+            }
+            _ => Some((msg.msg_len as usize).min(SLOT)),
         };
     }
     batch.read = n;
