@@ -307,11 +307,9 @@ impl Asm {
                 };
                 match insn {
                     Insn::Label(_) => continue,
-                    Insn::Jeq { t, f, .. } | Insn::Jgt { t, f, .. } => {
-                        if !reach(t) || !reach(f) {
-                            far = Some(i);
-                            break;
-                        }
+                    Insn::Jeq { t, f, .. } | Insn::Jgt { t, f, .. } if !reach(t) || !reach(f) => {
+                        far = Some(i);
+                        break;
                     }
                     _ => {}
                 }

@@ -26,10 +26,8 @@ use tokio::io::unix::AsyncFd;
 use crate::bpf::{SOCKET_FILTER, SockFilter};
 use crate::wire::EthernetAddress;
 
-// Constants and struct layouts are libc's; only the packet types are narrowed to the
-// `sll_pkttype` field's type.
-const PACKET_OTHERHOST: u8 = libc::PACKET_OTHERHOST as u8;
-const PACKET_OUTGOING: u8 = libc::PACKET_OUTGOING as u8;
+// Constants and struct layouts are libc's.
+use libc::{PACKET_OTHERHOST, PACKET_OUTGOING};
 
 /// A filter program as `SO_ATTACH_FILTER` takes it; [`SockFilter`] has the kernel's layout of
 /// `struct sock_filter`, as `libc::sock_filter` does.

@@ -314,7 +314,11 @@ fn v4(i: u32) -> Ipv4Addr {
 
 /// Addresses in two /96 prefixes, so grouping by prefix is exercised.
 fn v6(i: u32) -> Ipv6Addr {
-    let prefix = if i % 2 == 0 { 0x2001_0db8 } else { 0x2001_0db9 };
+    let prefix = if i.is_multiple_of(2) {
+        0x2001_0db8
+    } else {
+        0x2001_0db9
+    };
     let [a, b] = [(prefix >> 16) as u16, prefix as u16];
     Ipv6Addr::new(a, b, 0, 0, 0, 0, (i >> 16) as u16, i as u16)
 }
