@@ -68,6 +68,11 @@ impl Actuators {
         self.bgp.set(&plan.bgp);
     }
 
+    /// Why the actuators are not healthy (a Layer 2 task down); empty when they are.
+    pub fn problems(&self) -> Vec<String> {
+        self.layer2.problems()
+    }
+
     pub fn status(&self) -> Announcing {
         Announcing {
             layer2: self.layer2.status(),

@@ -404,6 +404,16 @@ impl Layer2 {
             .collect()
     }
 
+    /// Why Layer 2 is not healthy: a task of the responder that ended and is not running
+    /// again yet (for `/healthz`). Empty when all is well, or when Layer 2 is off.
+    pub fn problems(&self) -> Vec<String> {
+        self.state
+            .responder
+            .as_ref()
+            .map(|r| r.health().problems())
+            .unwrap_or_default()
+    }
+
     /// The metrics of Layer 2, read at scrape time.
     pub fn collector(&self) -> Box<dyn Collector> {
         Box::new(Layer2Collector(self.state.clone()))
@@ -778,8 +788,66 @@ impl Collector for Layer2Collector {
         counter_family(
             &mut encoder,
             "herald_l2_address_conflicts",
-            "Claims of an address this node answers for by a station that is not a herald node",
+            "Claims of an owned address on the wire by a MAC that is not a herald node, by address",
             by_ip(|s| s.conflicts),
+        )?;
+        counter_family(
+            &mut encoder,
+            "herald_l2_claims",
+            "Claims of an owned address on the wire by another MAC (herald nodes' included), by address",
+            by_ip(|s| s.claims),
+        )?;
+        counter_family(
+            &mut encoder,
+            "herald_l2_claims_lost",
+            "Claims a slow receiver never saw",
+            vec![(vec![], stats.claims_lost)],
+        )?;
+        counter_family(
+            &mut encoder,
+            "herald_l2_rate_limited",
+            "Actions held back by a rate limit, by interface and what",
+            stats
+                .interfaces
+                .iter()
+                .flat_map(|(name, s)| {
+                    l2::responder::rate_limited_labels().map(move |what| {
+                        let n = s.rate_limited.get(what).copied().unwrap_or(0);
+                        (vec![("interface", name.clone()), ("what", what.into())], n)
+                    })
+                })
+                .collect(),
+        )?;
+        let health = responder.health();
+        let tasks = std::iter::once(("link_monitor".to_owned(), &health.link_monitor.task)).chain(
+            health
+                .interfaces
+                .iter()
+                .map(|(n, t)| (format!("interface:{n}"), t)),
+        );
+        let (mut up, mut restarts) = (Vec::new(), Vec::new());
+        for (task, h) in tasks {
+            up.push((vec![("task", task.clone())], u64::from(h.up)));
+            restarts.push((vec![("task", task)], h.restarts));
+        }
+        gauge_family(
+            &mut encoder,
+            "herald_l2_task_up",
+            "1 while a task of the Layer 2 responder runs, 0 between its unexpected end and its restart",
+            prometheus_client::metrics::MetricType::Gauge,
+            up,
+        )?;
+        counter_family(
+            &mut encoder,
+            "herald_l2_task_restarts",
+            "Times a task of the Layer 2 responder ended unexpectedly and was started again",
+            restarts,
+        )?;
+        counter_family(
+            &mut encoder,
+            "herald_l2_link_resyncs",
+            "Full reads of links and addresses after lost netlink events or an interrupted dump",
+            vec![(vec![], health.link_monitor.resyncs)],
         )?;
         counter_family(
             &mut encoder,

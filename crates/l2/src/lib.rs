@@ -18,6 +18,8 @@
 //! - [`socket`]: the AF_PACKET socket per interface, filter attached, and its multicast groups.
 //! - [`link`]: this namespace's links and their addresses from rtnetlink events, and interface
 //!   selection.
+//! - [`mld`]: solicited-node group memberships at the IPv6 layer, so the kernel sends MLD
+//!   reports and snooping switches forward solicitations.
 //! - [`responder`]: the task per interface that answers and announces, and its counters.
 //!
 //! This crate knows nothing of Services, MetalLB or leases; it is told which addresses are
@@ -28,6 +30,7 @@ pub mod bpf;
 pub mod claim;
 pub mod frame;
 pub mod link;
+pub mod mld;
 pub mod ratelimit;
 pub mod responder;
 pub mod socket;

@@ -24,15 +24,19 @@ use crate::answer::{
     AnswerKind, FrameBuf, NoAnswer, answer, gratuitous_arp_reply, gratuitous_arp_request,
     unsolicited_neighbor_advertisement,
 };
+use crate::bpf::{FilterKind, SOCKET_FILTER, owned_target_filter};
 use crate::claim::{Claim, ConflictDefense, claimed};
 use crate::frame::Frame;
 use crate::link::{
     AbortOnDrop, Backoff, Link, LinkError, LinkMonitor, LinkTable, MonitorHealth, TaskHealth,
 };
+use crate::mld::GroupMemberships;
 use crate::ratelimit::{Limiter, RateLimits};
 use crate::socket::{BATCH, PacketSocket, RecvBatch};
 use crate::validate::DropReason;
-use crate::wire::{EthernetAddress, solicited_node_multicast_ethernet_addr};
+use crate::wire::{
+    EthernetAddress, solicited_node_multicast, solicited_node_multicast_ethernet_addr,
+};
 
 /// How and when addresses are announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,13 +66,17 @@ impl Default for Config {
 pub const NOT_OWNED: &str = "not_owned";
 pub const OWN_FRAME: &str = "own_frame";
 pub const NOT_A_QUESTION: &str = "not_a_question";
+/// Addressed to another station's MAC (PACKET_OTHERHOST: a promiscuous interface).
+pub const OTHER_HOST: &str = "other_host";
 
 /// Every `reason` label, for pre-registering metrics.
 pub fn drop_labels() -> impl Iterator<Item = &'static str> {
-    DropReason::ALL
-        .iter()
-        .map(|r| r.as_str())
-        .chain([NOT_OWNED, OWN_FRAME, NOT_A_QUESTION])
+    DropReason::ALL.iter().map(|r| r.as_str()).chain([
+        NOT_OWNED,
+        OWN_FRAME,
+        NOT_A_QUESTION,
+        OTHER_HOST,
+    ])
 }
 
 /// The `reason` label for a frame that got no answer.
@@ -99,6 +107,9 @@ pub struct InterfaceStats {
     pub error: Option<String>,
     /// The interface's task: up, or ended and waiting to be restarted.
     pub task: TaskHealth,
+    /// The socket filter attached for the owned set: the owned-target program, or the family
+    /// filter past the kernel's size limit (see [`crate::bpf::owned_target_filter`]).
+    pub filter: Option<FilterKind>,
 }
 
 /// Counters of one address, over all interfaces.
@@ -140,6 +151,7 @@ struct InterfaceCounters {
     task: Mutex<TaskHealth>,
     /// A test's request that the task fail.
     fault: Notify,
+    filter: Mutex<Option<FilterKind>>,
 }
 
 impl InterfaceCounters {
@@ -185,6 +197,7 @@ impl InterfaceCounters {
             send_errors: self.send_errors.load(Ordering::Relaxed),
             rate_limited: lock(&self.rate_limited).clone(),
             task: lock(&self.task).clone(),
+            filter: *lock(&self.filter),
             listening,
             error,
         }
@@ -612,6 +625,10 @@ impl AnnounceSchedule {
 /// What one socket has done: the addresses it joined groups for and announces, and when.
 struct Session<'a> {
     socket: &'a PacketSocket,
+    /// The program the socket holds, once one for the owned set is attached.
+    filter: Option<FilterKind>,
+    /// The solicited-node groups joined at the IPv6 layer for held IPv6 addresses.
+    groups: GroupMemberships,
     link: Link,
     mac: EthernetAddress,
     held: BTreeSet<IpAddr>,
@@ -670,23 +687,61 @@ impl Session<'_> {
             if let IpAddr::V6(v6) = gone {
                 let group = solicited_node_multicast_ethernet_addr(*v6);
                 let _ = self.socket.leave_multicast(group);
+                let _ = self.groups.leave(solicited_node_multicast(*v6));
             }
             self.schedule.remove(gone);
             self.guards.defense.remove(gone);
         }
         let new: Vec<IpAddr> = owned.difference(&self.held).copied().collect();
         for address in new {
-            if let IpAddr::V6(v6) = address
-                && let Err(err) = self
+            if let IpAddr::V6(v6) = address {
+                if let Err(err) = self
                     .socket
                     .join_multicast(solicited_node_multicast_ethernet_addr(v6))
-            {
-                let error = format!("joining the solicited-node group of {v6}: {err}");
-                task.counters.set_status(true, Some(error));
+                {
+                    let error = format!("programming the solicited-node MAC of {v6}: {err}");
+                    task.counters.set_status(true, Some(error));
+                }
+                // So the kernel sends MLD reports, and snooping switches forward the group.
+                if let Err(err) = self.groups.join(solicited_node_multicast(v6)) {
+                    let error = format!(
+                        "joining the solicited-node group of {v6} (no MLD report, so a snooping switch may not forward solicitations): {err}"
+                    );
+                    task.counters.set_status(true, Some(error));
+                }
             }
             self.burst(address, &task.config);
         }
         self.held = owned.clone();
+        self.swap_filter(task);
+    }
+
+    /// Makes the socket's filter pass only frames about the addresses now held, or every
+    /// ARP and NS/NA frame when that program would be too large for the kernel.
+    fn swap_filter(&mut self, task: &InterfaceTask) {
+        let (program, kind) = match owned_target_filter(&self.held) {
+            Ok(program) => (program, FilterKind::OwnedTargets),
+            Err(too_large) => {
+                if self.filter != Some(FilterKind::Family) {
+                    warn!(
+                        interface = %task.name,
+                        error = %too_large,
+                        "layer 2: too many addresses for the owned-target filter; every ARP and neighbor discovery frame reaches herald"
+                    );
+                }
+                (SOCKET_FILTER.to_vec(), FilterKind::Family)
+            }
+        };
+        match self.socket.set_filter(&program) {
+            Ok(()) => {
+                self.filter = Some(kind);
+                *lock(&task.counters.filter) = Some(kind);
+            }
+            Err(err) => {
+                let error = format!("attaching the socket filter: {err}");
+                task.counters.set_status(true, Some(error));
+            }
+        }
     }
 
     /// Follows the link's state; false when the link is gone or replaced.
@@ -797,6 +852,8 @@ async fn serve(
     let limits = *lock(&task.shared.rate_limits);
     let mut session = Session {
         socket,
+        filter: None,
+        groups: GroupMemberships::new(link.index),
         mac: link.mac.unwrap_or(EthernetAddress::UNSPECIFIED),
         link,
         held: BTreeSet::new(),
@@ -958,7 +1015,13 @@ async fn respond(
             }
         }
     }
-    task.counters.frames_read.fetch_add(read, Ordering::Relaxed);
+    let other_host = batch.other_host() as u64;
+    if other_host > 0 {
+        dropped.push((OTHER_HOST, other_host));
+    }
+    task.counters
+        .frames_read
+        .fetch_add(read + other_host, Ordering::Relaxed);
     task.counters.drop_frames(dropped);
     if limited > 0 {
         task.counters.limit_n(LIMITED_MULTICAST_ANSWER, limited);

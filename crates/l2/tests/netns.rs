@@ -14,14 +14,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use l2::link::LinkMonitor;
-use l2::responder::{AddressStats, Config, Health, NOT_OWNED, Responder, Stats};
+use l2::responder::{AddressStats, Config, Health, Responder, Stats};
 use l2::socket::PacketSocket;
 use l2::wire::{
     ArpOperation, EtherType, EthernetAddress, NdiscRepr, NeighborFlags, NeighborMessage, VlanTag,
     VlanTags, solicited_node_multicast_ethernet_addr,
 };
 use l2::{Claim, DropReason, Frame};
-use testkit::lan::{CLIENT_V4, CLIENT_V6, Lan, NODE1_V4, arping, ndisc6, neigh, quiet, resolve_to};
+use testkit::lan::{
+    CLIENT_V4, CLIENT_V6, Capture, Lan, NODE1_V4, arping, ndisc6, neigh, quiet, resolve_to,
+};
 use testkit::netns::{Netns, output, poll_until, veth};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -795,19 +797,30 @@ fn unowned_addresses_and_other_interfaces_get_no_answer() {
         ("eth1", &["198.51.100.10"]),
     ]);
     let mac1 = lan.node1.mac("eth1");
-    let wait_drops = |ifname: &str, at_least: u64| {
-        poll_until(
-            &format!("{at_least} not_owned drops on {ifname}"),
-            WAIT,
-            |last| {
-                let n = speaker.dropped(ifname, NOT_OWNED);
-                *last = format!("{n}: {:?}", speaker.stats().interfaces.get(ifname));
-                (n >= at_least).then_some(())
-            },
-        )
+    let mac0 = lan.node1.mac("eth0");
+    // The socket filter drops questions about addresses not owned on the interface in the
+    // kernel: they are never read. A question about an owned address, asked after them, is
+    // read (and answered) after them, so the count is settled once it is answered.
+    let read_only_the_fence = |ifname: &str, before: u64, fence: &str, mac: &str| {
+        let (ok, out) = arping(
+            &lan.client,
+            &["-r", "-c", "1", "-w", "5", "-i", ifname, fence],
+        );
+        assert!(
+            ok && out.contains(mac),
+            "arping {fence} on {ifname}: {out:?}"
+        );
+        let read = speaker.frames_read(ifname) - before;
+        assert_eq!(
+            read,
+            1,
+            "frames read on {ifname} besides the fence: {:?}",
+            speaker.stats()
+        );
     };
 
     // Unowned addresses on the right interface.
+    let before = speaker.frames_read("eth0");
     let (ok, out) = arping(
         &lan.client,
         &["-r", "-c", "1", "-w", "2", "-i", "eth0", UNOWNED_V4],
@@ -821,9 +834,10 @@ fn unowned_addresses_and_other_interfaces_get_no_answer() {
         !ok && out.trim().is_empty(),
         "ndisc6 for an unowned address got {out:?}"
     );
-    wait_drops("eth0", 2);
+    read_only_the_fence("eth0", before, SERVICE_V4, &mac0);
 
     // Owned addresses asked on an interface they are not announced on.
+    let before = speaker.frames_read("eth1");
     let (ok, out) = arping(
         &lan.client,
         &["-r", "-c", "1", "-w", "2", "-i", "eth1", SERVICE_V4],
@@ -831,7 +845,7 @@ fn unowned_addresses_and_other_interfaces_get_no_answer() {
     assert!(!ok && out.trim().is_empty(), "arping on eth1 got {out:?}");
     let (ok, out) = ndisc6(&lan.client, SERVICE_V6, "eth1");
     assert!(!ok && out.trim().is_empty(), "ndisc6 on eth1 got {out:?}");
-    wait_drops("eth1", 2);
+    read_only_the_fence("eth1", before, "198.51.100.10", &mac1);
 
     // eth1 does answer for its own address (so the silence above is the rule, not a dead link)
     // until it is no longer selected.
@@ -1389,4 +1403,333 @@ fn an_interface_task_that_fails_is_restarted_and_answers_again() {
         &["-c", "1", "-w", "5", "-i", "eth0", SERVICE_V4],
     );
     assert!(ok && out.contains(&mac), "arping after the restart: {out}");
+}
+
+#[test]
+fn behind_an_mld_snooping_switch_solicitations_reach_only_who_joined_the_group() {
+    let lan = Lan::with_mld_snooping();
+    // MLDv2 reports go to ff02::16; MLDv1 reports to the group, and dones to ff02::2. The
+    // switch's queries go to ff02::1.
+    let group = "ff02::1:ff00:10";
+    let reports = Capture::start(
+        &lan.node1,
+        "eth0",
+        &[
+            "ip6", "dst", "ff02::16", "or", "ip6", "dst", "ff02::2", "or", "ip6", "dst", group,
+        ],
+    );
+    let queries = Capture::start(&lan.node1, "eth0", &["ip6", "dst", "ff02::1"]);
+    let speaker = Speaker::start(&lan.node1, test_config());
+    speaker.set_owned(&[("eth0", &[SERVICE_V6])]);
+    let mld = |joined: bool| {
+        let text = reports.text();
+        let v2 = if joined {
+            [
+                format!("gaddr {group} to_ex"),
+                format!("gaddr {group} is_ex"),
+            ]
+        } else {
+            [
+                format!("gaddr {group} to_in"),
+                format!("gaddr {group} is_in"),
+            ]
+        };
+        let v1 = if joined {
+            "listener report"
+        } else {
+            "listener done"
+        };
+        let v1 = text
+            .lines()
+            .any(|l| l.contains(v1) && l.contains(&format!("addr: {group}")));
+        (v1 || v2.iter().any(|r| text.contains(r.as_str()))).then_some(())
+    };
+    poll_until("an MLD report for the solicited-node group", WAIT, |last| {
+        *last = reports.text();
+        mld(true)
+    });
+    // Only herald answers for the address, and the client's kernel resolves it.
+    let mac1 = lan.node1.mac("eth0");
+    resolve_to(&lan.client, SERVICE_V6, "eth0", &mac1);
+
+    // The switch filters once its querier is present (see Lan::with_mld_snooping).
+    poll_until("a query from the switch's querier", WAIT, |last| {
+        *last = queries.text();
+        last.contains("multicast listener query").then_some(())
+    });
+    // A control on node2 that programs only the MAC filter for another address's group, as
+    // herald did before: the switch never forwards it the solicitation.
+    let control_target: Ipv6Addr = "2001:db8::20".parse().unwrap();
+    let group_mac = solicited_node_multicast_ethernet_addr(control_target);
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let control = {
+        let (seen, stop) = (seen.clone(), stop.clone());
+        with_socket(&lan.node2, "eth0", move |socket| async move {
+            socket
+                .join_multicast(group_mac)
+                .expect("program the MAC filter");
+            let mut buf = [0u8; 2048];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_millis(100), socket.recv(&mut buf)).await
+                else {
+                    continue;
+                };
+                if let Ok(Frame::NeighborSolicitation(nd)) = Frame::parse(&buf[..n])
+                    && nd.icmpv6.message().get(8..24) == Some(&control_target.octets()[..])
+                {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let (ok, out) = ndisc6(&lan.client, "2001:db8::20", "eth0");
+    assert!(!ok, "nobody owns 2001:db8::20 yet: {out}");
+    // Herald's own address still resolves after those three solicitations were sent, so they
+    // went through the switch before this answer came back.
+    let (ok, out) = ndisc6(&lan.client, SERVICE_V6, "eth0");
+    assert!(ok && out.contains(&mac1), "{out}");
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a listener that only programs its MAC filter got solicitations behind the snooping switch"
+    );
+    // The same listener once node2's kernel joins the group (the address configured): the
+    // switch forwards the solicitations, so the control can see them at all.
+    lan.node2
+        .ip(&["addr", "add", "2001:db8::20/64", "dev", "eth0", "nodad"]);
+    poll_until("the control to see a solicitation", WAIT, |last| {
+        let _ = ndisc6(&lan.client, "2001:db8::20", "eth0");
+        let n = seen.load(std::sync::atomic::Ordering::Relaxed);
+        *last = format!("{n}");
+        (n > 0).then_some(())
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    control.join().expect("control thread");
+
+    // Released: the kernel reports leaving the group.
+    speaker.set_owned(&[("eth0", &[])]);
+    poll_until("an MLD report leaving the group", WAIT, |last| {
+        *last = reports.text();
+        mld(false)
+    });
+}
+
+#[test]
+fn on_a_promiscuous_interface_questions_for_another_station_are_dropped_and_counted() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(&lan.node1, test_config());
+    speaker.set_owned(&[("eth0", &[SERVICE_V4, SERVICE_V6])]);
+    lan.node1.ip(&["link", "set", "eth0", "promisc", "on"]);
+    let client_mac = mac_of(&lan.client, "eth0");
+    // No station has this MAC, so the switch floods frames to it to every port.
+    let elsewhere: EthernetAddress = "02:00:00:00:00:77".parse().unwrap();
+    let v4: Ipv4Addr = SERVICE_V4.parse().unwrap();
+    let v6: Ipv6Addr = SERVICE_V6.parse().unwrap();
+    let mut arp = arp_request(client_mac, CLIENT_V4.parse().unwrap(), v4);
+    arp[..6].copy_from_slice(&elsewhere.octets());
+    let mut ns = neighbor_solicitation(client_mac, CLIENT_V6.parse().unwrap(), v6, 255);
+    ns[..6].copy_from_slice(&elsewhere.octets());
+    // Then the same questions as they should be, whose answers come after any to the others.
+    let fence = arp_request(client_mac, CLIENT_V4.parse().unwrap(), v4);
+    let answers = with_socket(&lan.client, "eth0", move |socket| async move {
+        for frame in [&arp, &ns, &fence] {
+            socket.send(frame).await.expect("send");
+        }
+        let mut buf = [0u8; 2048];
+        let mut answers = Vec::new();
+        loop {
+            let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
+                .await
+                .expect("the fence's answer")
+                .expect("recv");
+            if is_solicited_na(&buf[..n], v6) {
+                answers.push("na");
+            } else if is_arp_reply(&buf[..n], v4) {
+                answers.push("arp");
+                return answers;
+            }
+        }
+    })
+    .join()
+    .expect("client thread");
+    assert_eq!(answers, ["arp"], "only the fence was answered");
+    poll_until("both drops counted", WAIT, |last| {
+        let n = speaker.dropped("eth0", l2::responder::OTHER_HOST);
+        *last = format!("{:?}", speaker.stats().interfaces.get("eth0"));
+        (n == 2).then_some(())
+    });
+}
+
+#[test]
+fn spoofed_dad_probes_get_a_bounded_number_of_multicast_answers() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(
+        &lan.node1,
+        Config {
+            announce_count: 0,
+            refresh_interval: None,
+            ..Config::default()
+        },
+    );
+    speaker.set_owned(&[("eth0", &[SERVICE_V6])]);
+    let mac1 = lan.node1.mac("eth0");
+    let v6: Ipv6Addr = SERVICE_V6.parse().unwrap();
+    // DAD probes (source ::) from 100 made-up MACs, 10,000 a second for a second.
+    let probes: Vec<Vec<u8>> = (0..10_000u32)
+        .map(|i| dad_probe(v6, EthernetAddress([0x02, 0xdd, 0, 0, 0, (i % 100) as u8])))
+        .collect();
+    // An honest client resolves the address meanwhile.
+    let flood = with_socket(&lan.client, "eth0", move |socket| async move {
+        let start = Instant::now();
+        for (i, probe) in probes.iter().enumerate() {
+            // 10 per millisecond.
+            if i % 10 == 0 {
+                let due = start + Duration::from_millis(i as u64 / 10);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+            }
+            socket.send(probe).await.expect("send");
+        }
+        start.elapsed()
+    });
+    let (ok, out) = ndisc6(&lan.client, SERVICE_V6, "eth0");
+    let flooded_for = flood.join().expect("flood");
+    assert!(
+        ok && out.contains(&mac1),
+        "the honest client meanwhile: {out}"
+    );
+    poll_until("every probe read", WAIT, |last| {
+        let s = speaker.address(SERVICE_V6);
+        let limited = speaker.stats().interfaces["eth0"]
+            .rate_limited
+            .get(l2::responder::LIMITED_MULTICAST_ANSWER)
+            .copied()
+            .unwrap_or(0);
+        *last = format!("{s:?}, {limited} limited");
+        (s.requests_received + limited >= 10_000).then_some(())
+    });
+    // Documented in l2::ratelimit: 10 a second per interface, after a burst of 10.
+    let seconds = flooded_for.as_secs_f64().ceil();
+    let sent = speaker.address(SERVICE_V6).responses_sent;
+    let bound = 10.0 + 10.0 * seconds;
+    eprintln!("{sent} multicast NAs for 10,000 DAD probes over {flooded_for:?} (bound {bound})");
+    // The honest client's solicitation is answered too (1 or more unicast NAs).
+    assert!(
+        (sent as f64) <= bound + 3.0,
+        "{sent} answers over {seconds} s"
+    );
+}
+
+/// A DAD probe for `target` from `mac`: source ::, no source link-layer address option.
+fn dad_probe(target: Ipv6Addr, mac: EthernetAddress) -> Vec<u8> {
+    use l2::wire::{
+        EtherType, EthernetFrame, EthernetRepr, Icmpv6Packet, IpProtocol, Ipv6Packet, Ipv6Repr,
+        NdiscRepr, NeighborMessage, solicited_node_multicast,
+    };
+    let dst = solicited_node_multicast(target);
+    let message = NdiscRepr::NeighborSolicitation {
+        target_addr: target,
+        source_link_layer_addr: None,
+    };
+    let ethernet = EthernetRepr {
+        dst_addr: solicited_node_multicast_ethernet_addr(target),
+        src_addr: mac,
+        vlan_tags: VlanTags::Untagged,
+        ethertype: EtherType::IPV6,
+    };
+    let ipv6 = Ipv6Repr {
+        src_addr: Ipv6Addr::UNSPECIFIED,
+        dst_addr: dst,
+        next_header: IpProtocol::ICMPV6,
+        payload_len: message.buffer_len() as u16,
+        hop_limit: 255,
+    };
+    let mut bytes = vec![0u8; ethernet.header_len() + ipv6.buffer_len()];
+    let eth_len = ethernet.header_len();
+    ethernet.emit(&mut EthernetFrame::new_unchecked(&mut bytes[..]));
+    ipv6.emit(&mut Ipv6Packet::new_unchecked(&mut bytes[eth_len..]));
+    let icmp = &mut bytes[eth_len + ipv6.header_len()..];
+    message.emit(&mut NeighborMessage::new_unchecked(&mut *icmp));
+    Icmpv6Packet::new_unchecked(icmp).fill_checksum(Ipv6Addr::UNSPECIFIED, dst);
+    bytes
+}
+
+#[test]
+fn an_arp_storm_for_other_addresses_never_wakes_the_responder() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(&lan.node1, test_config());
+    speaker.set_owned(&[("eth0", &[SERVICE_V4, SERVICE_V6])]);
+    let mac1 = lan.node1.mac("eth0");
+    resolve_to(&lan.client, SERVICE_V4, "eth0", &mac1);
+    poll_until("the owned-target filter attached", WAIT, |_| {
+        (speaker.stats().interfaces["eth0"].filter == Some(l2::bpf::FilterKind::OwnedTargets))
+            .then_some(())
+    });
+    let before = speaker.frames_read("eth0");
+    let client_mac = mac_of(&lan.client, "eth0");
+    let client_v4: Ipv4Addr = CLIENT_V4.parse().unwrap();
+    // 100,000 broadcast ARP requests for addresses nobody here owns, and NS for unowned ones.
+    with_socket(&lan.client, "eth0", move |socket| async move {
+        for i in 0..100_000u32 {
+            let target = Ipv4Addr::from(0xc633_6400 + (i % 250)); // 198.51.100.0/24
+            socket
+                .send(&arp_request(client_mac, client_v4, target))
+                .await
+                .expect("send");
+        }
+        for i in 0..1000u16 {
+            let target = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, i);
+            let ns = neighbor_solicitation(client_mac, CLIENT_V6.parse().unwrap(), target, 255);
+            socket.send(&ns).await.expect("send");
+        }
+    })
+    .join()
+    .expect("storm");
+    // A question about an owned address after the storm is read and answered: everything
+    // before it has been through the filter.
+    let (ok, out) = arping(
+        &lan.client,
+        &["-c", "1", "-w", "5", "-i", "eth0", SERVICE_V4],
+    );
+    assert!(ok && out.contains(&mac1), "{out}");
+    let read = speaker.frames_read("eth0") - before;
+    assert!(
+        read <= 2,
+        "{read} frames read for 101,000 unrelated ones and one question"
+    );
+}
+
+#[test]
+fn past_the_kernel_limit_the_family_filter_is_used_and_questions_still_answered() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(&lan.node1, test_config());
+    let many: Vec<String> = (0..4000u32)
+        .map(|i| Ipv4Addr::from(0x0a00_0000 + i).to_string())
+        .chain([SERVICE_V4.to_string()])
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    speaker.set_owned(&[("eth0", &many)]);
+    poll_until("the family filter attached", WAIT, |last| {
+        let filter = speaker.stats().interfaces["eth0"].filter;
+        *last = format!("{filter:?}");
+        (filter == Some(l2::bpf::FilterKind::Family)).then_some(())
+    });
+    let mac1 = lan.node1.mac("eth0");
+    let (ok, out) = arping(
+        &lan.client,
+        &["-c", "1", "-w", "5", "-i", "eth0", SERVICE_V4],
+    );
+    assert!(ok && out.contains(&mac1), "{out}");
+    // Back under the limit: the owned-target program again.
+    speaker.set_owned(&[("eth0", &[SERVICE_V4])]);
+    poll_until("the owned-target filter attached", WAIT, |_| {
+        (speaker.stats().interfaces["eth0"].filter == Some(l2::bpf::FilterKind::OwnedTargets))
+            .then_some(())
+    });
+    let (ok, out) = arping(
+        &lan.client,
+        &["-c", "1", "-w", "5", "-i", "eth0", SERVICE_V4],
+    );
+    assert!(ok && out.contains(&mac1), "{out}");
 }

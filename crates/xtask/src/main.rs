@@ -22,6 +22,9 @@ const TEST_PACKAGES: &[&str] = &[
     "ndisc6",
     "arping",
     "tcpdump",
+    // The user-space answerers `cargo xtask bench l2` measures herald against.
+    "ndppd",
+    "farpd",
     "iputils-ping",
     "iproute2",
     "curl",

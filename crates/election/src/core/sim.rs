@@ -30,103 +30,88 @@ impl Server {
     }
 
     fn apply(&mut self, identity: &str, write: Write) -> (Outcome, Option<WatchEvent>) {
-        let (id, expected, build): (LeaseId, Option<String>, Box<dyn FnOnce(String) -> Observed>) =
-            match write {
-                Write::Member {
-                    resource_version,
+        // The Lease as written, its version filled in below, and the version it expects.
+        let (mut lease, expected) = match write {
+            Write::Member {
+                resource_version,
+                holder,
+                duration,
+                annotations,
+            } => (
+                Observed::Member {
+                    identity: identity.to_owned(),
                     holder,
                     duration,
+                    resource_version: String::new(),
                     annotations,
-                } => {
-                    let identity = identity.to_owned();
-                    (
-                        LeaseId::Member(identity.clone()),
-                        resource_version,
-                        Box::new(move |v| Observed::Member {
-                            identity,
-                            holder,
-                            duration,
-                            resource_version: v,
-                            annotations,
-                        }),
-                    )
-                }
-                Write::Candidacy {
-                    resource_version,
+                },
+                resource_version,
+            ),
+            Write::Candidacy {
+                resource_version,
+                keys,
+            } => (
+                Observed::Candidacy {
+                    identity: identity.to_owned(),
                     keys,
-                } => {
-                    let identity = identity.to_owned();
-                    (
-                        LeaseId::Candidacy(identity.clone()),
-                        resource_version,
-                        Box::new(move |v| Observed::Candidacy {
-                            identity,
-                            keys,
-                            resource_version: v,
-                        }),
-                    )
-                }
-                Write::Claim {
+                    resource_version: String::new(),
+                },
+                resource_version,
+            ),
+            Write::Claim {
+                key,
+                resource_version,
+                transitions,
+                ..
+            } => (
+                Observed::Key {
                     key,
-                    resource_version,
+                    holder: Some(identity.to_owned()),
+                    released_by: None,
+                    resource_version: String::new(),
+                    transitions: transitions + 1,
+                },
+                resource_version,
+            ),
+            Write::Release {
+                key,
+                resource_version,
+                transitions,
+                ..
+            } => (
+                Observed::Key {
+                    key,
+                    holder: None,
+                    released_by: Some(identity.to_owned()),
+                    resource_version: String::new(),
                     transitions,
-                    ..
-                } => {
-                    let holder = identity.to_owned();
-                    (
-                        LeaseId::Key(key.clone()),
-                        resource_version,
-                        Box::new(move |v| Observed::Key {
-                            key,
-                            holder: Some(holder),
-                            released_by: None,
-                            resource_version: v,
-                            transitions: transitions + 1,
-                        }),
-                    )
-                }
-                Write::Release {
-                    key,
-                    resource_version,
-                    transitions,
-                    ..
-                } => {
-                    let by = identity.to_owned();
-                    (
-                        LeaseId::Key(key.clone()),
-                        Some(resource_version),
-                        Box::new(move |v| Observed::Key {
-                            key,
-                            holder: None,
-                            released_by: Some(by),
-                            resource_version: v,
-                            transitions,
-                        }),
-                    )
-                }
-                Write::Delete {
-                    key,
-                    resource_version,
-                } => {
-                    let id = LeaseId::Key(key);
-                    return match self.leases.get(&id) {
-                        None => (Outcome::NotFound, None),
-                        Some(l) if l.resource_version() != resource_version => {
-                            (Outcome::Conflict, None)
-                        }
-                        Some(_) => {
-                            self.leases.remove(&id);
-                            (Outcome::Deleted, Some(WatchEvent::Delete(id)))
-                        }
-                    };
-                }
-                Write::Verify { key } => {
-                    return match self.leases.get(&LeaseId::Key(key)) {
-                        Some(l) => (Outcome::Done(l.clone()), None),
-                        None => (Outcome::NotFound, None),
-                    };
-                }
-            };
+                },
+                Some(resource_version),
+            ),
+            Write::Delete {
+                key,
+                resource_version,
+            } => {
+                let id = LeaseId::Key(key);
+                return match self.leases.get(&id) {
+                    None => (Outcome::NotFound, None),
+                    Some(l) if l.resource_version() != resource_version => {
+                        (Outcome::Conflict, None)
+                    }
+                    Some(_) => {
+                        self.leases.remove(&id);
+                        (Outcome::Deleted, Some(WatchEvent::Delete(id)))
+                    }
+                };
+            }
+            Write::Verify { key } => {
+                return match self.leases.get(&LeaseId::Key(key)) {
+                    Some(l) => (Outcome::Done(l.clone()), None),
+                    None => (Outcome::NotFound, None),
+                };
+            }
+        };
+        let id = lease.id();
         let current = self
             .leases
             .get(&id)
@@ -138,7 +123,17 @@ impl Server {
             _ => {}
         }
         let version = self.next_version();
-        let lease = build(version);
+        match &mut lease {
+            Observed::Member {
+                resource_version, ..
+            }
+            | Observed::Candidacy {
+                resource_version, ..
+            }
+            | Observed::Key {
+                resource_version, ..
+            } => *resource_version = version,
+        }
         self.leases.insert(id, lease.clone());
         (Outcome::Done(lease.clone()), Some(WatchEvent::Apply(lease)))
     }
