@@ -196,13 +196,23 @@ fn a_thousand_addresses_spread_evenly_and_stay_put_when_a_node_returns() {
     }
     // node-2 restarts (gracefully: its addresses move to the others at once); when it is
     // back, it takes nothing back.
+    let stopped = Instant::now();
     c.stop(1, Signal::Term);
-    poll_until("node-2's addresses to move", PATIENCE, |_| {
-        c.lease_holders()
+    // Hundreds of Leases change hands at once: under a loaded machine (CI runs these tests
+    // side by side) that takes longer than one address does.
+    poll_until("node-2's addresses to move", PATIENCE * 4, |last| {
+        let left = c
+            .lease_holders()
             .values()
-            .all(|h| h != "node-2")
-            .then_some(())
+            .filter(|h| *h == "node-2")
+            .count();
+        *last = format!("node-2 still holds {left}");
+        (left == 0).then_some(())
     });
+    println!(
+        "node-2's addresses moved {:.2} s after its SIGTERM",
+        stopped.elapsed().as_secs_f64()
+    );
     let moved = c.lease_holders();
     c.start(1, &[]);
     std::thread::sleep(Duration::from_secs(10));

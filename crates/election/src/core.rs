@@ -32,8 +32,9 @@ pub struct Timing {
     pub lease_duration: Duration,
     /// How often a member renews its member Lease.
     pub renew_interval: Duration,
-    /// After start, how long a member waits before claiming free keys, so that members started
-    /// together all take part in the first placement.
+    /// After a member first follows the API (synced and renewed), how long it waits before
+    /// claiming free keys, so that members started together all take part in the first
+    /// placement however long each took to start.
     pub startup_grace: Duration,
     /// How long a key nobody has held yet waits before being claimed, so that every member's
     /// candidacy for it is known first.
@@ -312,7 +313,8 @@ const CANDIDACY_MIN_INTERVAL: Duration = Duration::from_millis(250);
 pub struct Core {
     identity: String,
     timing: Timing,
-    started: Instant,
+    /// When this member first followed the API: the start of its startup grace.
+    first_healthy: Option<Instant>,
     /// The watch has listed everything at least once, and is not relisting now.
     synced: bool,
     /// Leases seen since the current relist began; the rest are gone when it ends.
@@ -349,11 +351,11 @@ pub struct Core {
 }
 
 impl Core {
-    pub fn new(identity: impl Into<String>, timing: Timing, now: Instant) -> Core {
+    pub fn new(identity: impl Into<String>, timing: Timing) -> Core {
         Core {
             identity: identity.into(),
             timing,
-            started: now,
+            first_healthy: None,
             synced: false,
             relist: None,
             was_healthy: false,
@@ -720,6 +722,9 @@ impl Core {
             }
         }
         self.was_healthy = healthy;
+        if healthy && self.first_healthy.is_none() {
+            self.first_healthy = Some(now);
+        }
         self.note_missing_holders(now);
         self.write_own(now, &mut actions);
         self.evaluate_keys(now, healthy, &mut actions);
@@ -1085,7 +1090,8 @@ impl Core {
     fn claim_due(&self, key: &str, local: &Local, now: Instant) -> Option<Instant> {
         let since = local.free_since?;
         let new = !self.keys.contains_key(key);
-        let mut due = (self.started + self.timing.startup_grace).max(if new {
+        let start = self.first_healthy.unwrap_or(now);
+        let mut due = (start + self.timing.startup_grace).max(if new {
             since + self.timing.settle
         } else {
             since
@@ -1094,7 +1100,16 @@ impl Core {
             .ranked(key, now)
             .iter()
             .position(|id| *id == self.identity)?;
-        due += self.timing.fallback_step * rank as u32;
+        // A key that was held moves as fast as it can: its address is unanswered meanwhile.
+        // A new key lets each candidate before this one a whole lease duration to claim it, so
+        // that a member slowed down (claiming hundreds of keys, a loaded node) still gets its
+        // share of the first placement.
+        let step = if new {
+            self.timing.lease_duration
+        } else {
+            self.timing.fallback_step
+        };
+        due += step * rank as u32;
         if let Some(retry) = local.retry_after {
             due = due.max(retry);
         }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::runtime::utils::{Backoff, WatchStreamExt};
@@ -167,11 +167,7 @@ impl Elector {
         let task = tokio::spawn(
             Task {
                 api: Api::namespaced(client, &config.namespace),
-                core: Core::new(
-                    config.identity.clone(),
-                    config.timing,
-                    std::time::Instant::now(),
-                ),
+                core: Core::new(config.identity.clone(), config.timing),
                 semaphore: Arc::new(Semaphore::new(config.max_concurrent_writes.max(1))),
                 config,
                 events,
@@ -278,6 +274,9 @@ impl Backoff for CappedBackoff {
     }
 }
 
+/// At most this many watch events are taken in before the election is looked at again.
+const WATCH_BATCH: usize = 1024;
+
 type LeaseStream =
     std::pin::Pin<Box<dyn Stream<Item = Result<watcher::Event<Lease>, watcher::Error>> + Send>>;
 
@@ -308,6 +307,9 @@ impl Task {
         let (done_tx, mut done) = mpsc::unbounded_channel::<(OpId, Outcome)>();
         let mut stream = self.watch();
         let mut restarted: Option<Instant> = None;
+        // When the watch last delivered anything: a watch that lags behind under load still
+        // delivers, and starting it again (a full list) would only add to the load.
+        let mut delivered = Instant::now();
         let mut shutdown_reply: Option<oneshot::Sender<()>> = None;
         let mut last_status_log: Option<bool> = None;
         loop {
@@ -336,8 +338,10 @@ impl Task {
                 }
                 return;
             }
+            let lease_duration = self.config.timing.lease_duration;
             if self.core.watch_stale(now)
-                && restarted.is_none_or(|t| t.elapsed() > self.config.timing.lease_duration)
+                && delivered.elapsed() > lease_duration
+                && restarted.is_none_or(|t| t.elapsed() > lease_duration)
             {
                 warn!(election = %self.config.election, "the Lease watch delivers nothing although the API answers: starting it again");
                 stream = self.watch();
@@ -345,14 +349,33 @@ impl Task {
             }
             let deadline = self.core.next_deadline(now).map(Instant::from_std);
             tokio::select! {
-                event = stream.next() => match event {
-                    Some(Ok(event)) => self.watched(event),
-                    Some(Err(e)) => {
-                        self.stats.request("watch");
-                        debug!(election = %self.config.election, error = %e, "Lease watch failed; retrying");
+                event = stream.next() => {
+                    // Take in whatever else the watch has ready before deciding anything: one
+                    // look at the election per batch, not per event, keeps a member that fell
+                    // behind (thousands of keys changing at once) from falling further behind.
+                    let mut next = Some(event);
+                    let mut taken = 0;
+                    while let Some(event) = next.take() {
+                        match event {
+                            Some(Ok(event)) => {
+                                delivered = Instant::now();
+                                self.watched(event);
+                            }
+                            Some(Err(e)) => {
+                                self.stats.request("watch");
+                                debug!(election = %self.config.election, error = %e, "Lease watch failed; retrying");
+                            }
+                            None => {
+                                stream = self.watch();
+                                break;
+                            }
+                        }
+                        taken += 1;
+                        if taken < WATCH_BATCH {
+                            next = stream.next().now_or_never();
+                        }
                     }
-                    None => stream = self.watch(),
-                },
+                }
                 command = commands.recv() => match command {
                     None => return,
                     Some(Command::Candidacy(keys)) => self.core.set_candidacy(keys),
@@ -370,6 +393,9 @@ impl Task {
                 },
                 Some((op, outcome)) = done.recv() => {
                     self.core.outcome(op, outcome, std::time::Instant::now());
+                    while let Ok((op, outcome)) = done.try_recv() {
+                        self.core.outcome(op, outcome, std::time::Instant::now());
+                    }
                 }
                 () = sleep_until(deadline) => {}
             }

@@ -31,10 +31,13 @@
 //!   is not alive. The free key's candidates are the alive members whose candidacy lists it,
 //!   ordered by preference, then by a rendezvous hash of member and key (so keys spread evenly,
 //!   and a member's departure moves only its own keys). The first candidate claims it; each
-//!   next one steps in one `fallback_step` per rank later if those before it have not.
+//!   next one steps in one `fallback_step` per rank later if those before it have not (one
+//!   lease duration per rank for a key nobody has held yet: nothing is lost by waiting, and
+//!   placement stays even when a member is slow to claim).
 //!   A key nobody has held yet waits `settle` first, so that every member's candidacy for it is
-//!   known; a member just started waits `startup_grace` before claiming anything, so that
-//!   members started together share the first placement.
+//!   known; a member just started waits `startup_grace` from the moment it first follows the
+//!   API before claiming anything, so that members started together share the first placement
+//!   however long each took to start.
 //! - **Sticky**: a member never takes a key from an alive holder, whatever its preference or
 //!   rank. Keys move only when their holder goes away or gives them up.
 //! - Every write is conditional on the resource version the writer saw (a create fails if the

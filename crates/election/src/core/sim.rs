@@ -199,7 +199,7 @@ impl Sim {
 
     /// Starts (or restarts) a member standing for `keys` with preference 0.
     pub fn start(&mut self, identity: &str, keys: &[String]) {
-        let mut core = Core::new(identity, Timing::default(), self.now);
+        let mut core = Core::new(identity, Timing::default());
         core.set_candidacy(
             keys.iter()
                 .map(|k| (k.clone(), Candidacy::default()))

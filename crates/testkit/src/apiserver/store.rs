@@ -331,10 +331,12 @@ impl Store {
                 self.compacted
             )));
         }
+        // The history is in version order: find the first newer event by bisection, so a
+        // watch woken by one change does not walk the whole window.
+        let first = self.history.partition_point(|e| e.rv <= after);
         Ok(self
             .history
-            .iter()
-            .skip_while(|e| e.rv <= after)
+            .range(first..)
             .filter(|e| e.res == res)
             .cloned()
             .collect())
