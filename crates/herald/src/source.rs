@@ -183,6 +183,8 @@ pub struct Cluster {
     /// The snapshot the running plan's read came from, for the Events about it.
     last: Option<Arc<Snapshot>>,
     reports: watch::Sender<Option<Report>>,
+    /// MetalLB's ServiceL2Status / ServiceBGPStatus objects of this node.
+    statuses: k8s::ServiceStatusWriter,
 }
 
 /// What the Events should say now.
@@ -219,6 +221,7 @@ impl Cluster {
         let mut source_config = SourceConfig::new(namespace.clone(), node);
         source_config.load_balancer_class = lb_class;
         let (source, snapshots) = k8s::Source::start(client.clone(), source_config);
+        let statuses = k8s::ServiceStatusWriter::start(client.clone(), namespace.clone(), node);
         let metrics = source.metrics();
         let (reports, reports_rx) = watch::channel(None);
         tokio::spawn(write_events(
@@ -226,6 +229,7 @@ impl Cluster {
             reports_rx,
         ));
         let cluster = Cluster {
+            statuses,
             namespace,
             _source: source,
             snapshots,
@@ -266,6 +270,21 @@ impl Cluster {
             trigger: "cluster change",
             planned,
         })
+    }
+
+    /// Has this node's ServiceBGPStatus objects say which peers each Service of `plan` is
+    /// announced to.
+    pub fn report_bgp(&self, plan: &model::NodePlan) {
+        self.statuses
+            .set_bgp(k8s::ServiceStatusWriter::bgp_of(plan));
+    }
+
+    /// The writer of this node's ServiceL2Status objects, for the Layer 2 election wiring:
+    /// `announce_l2` when this node starts answering for an address, `withdraw_l2` when it
+    /// stops.
+    #[allow(dead_code)]
+    pub fn statuses(&self) -> k8s::ServiceStatusWriter {
+        self.statuses.clone()
     }
 
     /// Has Events written (in the background) for the last read's `diagnostics` and for

@@ -101,6 +101,9 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
                 apply(&shared, planned, trigger);
                 if let Source::Cluster(cluster) = &source {
                     let running = shared.read().plan.clone();
+                    if let Some(plan) = &running {
+                        cluster.report_bgp(plan);
+                    }
                     let services = running
                         .map(|plan| actuators.service_report(&plan))
                         .unwrap_or_default();

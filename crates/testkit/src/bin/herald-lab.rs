@@ -2,8 +2,9 @@
 //!
 //! Builds a LAN (a bridge) in network namespaces with two Kubernetes nodes, a client, a BIRD
 //! router and a control plane running the testkit API server; creates MetalLB's
-//! configuration and two dual-stack Services through the API; runs `herald speaker` in
-//! Kubernetes mode on both nodes; and reports what the client's kernel resolves the Layer 2
+//! configuration and two dual-stack Services through the API; runs `herald controller`, which
+//! assigns their addresses (one by pool annotation, one by requested addresses), and `herald
+//! speaker` in Kubernetes mode on both nodes; and reports what the client's kernel resolves the Layer 2
 //! Service to and what the router learns over BGP. Then it deletes the BGP Service and shows
 //! the routes go. With `--keep` it stays up until Ctrl-C for exploring.
 //!
@@ -57,6 +58,7 @@ fn main() {
 }
 
 struct Lab {
+    _controller: Speaker,
     client: Netns,
     nodes: Vec<(&'static str, Netns, Speaker)>,
     router: Daemon,
@@ -103,6 +105,7 @@ impl Lab {
                     .parse()
                     .expect("an address"),
             )
+            .service_cidrs("10.96.0.0/12,fd00:10:96::/112")
             .start_in(control_plane.name())
             .expect("the API server starts");
         println!("lab: the Kubernetes API server listens at {}", server.url());
@@ -110,18 +113,54 @@ impl Lab {
         for object in cluster() {
             api.create(object);
         }
-        for (service, (v4, v6)) in [("web", WEB), ("api", API)] {
-            api.patch_status(
-                &service_object(service),
-                json!({"status": {"loadBalancer": {"ingress": [{"ip": v4}, {"ip": v6}]}}}),
-            );
-        }
         println!("lab: created MetalLB's configuration, two nodes and two dual-stack Services");
 
         let dir = tempfile::Builder::new()
             .prefix("herald-lab")
             .tempdir()
             .expect("a scratch directory");
+        // herald's controller assigns the addresses, as MetalLB's would.
+        let controller_kubeconfig = dir.path().join("controller.kubeconfig");
+        server
+            .write_kubeconfig(&controller_kubeconfig, "herald-controller")
+            .expect("writing a kubeconfig");
+        let controller = Speaker::controller_in(
+            Some(&control_plane),
+            &controller_kubeconfig,
+            &["--namespace", NS],
+        );
+        println!(
+            "lab: herald controller runs in {} and assigns the Services' addresses",
+            control_plane.name()
+        );
+        for (service, (v4, v6)) in [("web", WEB), ("api", API)] {
+            let deadline = std::time::Instant::now() + testkit::PATIENCE;
+            loop {
+                let got: Vec<String> = api
+                    .list(&service_object(service))
+                    .into_iter()
+                    .filter(|s| s["metadata"]["name"] == service)
+                    .flat_map(|s| {
+                        s["status"]["loadBalancer"]["ingress"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|i| i["ip"].as_str().map(str::to_owned))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                if got == [v4, v6] {
+                    println!("lab: the controller gave {service} {v4} and {v6}");
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the controller did not give {service} {v4} and {v6} (it has {got:?}); its logs:\n{}",
+                    controller.logs_text()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
         let nodes = node_ns
             .into_iter()
             .zip(NODES)
@@ -145,6 +184,7 @@ impl Lab {
             })
             .collect();
         Lab {
+            _controller: controller,
             client,
             nodes,
             router,
@@ -338,10 +378,14 @@ fn cluster() -> Vec<Value> {
             "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
         }));
     }
-    for service in ["web", "api"] {
+    // web asks for its pool, api for its addresses: both as MetalLB's annotations say.
+    for (service, annotations) in [
+        ("web", json!({"metallb.io/address-pool": "lan"})),
+        ("api", json!({"metallb.io/loadBalancerIPs": format!("{},{}", API.0, API.1)})),
+    ] {
         objects.push(json!({
             "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": service, "namespace": "default"},
+            "metadata": {"name": service, "namespace": "default", "annotations": annotations},
             "spec": {"type": "LoadBalancer", "ipFamilyPolicy": "RequireDualStack",
                      "ipFamilies": ["IPv4", "IPv6"], "ports": [{"port": 80}]},
         }));
