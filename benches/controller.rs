@@ -74,7 +74,11 @@ fn assigned(server: &ApiServer) -> usize {
     server
         .objects("v1", "Service")
         .iter()
-        .filter(|s| s["status"]["loadBalancer"]["ingress"].as_array().is_some_and(|a| !a.is_empty()))
+        .filter(|s| {
+            s["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        })
         .count()
 }
 
@@ -89,7 +93,10 @@ fn burst(server: &ApiServer, n: usize) -> Duration {
     }
     let deadline = start + Duration::from_secs(600);
     while assigned(server) < n {
-        assert!(Instant::now() < deadline, "not every Service got addresses in 10 minutes");
+        assert!(
+            Instant::now() < deadline,
+            "not every Service got addresses in 10 minutes"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     start.elapsed()
@@ -97,7 +104,11 @@ fn burst(server: &ApiServer, n: usize) -> Duration {
 
 /// Creates Services one at a time and measures creation to status with an address, seen
 /// through a watch of the bench's own.
-fn latencies(server: &ApiServer, runtime: &tokio::runtime::Runtime, samples: usize) -> Vec<Duration> {
+fn latencies(
+    server: &ApiServer,
+    runtime: &tokio::runtime::Runtime,
+    samples: usize,
+) -> Vec<Duration> {
     let client = runtime.block_on(async { server.client_as("bench-watch") });
     let api: Api<Service> = Api::namespaced(client, "default");
     let mut out = Vec::new();
@@ -106,7 +117,10 @@ fn latencies(server: &ApiServer, runtime: &tokio::runtime::Runtime, samples: usi
         let rv = server.resource_version().to_string();
         let took = runtime.block_on(async {
             let mut stream = api
-                .watch(&WatchParams::default().fields(&format!("metadata.name={name}")), &rv)
+                .watch(
+                    &WatchParams::default().fields(&format!("metadata.name={name}")),
+                    &rv,
+                )
                 .await
                 .expect("watching")
                 .boxed();
@@ -138,7 +152,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// The reference: a status write per new Service, addresses counted off, 32 in flight.
-fn null_controller(server: &ApiServer, runtime: &tokio::runtime::Runtime) -> tokio::task::JoinHandle<()> {
+fn null_controller(
+    server: &ApiServer,
+    runtime: &tokio::runtime::Runtime,
+) -> tokio::task::JoinHandle<()> {
     let client = runtime.block_on(async { server.client_as("null-controller") });
     runtime.spawn(async move {
         let all: Api<Service> = Api::all(client.clone());
@@ -176,7 +193,16 @@ fn herald_release() -> PathBuf {
     let root = testkit::workspace_root();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "herald", "--bin", "herald", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "herald",
+            "--bin",
+            "herald",
+            "--manifest-path",
+        ])
         .arg(root.join("Cargo.toml"))
         .status()
         .expect("running cargo build");
@@ -218,7 +244,10 @@ fn writes(server: &ApiServer, client: &str) -> (u64, u64) {
         .sum();
     let all = counts
         .iter()
-        .filter(|c| c.client == client && matches!(c.verb.as_str(), "create" | "update" | "patch" | "delete"))
+        .filter(|c| {
+            c.client == client
+                && matches!(c.verb.as_str(), "create" | "update" | "patch" | "delete")
+        })
         .map(|c| c.count)
         .sum();
     (status, all)
@@ -263,7 +292,14 @@ fn main() {
         .arg("controller")
         .arg("--kubeconfig")
         .arg(&kubeconfig)
-        .args(["--namespace", "metallb-system", "--metrics-addr", "127.0.0.1:0", "--log-level", "warn"])
+        .args([
+            "--namespace",
+            "metallb-system",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-level",
+            "warn",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -272,7 +308,10 @@ fn main() {
     // Ready once it has listed: its first request is a list; give it a moment after.
     let deadline = Instant::now() + Duration::from_secs(60);
     while server.requests_from("herald-controller", "list", "services") == 0 {
-        assert!(Instant::now() < deadline, "herald controller never listed Services");
+        assert!(
+            Instant::now() < deadline,
+            "herald controller never listed Services"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -292,7 +331,9 @@ fn main() {
     let _ = child.wait();
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("controller benchmark ({n} Services: a /16 and a /112 pool; herald vs a null controller, same server, same run):");
+    println!(
+        "controller benchmark ({n} Services: a /16 and a /112 pool; herald vs a null controller, same server, same run):"
+    );
     println!(
         "  time until all have addresses: herald {:.0} ms, reference {:.0} ms, ratio {:.2}",
         ms(herald.burst),

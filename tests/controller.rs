@@ -8,17 +8,16 @@
 
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
-use testkit::apiserver::{ApiServer, BlockingClient};
+use testkit::apiserver::ApiServer;
 use testkit::{PATIENCE, Speaker};
 
 const DUAL_STACK: &str = "10.96.0.0/12,fd00:10:96::/112";
 
 struct Cluster {
     server: ApiServer,
-    api: BlockingClient,
     kubeconfig: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -37,10 +36,8 @@ impl Cluster {
         server
             .write_kubeconfig(dir.path().join("kubectl"), "kubectl")
             .expect("writing kubectl's kubeconfig");
-        let api = BlockingClient::new(&server, "test", None);
         Cluster {
             server,
-            api,
             kubeconfig,
             _dir: dir,
         }
@@ -155,7 +152,11 @@ fn the_seed_services_get_exactly_what_metallb_assigns() {
     let mut yaml = String::new();
     yaml += &pool_yaml("dual", &["192.0.2.0/28", "2001:db8:1::/124"], "");
     yaml += &pool_yaml("v6-only", &["2001:db8:6::/124"], "  autoAssign: false\n");
-    yaml += &pool_yaml("reserved", &["198.51.100.0/28"], "  autoAssign: false\n  avoidBuggyIPs: true\n");
+    yaml += &pool_yaml(
+        "reserved",
+        &["198.51.100.0/28"],
+        "  autoAssign: false\n  avoidBuggyIPs: true\n",
+    );
     cluster.apply(&yaml);
     let mut services = String::new();
     // IPv6-only Service with spec.loadBalancerIP.
@@ -176,11 +177,7 @@ fn the_seed_services_get_exactly_what_metallb_assigns() {
         "  ipFamilyPolicy: RequireDualStack\n",
         "metallb.io/loadBalancerIPs: '192.0.2.10,2001:db8:1::a'",
     );
-    services += &service_yaml(
-        "from-pool",
-        "",
-        "metallb.io/address-pool: reserved",
-    );
+    services += &service_yaml("from-pool", "", "metallb.io/address-pool: reserved");
     services += &service_yaml(
         "shared-http",
         "",
@@ -191,7 +188,10 @@ fn the_seed_services_get_exactly_what_metallb_assigns() {
         "  ports:\n  - port: 443\n",
         "metallb.io/allow-shared-ip: web, metallb.io/address-pool: reserved",
     )
-    .replace("  ports:\n  - port: 80\n  ports:\n  - port: 443\n", "  ports:\n  - port: 443\n");
+    .replace(
+        "  ports:\n  - port: 80\n  ports:\n  - port: 443\n",
+        "  ports:\n  - port: 443\n",
+    );
     services += &service_yaml("plain", "", "");
     cluster.apply(&services);
     let _controller = cluster.controller();
@@ -201,7 +201,10 @@ fn the_seed_services_get_exactly_what_metallb_assigns() {
         ("from-pool", (vec!["198.51.100.1"], "reserved")),
         ("shared-http", (vec!["198.51.100.2"], "reserved")),
         ("shared-https", (vec!["198.51.100.2"], "reserved")),
-        ("by-annotation", (vec!["192.0.2.10", "2001:db8:1::a"], "dual")),
+        (
+            "by-annotation",
+            (vec!["192.0.2.10", "2001:db8:1::a"], "dual"),
+        ),
     ]
     .into_iter()
     .collect();
@@ -227,20 +230,41 @@ fn the_seed_services_get_exactly_what_metallb_assigns() {
         });
         auto.insert(name, ips);
     }
-    assert_eq!(auto["plain"].len(), 1, "a SingleStack Service gets one address");
+    assert_eq!(
+        auto["plain"].len(),
+        1,
+        "a SingleStack Service gets one address"
+    );
     assert!(auto["plain"][0].starts_with("192.0.2."));
     for name in ["prefer", "require"] {
-        assert!(auto[name][0].starts_with("192.0.2.") && auto[name][1].starts_with("2001:db8:1::"), "{name}: {:?}", auto[name]);
+        assert!(
+            auto[name][0].starts_with("192.0.2.") && auto[name][1].starts_with("2001:db8:1::"),
+            "{name}: {:?}",
+            auto[name]
+        );
     }
     let v6p = &auto["v6-primary"];
-    assert!(v6p[0].starts_with("2001:db8:1::") && v6p[1].starts_with("192.0.2."), "{v6p:?}");
+    assert!(
+        v6p[0].starts_with("2001:db8:1::") && v6p[1].starts_with("192.0.2."),
+        "{v6p:?}"
+    );
     let all: Vec<&String> = auto.values().flatten().collect();
     let distinct: BTreeSet<&&String> = all.iter().collect();
-    assert_eq!(all.len(), distinct.len(), "no address given twice: {auto:?}");
-    let v4: BTreeSet<&str> = all.iter().filter(|ip| ip.contains('.')).map(|s| s.as_str()).collect();
+    assert_eq!(
+        all.len(),
+        distinct.len(),
+        "no address given twice: {auto:?}"
+    );
+    let v4: BTreeSet<&str> = all
+        .iter()
+        .filter(|ip| ip.contains('.'))
+        .map(|s| s.as_str())
+        .collect();
     assert_eq!(
         v4,
-        ["192.0.2.0", "192.0.2.1", "192.0.2.2", "192.0.2.3"].into_iter().collect(),
+        ["192.0.2.0", "192.0.2.1", "192.0.2.2", "192.0.2.3"]
+            .into_iter()
+            .collect(),
         "the lowest addresses, the requested .10 left alone"
     );
 
@@ -281,15 +305,24 @@ fn the_seed_services_get_exactly_what_metallb_assigns() {
             .find(|s| s["metadata"]["name"] == "controller")
     });
     assert_eq!(state["status"]["result"], "Valid");
-    assert_eq!(state["metadata"]["labels"]["metallb.io/component-type"], "controller");
+    assert_eq!(
+        state["metadata"]["labels"]["metallb.io/component-type"],
+        "controller"
+    );
 }
 
 #[test]
 fn allocation_failures_say_what_to_change_and_heal_when_it_is_changed() {
     let cluster = Cluster::start(DUAL_STACK);
-    cluster.apply(&(pool_yaml("ipv4-pool", &["192.0.2.0/24"], "")
-        + &pool_yaml("ipv6-pool", &["2001:db8::/64"], "")));
-    cluster.apply(&service_yaml("svc", "  ipFamilyPolicy: RequireDualStack\n", ""));
+    cluster.apply(
+        &(pool_yaml("ipv4-pool", &["192.0.2.0/24"], "")
+            + &pool_yaml("ipv6-pool", &["2001:db8::/64"], "")),
+    );
+    cluster.apply(&service_yaml(
+        "svc",
+        "  ipFamilyPolicy: RequireDualStack\n",
+        "",
+    ));
     let controller = cluster.controller();
     let failure = cluster.eventually("the AllocationFailed Event", |c| {
         c.events("default", "svc")
@@ -302,12 +335,26 @@ fn allocation_failures_say_what_to_change_and_heal_when_it_is_changed() {
         "Failed to allocate IP for \"default/svc\": no available IPs: RequireDualStack, but no auto-assign pool has both IPv4 and IPv6 ranges: pools ipv4-pool and ipv6-pool each hold one family; put both families in one pool, or name a dual-stack pool with metallb.io/address-pool"
     );
     assert!(cluster.ingress("default", "svc").is_empty());
-    let status = controller.get_json("/status");
+    let status: Value = serde_json::from_str(
+        &testkit::http_get(controller.addr(), "/status")
+            .expect("GET /status")
+            .body,
+    )
+    .expect("/status is JSON");
     assert_eq!(status["pending"], json!(["default/svc"]));
     // Adding the other family to one pool is the fix.
     let (ok, out, err) = cluster.kubectl(
-        &["patch", "ipaddresspool", "ipv4-pool", "-n", "metallb-system", "--type", "merge", "-p",
-          r#"{"spec":{"addresses":["192.0.2.0/24","2001:db8:4::/64"]}}"#],
+        &[
+            "patch",
+            "ipaddresspool",
+            "ipv4-pool",
+            "-n",
+            "metallb-system",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"addresses":["192.0.2.0/24","2001:db8:4::/64"]}}"#,
+        ],
         None,
     );
     assert!(ok, "{out}{err}");
@@ -319,7 +366,11 @@ fn allocation_failures_say_what_to_change_and_heal_when_it_is_changed() {
     // Deleting a Service frees its addresses for the next one.
     let (ok, out, err) = cluster.kubectl(&["delete", "service", "svc", "-n", "default"], None);
     assert!(ok, "{out}{err}");
-    cluster.apply(&service_yaml("next", "  ipFamilyPolicy: RequireDualStack\n", ""));
+    cluster.apply(&service_yaml(
+        "next",
+        "  ipFamilyPolicy: RequireDualStack\n",
+        "",
+    ));
     let ips = cluster.eventually("next's addresses", |c| {
         let ips = c.ingress("default", "next");
         (!ips.is_empty()).then_some(ips)
@@ -332,10 +383,14 @@ fn the_api_server_defaults_and_refuses_services_as_a_real_one() {
     let cluster = Cluster::start("10.96.0.0/12");
     let (ok, _, err) = cluster.kubectl(&["create", "namespace", "team"], None);
     assert!(ok, "{err}");
-    let (ok, out, _) = cluster.kubectl(&["get", "namespace", "team", "-o", "jsonpath={.status.phase}"], None);
+    let (ok, out, _) = cluster.kubectl(
+        &["get", "namespace", "team", "-o", "jsonpath={.status.phase}"],
+        None,
+    );
     assert!(ok);
     assert_eq!(out, "Active");
-    let v6 = service_yaml("v6", "  ipFamilies: [IPv6]\n", "").replace("namespace: default", "namespace: team");
+    let v6 = service_yaml("v6", "  ipFamilies: [IPv6]\n", "")
+        .replace("namespace: default", "namespace: team");
     let (ok, _, err) = cluster.kubectl(&["create", "-f", "-"], Some(&v6));
     assert!(!ok);
     assert_eq!(
@@ -346,7 +401,11 @@ fn the_api_server_defaults_and_refuses_services_as_a_real_one() {
     let (ok, _, err) = cluster.kubectl(&["create", "-f", "-"], Some(&dual));
     assert!(!ok);
     assert!(err.contains("spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services"), "{err}");
-    cluster.apply(&service_yaml("prefer", "  ipFamilyPolicy: PreferDualStack\n", ""));
+    cluster.apply(&service_yaml(
+        "prefer",
+        "  ipFamilyPolicy: PreferDualStack\n",
+        "",
+    ));
     let svc = cluster.service("default", "prefer");
     assert_eq!(svc["spec"]["ipFamilies"], json!(["IPv4"]));
     assert_eq!(svc["spec"]["ipFamilyPolicy"], "PreferDualStack");
@@ -361,8 +420,20 @@ fn all_assigned(cluster: &Cluster, n: usize) -> BTreeMap<String, Vec<String>> {
             .server
             .objects("v1", "Service")
             .into_iter()
-            .filter(|s| s["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("burst-")))
-            .map(|s| (s["metadata"]["name"].as_str().unwrap_or_default().to_owned(), ingress_of(&s)))
+            .filter(|s| {
+                s["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("burst-"))
+            })
+            .map(|s| {
+                (
+                    s["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    ingress_of(&s),
+                )
+            })
             .collect();
         (got.len() == n && got.values().all(|ips| !ips.is_empty())).then_some(got)
     })
@@ -389,7 +460,10 @@ fn a_controller_killed_in_a_burst_and_its_successor_give_no_address_twice() {
     });
     // Kill it once it has written some, while creations go on.
     cluster.eventually("the first controller's first writes", |c| {
-        (c.server.requests_from("herald-controller", "patch", "services/status") >= 100).then_some(())
+        (c.server
+            .requests_from("herald-controller", "patch", "services/status")
+            >= 100)
+            .then_some(())
     });
     let killed = Command::new("kill")
         .args(["-KILL", &first.pid().to_string()])
@@ -402,7 +476,15 @@ fn a_controller_killed_in_a_burst_and_its_successor_give_no_address_twice() {
         .objects("v1", "Service")
         .into_iter()
         .filter(|s| !ingress_of(s).is_empty())
-        .map(|s| (s["metadata"]["name"].as_str().unwrap_or_default().to_owned(), ingress_of(&s)))
+        .map(|s| {
+            (
+                s["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                ingress_of(&s),
+            )
+        })
         .collect();
     assert!(!before_takeover.is_empty());
     let _second = cluster.controller();
@@ -417,9 +499,9 @@ fn a_controller_killed_in_a_burst_and_its_successor_give_no_address_twice() {
         }
     }
     for (name, ips) in &before_takeover {
-        assert_eq!(&all[name], ips, "{name} kept what the first controller gave it");
+        assert_eq!(
+            &all[name], ips,
+            "{name} kept what the first controller gave it"
+        );
     }
 }
-
-#[allow(dead_code)]
-fn unused(_: &Path) {}

@@ -224,7 +224,11 @@ fn defaulted(mut r: ipam::Request) -> ipam::Request {
             Family::Ipv6 => Family::Ipv4,
         });
     }
-    families.truncate(if r.policy == ipam::FamilyPolicy::SingleStack { 1 } else { 2 });
+    families.truncate(if r.policy == ipam::FamilyPolicy::SingleStack {
+        1
+    } else {
+        2
+    });
     r.cluster_ips = families
         .iter()
         .map(|f| match f {

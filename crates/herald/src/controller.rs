@@ -158,16 +158,56 @@ impl Shared {
         {
             let mut r = s.registry.lock().unwrap_or_else(|e| e.into_inner());
             let m = &mut *r;
-            m.register("metallb_allocator_addresses_total", "Number of usable IP addresses, per pool", s.pools.clone());
-            m.register("metallb_allocator_ipv4_addresses_total", "Number of usable IPV4 addresses, per pool", s.pools_v4.clone());
-            m.register("metallb_allocator_ipv6_addresses_total", "Number of usable IPV6 addresses, per pool", s.pools_v6.clone());
-            m.register("metallb_allocator_addresses_in_use_total", "Number of IP addresses in use, per pool", s.in_use.clone());
-            m.register("metallb_allocator_ipv4_addresses_in_use_total", "Number of IPV4 addresses in use, per pool", s.in_use_v4.clone());
-            m.register("metallb_allocator_ipv6_addresses_in_use_total", "Number of IPV6 addresses in use, per pool", s.in_use_v6.clone());
-            m.register("herald_controller_active", "1 while this replica allocates", s.active.clone());
-            m.register("herald_controller_services_pending", "LoadBalancer Services that could not be given addresses", s.pending.clone());
-            m.register("herald_controller_status_writes", "Service status writes made", s.writes.clone());
-            m.register("herald_controller_status_write_errors", "Service status writes that failed (lost races included)", s.write_errors.clone());
+            m.register(
+                "metallb_allocator_addresses_total",
+                "Number of usable IP addresses, per pool",
+                s.pools.clone(),
+            );
+            m.register(
+                "metallb_allocator_ipv4_addresses_total",
+                "Number of usable IPV4 addresses, per pool",
+                s.pools_v4.clone(),
+            );
+            m.register(
+                "metallb_allocator_ipv6_addresses_total",
+                "Number of usable IPV6 addresses, per pool",
+                s.pools_v6.clone(),
+            );
+            m.register(
+                "metallb_allocator_addresses_in_use_total",
+                "Number of IP addresses in use, per pool",
+                s.in_use.clone(),
+            );
+            m.register(
+                "metallb_allocator_ipv4_addresses_in_use_total",
+                "Number of IPV4 addresses in use, per pool",
+                s.in_use_v4.clone(),
+            );
+            m.register(
+                "metallb_allocator_ipv6_addresses_in_use_total",
+                "Number of IPV6 addresses in use, per pool",
+                s.in_use_v6.clone(),
+            );
+            m.register(
+                "herald_controller_active",
+                "1 while this replica allocates",
+                s.active.clone(),
+            );
+            m.register(
+                "herald_controller_services_pending",
+                "LoadBalancer Services that could not be given addresses",
+                s.pending.clone(),
+            );
+            m.register(
+                "herald_controller_status_writes",
+                "Service status writes made",
+                s.writes.clone(),
+            );
+            m.register(
+                "herald_controller_status_write_errors",
+                "Service status writes that failed (lost races included)",
+                s.write_errors.clone(),
+            );
         }
         s
     }
@@ -183,7 +223,14 @@ impl Shared {
             .collect();
         for gone in known.iter().filter(|p| !doc.pools.contains_key(*p)) {
             let l = PoolLabel { pool: gone.clone() };
-            for f in [&self.pools, &self.pools_v4, &self.pools_v6, &self.in_use, &self.in_use_v4, &self.in_use_v6] {
+            for f in [
+                &self.pools,
+                &self.pools_v4,
+                &self.pools_v6,
+                &self.in_use,
+                &self.in_use_v4,
+                &self.in_use_v6,
+            ] {
                 f.remove(&l);
             }
         }
@@ -216,21 +263,37 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let registry = shared.registry.lock().unwrap_or_else(|e| e.into_inner());
     match prometheus_client::encoding::text::encode(&mut text, &registry) {
         Ok(()) => ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding metrics failed\n").into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encoding metrics failed\n",
+        )
+            .into_response(),
     }
 }
 
 /// Ready once every watch has listed: a standby is ready too (it takes over at once).
 async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {
-    if shared.status.lock().unwrap_or_else(|e| e.into_inner()).synced {
+    if shared
+        .status
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .synced
+    {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: the watches have not listed yet\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the watches have not listed yet\n",
+        )
     }
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
-    let doc = shared.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let doc = shared
+        .status
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     axum::Json(doc).into_response()
 }
 
@@ -322,22 +385,32 @@ impl Controller {
     }
 
     async fn run(mut self, mut active: watch::Receiver<bool>) -> anyhow::Result<()> {
-        let services = watcher(Api::<Service>::all(self.client.clone()), watcher::Config::default())
-            .default_backoff()
-            .map(Feed::Services)
-            .boxed();
+        let services = watcher(
+            Api::<Service>::all(self.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(Feed::Services)
+        .boxed();
         let pool_resource = kube::core::ApiResource::erase::<IPAddressPool>(&());
         let pools = watcher(
-            Api::<DynamicObject>::namespaced_with(self.client.clone(), &self.namespace, &pool_resource),
+            Api::<DynamicObject>::namespaced_with(
+                self.client.clone(),
+                &self.namespace,
+                &pool_resource,
+            ),
             watcher::Config::default(),
         )
         .default_backoff()
         .map(Feed::Pools)
         .boxed();
-        let namespaces = watcher(Api::<Namespace>::all(self.client.clone()), watcher::Config::default())
-            .default_backoff()
-            .map(Feed::Namespaces)
-            .boxed();
+        let namespaces = watcher(
+            Api::<Namespace>::all(self.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(Feed::Namespaces)
+        .boxed();
         let mut feeds = futures::stream::select_all([services, pools, namespaces]);
         self.set_active(*active.borrow_and_update());
         loop {
@@ -486,7 +559,11 @@ impl Controller {
             }
             Watched::Apply(o) => {
                 // Our own status writes come back here; only spec and labels are configuration.
-                if self.pools.get(&name(&o)).is_none_or(|old| !same_pool(old, &o)) {
+                if self
+                    .pools
+                    .get(&name(&o))
+                    .is_none_or(|old| !same_pool(old, &o))
+                {
                     self.config_dirty = true;
                 }
                 self.pools.insert(name(&o), o);
@@ -658,9 +735,9 @@ impl Controller {
             // Services holding addresses first, as MetalLB orders a full pass.
             let (held, rest): (Vec<ServiceRef>, Vec<ServiceRef>) =
                 dirty.into_iter().partition(|k| {
-                    self.services.get(k).is_some_and(|s| {
-                        !io::request_of(s).ingress.is_empty()
-                    })
+                    self.services
+                        .get(k)
+                        .is_some_and(|s| !io::request_of(s).ingress.is_empty())
                 });
             for key in held.into_iter().chain(rest) {
                 self.converge(&key);
@@ -742,7 +819,10 @@ impl Controller {
                 self.desired.remove(&key);
                 // Keep the written object unless the watch has brought a newer one already,
                 // so the Service is not written again from a stale copy.
-                let current = self.services.get(&key).and_then(|s| s.metadata.resource_version.clone());
+                let current = self
+                    .services
+                    .get(&key)
+                    .and_then(|s| s.metadata.resource_version.clone());
                 if current == rv {
                     self.services.insert(key.clone(), svc);
                 }
@@ -845,7 +925,12 @@ fn reference_of(s: &Service) -> ObjectReference {
     }
 }
 
-fn pool_config(o: &DynamicObject) -> (Option<&serde_json::Value>, Option<&BTreeMap<String, String>>) {
+fn pool_config(
+    o: &DynamicObject,
+) -> (
+    Option<&serde_json::Value>,
+    Option<&BTreeMap<String, String>>,
+) {
     (o.data.get("spec"), o.metadata.labels.as_ref())
 }
 
@@ -854,7 +939,10 @@ fn same_pool(a: &DynamicObject, b: &DynamicObject) -> bool {
 }
 
 fn same_pools(a: &BTreeMap<String, DynamicObject>, b: &BTreeMap<String, DynamicObject>) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|((n, x), (m, y))| n == m && same_pool(x, y))
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((n, x), (m, y))| n == m && same_pool(x, y))
 }
 
 /// Writes the allocation Events, in order, without holding up status writes.
@@ -864,7 +952,11 @@ async fn write_events(
 ) {
     let reporter = Reporter {
         controller: "herald-controller".into(),
-        instance: std::env::var("POD_NAME").ok().or_else(|| hostname::get().ok().map(|h| h.to_string_lossy().into_owned())),
+        instance: std::env::var("POD_NAME").ok().or_else(|| {
+            hostname::get()
+                .ok()
+                .map(|h| h.to_string_lossy().into_owned())
+        }),
     };
     let recorder = Recorder::new(client, reporter);
     while let Some((reference, e)) = rx.recv().await {

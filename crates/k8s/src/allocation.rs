@@ -97,7 +97,10 @@ pub fn request_of(svc: &Service) -> Request {
 /// Whether the controller serves `svc`: MetalLB's `loadBalancerClass` rule (no class unless
 /// `--lb-class` names one, then exactly that class).
 pub fn is_our_class(svc: &Service, class: Option<&str>) -> bool {
-    let theirs = svc.spec.as_ref().and_then(|s| s.load_balancer_class.as_deref());
+    let theirs = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.load_balancer_class.as_deref());
     theirs == class
 }
 
@@ -149,9 +152,13 @@ pub async fn write_pool_status(
     counters: &PoolCounters,
 ) -> Result<(), kube::Error> {
     let api: Api<IPAddressPool> = Api::namespaced(client.clone(), namespace);
-    api.patch_status(pool, &PatchParams::default(), &Patch::Merge(pool_status(counters)))
-        .await
-        .map(|_| ())
+    api.patch_status(
+        pool,
+        &PatchParams::default(),
+        &Patch::Merge(pool_status(counters)),
+    )
+    .await
+    .map(|_| ())
 }
 
 /// The controller's ConfigurationState (`controller`, labelled
@@ -186,7 +193,8 @@ pub async fn write_configuration_state(
         },
     });
     let params = PatchParams::apply("herald-controller").force();
-    api.patch("controller", &params, &Patch::Apply(&object)).await?;
+    api.patch("controller", &params, &Patch::Apply(&object))
+        .await?;
     let status = json!({
         "apiVersion": "metallb.io/v1beta1",
         "kind": "ConfigurationState",
@@ -243,11 +251,17 @@ mod tests {
         assert_eq!(r.ports[0].to_string(), "UDP/80");
         assert_eq!(r.ports[1].to_string(), "TCP/443");
         assert_eq!(r.ingress, ["192.0.2.1"]);
-        assert_eq!(r.load_balancer_ips.as_deref(), Some("192.0.2.1,2001:db8::1"));
+        assert_eq!(
+            r.load_balancer_ips.as_deref(),
+            Some("192.0.2.1,2001:db8::1")
+        );
         assert_eq!(r.allocated_from_pool.as_deref(), Some("old"));
         assert_eq!(
             r.deprecated_annotations,
-            ["metallb.universe.tf/address-pool", "metallb.universe.tf/allow-shared-ip"]
+            [
+                "metallb.universe.tf/address-pool",
+                "metallb.universe.tf/allow-shared-ip"
+            ]
         );
     }
 

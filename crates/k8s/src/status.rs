@@ -109,7 +109,8 @@ impl ServiceStatusWriter {
 
     /// Everything this node answers for at Layer 2, replacing what was said before.
     pub fn set_l2(&self, l2: BTreeMap<ServiceRef, BTreeMap<IpAddr, BTreeSet<String>>>) {
-        self.tx.send_if_modified(|a| std::mem::replace(&mut a.l2, l2.clone()) != l2);
+        self.tx
+            .send_if_modified(|a| std::mem::replace(&mut a.l2, l2.clone()) != l2);
     }
 
     /// The peers each Service is announced to from this node, replacing what was said before.
@@ -230,12 +231,22 @@ async fn reconcile(
     let wanted: BTreeMap<ServiceRef, Value> = if l2 {
         want.l2
             .keys()
-            .filter_map(|s| Some((s.clone(), serde_json::to_value(want.l2_status(node, s)?).ok()?)))
+            .filter_map(|s| {
+                Some((
+                    s.clone(),
+                    serde_json::to_value(want.l2_status(node, s)?).ok()?,
+                ))
+            })
             .collect()
     } else {
         want.bgp
             .keys()
-            .filter_map(|s| Some((s.clone(), serde_json::to_value(want.bgp_status(node, s)?).ok()?)))
+            .filter_map(|s| {
+                Some((
+                    s.clone(),
+                    serde_json::to_value(want.bgp_status(node, s)?).ok()?,
+                ))
+            })
             .collect()
     };
     // Objects of Services no longer announced here, and duplicates, go.
@@ -289,8 +300,12 @@ async fn reconcile(
                 name
             }
         };
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
-            .await?;
+        api.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await?;
         have.insert(key, vec![(name, status)]);
     }
     Ok(())

@@ -42,6 +42,7 @@
 
 mod http;
 mod objects;
+mod protobuf;
 mod resources;
 mod select;
 mod services;

@@ -55,8 +55,7 @@ impl ServiceNetwork {
             }
             cidrs.push((addr, len));
         }
-        if cidrs.len() > 2 || (cidrs.len() == 2 && cidrs[0].0.is_ipv4() == cidrs[1].0.is_ipv4())
-        {
+        if cidrs.len() > 2 || (cidrs.len() == 2 && cidrs[0].0.is_ipv4() == cidrs[1].0.is_ipv4()) {
             return Err(format!(
                 "{text:?}: give one CIDR, or one of each family (dual-stack)"
             ));
@@ -92,7 +91,11 @@ impl ServiceNetwork {
         let (net, len) = self.cidr_of(fam)?;
         let host = u32::from(if net.is_ipv4() { 32 - len } else { 128 - len });
         let base = (bits(&net) >> host) << host;
-        let size = if host >= 64 { u128::from(u64::MAX) } else { 1u128 << host };
+        let size = if host >= 64 {
+            u128::from(u64::MAX)
+        } else {
+            1u128 << host
+        };
         (10..size.saturating_sub(1))
             .map(|i| from_bits(&net, base + i))
             .find(|ip| !self.used.contains(ip))
@@ -110,7 +113,11 @@ impl ServiceNetwork {
         }
         let strings = |v: &Value| -> Vec<String> {
             v.as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let mut cluster_ips = strings(&spec["clusterIPs"]);
@@ -177,7 +184,11 @@ impl ServiceNetwork {
         if policy == "SingleStack" && (families.len() > 1 || cluster_ips.len() > 1) {
             return Err(format!(
                 "spec.ipFamilyPolicy: Invalid value: \"SingleStack\": must be RequireDualStack or PreferDualStack when multiple {} are specified",
-                if cluster_ips.len() > 1 { "'clusterIPs'" } else { "'ipFamilies'" }
+                if cluster_ips.len() > 1 {
+                    "'clusterIPs'"
+                } else {
+                    "'ipFamilies'"
+                }
             ));
         }
         if policy == "RequireDualStack" && !self.is_dual_stack() {
@@ -197,7 +208,11 @@ impl ServiceNetwork {
             families.push(family(&self.cidrs[0].0).to_owned());
         }
         if policy != "SingleStack" && families.len() == 1 && self.is_dual_stack() {
-            let other = if families[0] == "IPv4" { "IPv6" } else { "IPv4" };
+            let other = if families[0] == "IPv4" {
+                "IPv6"
+            } else {
+                "IPv4"
+            };
             families.push(other.to_owned());
         }
         let ips: Vec<String> = if headless {
@@ -290,7 +305,11 @@ mod tests {
             "spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster"
         );
         assert_eq!(
-            admit("10.96.0.0/12", json!({"ipFamilyPolicy": "RequireDualStack"})).unwrap_err(),
+            admit(
+                "10.96.0.0/12",
+                json!({"ipFamilyPolicy": "RequireDualStack"})
+            )
+            .unwrap_err(),
             "spec.ipFamilyPolicy: Invalid value: \"RequireDualStack\": this cluster is not configured for dual-stack services"
         );
     }
@@ -304,14 +323,21 @@ mod tests {
         .unwrap();
         assert_eq!(s["ipFamilies"], json!(["IPv6", "IPv4"]));
         assert_eq!(s["clusterIPs"], json!(["fd00:10:96::a", "10.96.0.10"]));
-        let s = admit("10.96.0.0/12,fd00:10:96::/112", json!({"ipFamilies": ["IPv6", "IPv4"]}))
-            .unwrap();
+        let s = admit(
+            "10.96.0.0/12,fd00:10:96::/112",
+            json!({"ipFamilies": ["IPv6", "IPv4"]}),
+        )
+        .unwrap();
         assert_eq!(s["ipFamilyPolicy"], "RequireDualStack");
         assert_eq!(s["ipFamilies"], json!(["IPv6", "IPv4"]));
         let s = admit("10.96.0.0/12,fd00:10:96::/112", json!({})).unwrap();
         assert_eq!(s["ipFamilies"], json!(["IPv4"]));
         assert_eq!(
-            admit("10.96.0.0/12,fd00:10:96::/112", json!({"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4", "IPv6"]})).unwrap_err(),
+            admit(
+                "10.96.0.0/12,fd00:10:96::/112",
+                json!({"ipFamilyPolicy": "SingleStack", "ipFamilies": ["IPv4", "IPv6"]})
+            )
+            .unwrap_err(),
             "spec.ipFamilyPolicy: Invalid value: \"SingleStack\": must be RequireDualStack or PreferDualStack when multiple 'ipFamilies' are specified"
         );
     }
@@ -322,7 +348,11 @@ mod tests {
         let mut a = json!({"spec": {}});
         n.admit(&mut a).unwrap();
         let mut b = json!({"spec": {"clusterIP": "10.96.0.10"}});
-        assert!(n.admit(&mut b).unwrap_err().contains("provided IP is already allocated"));
+        assert!(
+            n.admit(&mut b)
+                .unwrap_err()
+                .contains("provided IP is already allocated")
+        );
         let mut c = json!({"spec": {}});
         n.admit(&mut c).unwrap();
         assert_eq!(c["spec"]["clusterIP"], "10.96.0.11");

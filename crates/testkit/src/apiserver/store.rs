@@ -73,8 +73,25 @@ impl ApiError {
     }
 
     pub fn invalid(def: &ResourceDef, name: &str, message: impl Into<String>) -> Self {
-        let msg = format!("{} \"{name}\" is invalid: {}", def.kind, message.into());
-        Self::new(422, "Invalid", msg).about(def, name)
+        let message = message.into();
+        let msg = format!("{} \"{name}\" is invalid: {message}", def.kind);
+        // As a real server: the kind (not the resource) and one cause per field, which is
+        // what kubectl prints ("The Service \"x\" is invalid: spec.f: Invalid value: ...").
+        let (field, text) = match message.split_once(": ") {
+            Some((f, t)) if !f.contains(' ') => (f.to_owned(), t.to_owned()),
+            _ => (String::new(), message.clone()),
+        };
+        let mut details = json!({
+            "name": name,
+            "kind": def.kind,
+            "causes": [{"reason": "FieldValueInvalid", "message": text, "field": field}],
+        });
+        if !def.group.is_empty() {
+            details["group"] = json!(def.group);
+        }
+        let mut e = Self::new(422, "Invalid", msg);
+        e.details = Some(details);
+        e
     }
 
     pub fn expired(message: impl Into<String>) -> Self {
@@ -1118,7 +1135,10 @@ mod tests {
             namespace: "a",
         };
         let o = s
-            .create(&t, json!({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer"}}))
+            .create(
+                &t,
+                json!({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer"}}),
+            )
             .unwrap();
         assert_eq!(o["spec"]["clusterIPs"], json!(["10.96.0.10"]));
         let mut w = o.clone();
@@ -1126,9 +1146,15 @@ mod tests {
         w["metadata"]["annotations"] = json!({"metallb.io/ip-allocated-from-pool": "p"});
         w["spec"]["type"] = json!("ClusterIP");
         let n = s.update(&t, "lb", w, true).unwrap();
-        assert_eq!(n["metadata"]["annotations"]["metallb.io/ip-allocated-from-pool"], "p");
+        assert_eq!(
+            n["metadata"]["annotations"]["metallb.io/ip-allocated-from-pool"],
+            "p"
+        );
         assert_eq!(n["status"]["loadBalancer"]["ingress"][0]["ip"], "192.0.2.1");
-        assert_eq!(n["spec"]["type"], "LoadBalancer", "a status write leaves the spec");
+        assert_eq!(
+            n["spec"]["type"], "LoadBalancer",
+            "a status write leaves the spec"
+        );
         // A PUT without the cluster IPs keeps them.
         let put = json!({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer"}});
         let n = s.update(&t, "lb", put, false).unwrap();
@@ -1140,7 +1166,10 @@ mod tests {
             .unwrap();
         assert_eq!(o["spec"]["clusterIP"], "10.96.0.10");
         let bad = s
-            .create(&t, json!({"metadata": {"name": "v6"}, "spec": {"ipFamilies": ["IPv6"]}}))
+            .create(
+                &t,
+                json!({"metadata": {"name": "v6"}, "spec": {"ipFamilies": ["IPv6"]}}),
+            )
             .unwrap_err();
         assert_eq!(bad.code, 422);
         assert_eq!(

@@ -381,7 +381,10 @@ fn cluster() -> Vec<Value> {
     // web asks for its pool, api for its addresses: both as MetalLB's annotations say.
     for (service, annotations) in [
         ("web", json!({"metallb.io/address-pool": "lan"})),
-        ("api", json!({"metallb.io/loadBalancerIPs": format!("{},{}", API.0, API.1)})),
+        (
+            "api",
+            json!({"metallb.io/loadBalancerIPs": format!("{},{}", API.0, API.1)}),
+        ),
     ] {
         objects.push(json!({
             "apiVersion": "v1", "kind": "Service",
