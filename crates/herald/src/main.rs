@@ -12,6 +12,7 @@ mod config;
 mod controller;
 mod http;
 mod layer2;
+mod leadership;
 mod logging;
 mod metrics;
 mod render;

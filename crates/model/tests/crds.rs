@@ -59,7 +59,9 @@ fn every_kind_is_namespaced_and_bgppeer_stores_v1beta2() {
         assert!(version["subresources"]["status"].is_object(), "{file}");
         let required = &version["schema"]["openAPIV3Schema"]["required"];
         assert!(
-            !required.as_array().is_some_and(|r| r.iter().any(|x| x == "spec")),
+            !required
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x == "spec")),
             "{file}: MetalLB's objects have no spec to require"
         );
     }
