@@ -2,8 +2,8 @@
 //! does (cluster IPs from its service CIDRs), kubectl creates the seed documents' pools and
 //! Services, and the controller, through its production client code, writes the addresses
 //! MetalLB's controller would, with MetalLB's Events, annotation and pool status. Also: a
-//! controller killed in the middle of a burst of creations, and another taking over, give no
-//! address twice. Runs unprivileged (the API server and the controller share loopback);
+//! controller killed in the middle of a burst of creations, and its standby replica taking
+//! over through the election, give no address twice. Runs unprivileged (the API server and the controller share loopback);
 //! nothing is timed.
 
 use serde_json::{Value, json};
@@ -80,6 +80,18 @@ impl Cluster {
 
     fn controller(&self) -> Speaker {
         Speaker::controller(&self.kubeconfig, &["--namespace", "metallb-system"])
+    }
+
+    /// A controller replica that the API server counts as client `name`.
+    fn replica(&self, name: &str) -> Speaker {
+        let kubeconfig = self._dir.path().join(name);
+        self.server
+            .write_kubeconfig(&kubeconfig, name)
+            .expect("writing the kubeconfig");
+        Speaker::controller(
+            &kubeconfig,
+            &["--namespace", "metallb-system", "--identity", name],
+        )
     }
 
     fn service(&self, ns: &str, name: &str) -> Value {
@@ -194,7 +206,7 @@ fn the_seed_services_get_exactly_what_metallb_assigns() {
     );
     services += &service_yaml("plain", "", "");
     cluster.apply(&services);
-    let _controller = cluster.controller();
+    let controller = cluster.controller();
 
     let want: BTreeMap<&str, (Vec<&str>, &str)> = [
         ("v6-lbip", (vec!["2001:db8:6::5"], "v6-only")),
@@ -298,6 +310,24 @@ fn the_seed_services_get_exactly_what_metallb_assigns() {
         status,
         json!({"assignedIPv4": 5, "assignedIPv6": 4, "availableIPv4": 11, "availableIPv6": 12})
     );
+    // MetalLB's allocator metrics, with MetalLB's names and labels.
+    let metrics = cluster.eventually("the allocator metrics", |_| {
+        let text = testkit::http_get(controller.addr(), "/metrics")
+            .expect("GET /metrics")
+            .body;
+        text.contains("metallb_allocator_ipv4_addresses_in_use_total{pool=\"dual\"} 5")
+            .then_some(text)
+    });
+    for line in [
+        "metallb_allocator_ipv6_addresses_in_use_total{pool=\"dual\"} 4",
+        "metallb_allocator_addresses_in_use_total{pool=\"dual\"} 9",
+        "metallb_allocator_ipv4_addresses_total{pool=\"dual\"} 16",
+        "metallb_allocator_ipv6_addresses_total{pool=\"dual\"} 16",
+        "metallb_allocator_addresses_in_use_total{pool=\"reserved\"} 2",
+        "herald_controller_active 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in:\n{metrics}");
+    }
     let state = cluster.eventually("the ConfigurationState", |c| {
         c.server
             .objects("metallb.io/v1beta1", "ConfigurationState")
@@ -440,11 +470,23 @@ fn all_assigned(cluster: &Cluster, n: usize) -> BTreeMap<String, Vec<String>> {
 }
 
 #[test]
-fn a_controller_killed_in_a_burst_and_its_successor_give_no_address_twice() {
+fn a_controller_killed_in_a_burst_and_its_standby_give_no_address_twice() {
     const N: usize = 1000;
     let cluster = Cluster::start(DUAL_STACK);
     cluster.apply(&pool_yaml("burst", &["10.20.0.0/16", "fd00:20::/112"], ""));
-    let mut first = cluster.controller();
+    // Two replicas, as deploy/controller.yaml runs them: the election makes one active.
+    let mut replicas = [
+        cluster.replica("controller-a"),
+        cluster.replica("controller-b"),
+    ];
+    let active = cluster.eventually("one replica to become active", |_| {
+        let active: Vec<usize> = (0..2)
+            .filter(|&i| replicas[i].get_json("/status")["active"] == true)
+            .collect();
+        (active.len() == 1).then(|| active[0])
+    });
+    let names = ["controller-a", "controller-b"];
+    let standby = 1 - active;
     let server = cluster.server.controls();
     let creator = std::thread::spawn(move || {
         for i in 0..N {
@@ -458,19 +500,26 @@ fn a_controller_killed_in_a_burst_and_its_successor_give_no_address_twice() {
                 .expect("creating a Service");
         }
     });
-    // Kill it once it has written some, while creations go on.
-    cluster.eventually("the first controller's first writes", |c| {
+    // Kill the active replica once it has written some, while creations go on.
+    cluster.eventually("the active replica's first writes", |c| {
         (c.server
-            .requests_from("herald-controller", "patch", "services/status")
+            .requests_from(names[active], "patch", "services/status")
             >= 100)
             .then_some(())
     });
+    assert_eq!(
+        cluster
+            .server
+            .requests_from(names[standby], "patch", "services/status"),
+        0,
+        "the standby wrote a Service while the active replica was alive"
+    );
     let killed = Command::new("kill")
-        .args(["-KILL", &first.pid().to_string()])
+        .args(["-KILL", &replicas[active].pid().to_string()])
         .status()
         .expect("kill runs");
     assert!(killed.success());
-    let _ = first.wait_exit(PATIENCE);
+    let _ = replicas[active].wait_exit(PATIENCE);
     let before_takeover: BTreeMap<String, Vec<String>> = cluster
         .server
         .objects("v1", "Service")
@@ -487,9 +536,12 @@ fn a_controller_killed_in_a_burst_and_its_successor_give_no_address_twice() {
         })
         .collect();
     assert!(!before_takeover.is_empty());
-    let _second = cluster.controller();
     creator.join().expect("the creations finish");
     let all = all_assigned(&cluster, N);
+    assert!(
+        replicas[standby].get_json("/status")["active"] == true,
+        "the standby took over"
+    );
     let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
     for (name, ips) in &all {
         for ip in ips {

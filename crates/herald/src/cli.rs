@@ -47,6 +47,11 @@ pub struct ControllerArgs {
     #[arg(long = "lb-class", env = "HERALD_LB_CLASS", value_name = "CLASS")]
     pub lb_class: Option<String>,
 
+    /// This replica's name in the election of the active replica (Leases named
+    /// herald-controller-*) [default: the hostname and the process id].
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    pub identity: Option<String>,
+
     /// Where to serve /metrics, /healthz, /readyz and /status.
     #[arg(
         long,

@@ -2,10 +2,11 @@
 //! and writes them to `status.loadBalancer.ingress`, with MetalLB's controller's rules
 //! (the `ipam` crate decides; this module watches, converges and writes).
 //!
-//! One replica is active at a time; the others watch and wait. Allocation runs only while the
-//! `active` signal is true, and each time it turns true the allocator is rebuilt from scratch:
-//! every address already in a Service's status is registered before any Service is given a
-//! new one, so no address is handed to two Services that may not share it, across restarts
+//! One replica is active at a time; the others watch and wait. The replicas stand in an
+//! election of their own (`crates/election`, group `herald-controller`, one key
+//! `controller`): allocation runs only while this replica acts on that key, and each time
+//! it starts to, the allocator is rebuilt from scratch: every address already in a Service's
+//! status is registered before any Service is given a new one, so no address is handed to two Services that may not share it, across restarts
 //! and failovers alike. Every Service write is conditional on the resourceVersion it was
 //! decided from.
 //!
@@ -79,15 +80,71 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(listener, router).await });
     info!(addr = %local_addr, "serving metrics");
 
-    // Until the election crate lands this replica is always active; then the elector's
-    // "controller" key in group "herald-controller" drives this signal.
-    let (_active_tx, active) = watch::channel(true);
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let (elector, active) = elect(client.clone(), &namespace, &identity)?;
+    info!(identity = %identity, election = ELECTION, "standing for the active replica");
     let controller = Controller::new(client, namespace, args.lb_class.clone(), shared);
-    tokio::select! {
+    let result = tokio::select! {
         result = controller.run(active) => result,
         _ = sigterm.recv() => { info!(signal = "SIGTERM", "shutting down"); Ok(()) }
         _ = sigint.recv() => { info!(signal = "SIGINT", "shutting down"); Ok(()) }
-    }
+    };
+    // The controller (and every write it had in flight) is gone before the Lease is released,
+    // so the next replica never allocates beside this one.
+    elector.shutdown(RELEASE_TIMEOUT).await;
+    result
+}
+
+/// The election of the active replica: its own group, one key.
+const ELECTION: &str = "herald-controller";
+const KEY: &str = "controller";
+/// How long shutdown waits for the release of the Lease to be written.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Joins the controllers' election and returns the signal that is true while this replica
+/// holds its one key: allocation runs only then. The signal's sender goes away when the
+/// elector stops, which ends the controller.
+fn elect(
+    client: kube::Client,
+    namespace: &str,
+    identity: &str,
+) -> anyhow::Result<(election::Elector, watch::Receiver<bool>)> {
+    let (elector, mut events) =
+        election::Elector::start(client, election::Config::new(namespace, ELECTION, identity));
+    elector
+        .set_candidacy(BTreeMap::from([(
+            KEY.to_owned(),
+            election::Candidacy::default(),
+        )]))
+        .context("standing for the controller's election")?;
+    let (active_tx, active) = watch::channel(false);
+    let mut acting = elector.acting();
+    tokio::spawn(async move {
+        loop {
+            let now = acting.borrow_and_update().contains(KEY);
+            active_tx.send_if_modified(|was| std::mem::replace(was, now) != now);
+            if acting.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            debug!(?event, "controller election");
+        }
+    });
+    Ok((elector, active))
+}
+
+/// `$POD_NAME` (through clap) is the identity in a pod; elsewhere the hostname and the
+/// process id, so that replicas on one host stay distinct.
+fn default_identity() -> String {
+    let host = hostname::get()
+        .ok()
+        .map(|h| h.to_string_lossy().to_lowercase())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "herald".to_owned());
+    format!("{host}-{}", std::process::id())
 }
 
 /// A client from `kubeconfig`, else the in-cluster configuration, else `$KUBECONFIG` or
