@@ -15,7 +15,8 @@ use anyhow::Context as _;
 use k8s::{EventRecorder, RecorderConfig, ServiceAnnouncement, Snapshot, SourceConfig};
 use model::world::ServiceRef;
 use model::{Diagnostic, ResourceRef};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -279,12 +280,10 @@ impl Cluster {
             .set_bgp(k8s::ServiceStatusWriter::bgp_of(plan));
     }
 
-    /// The writer of this node's ServiceL2Status objects, for the Layer 2 election wiring:
-    /// `announce_l2` when this node starts answering for an address, `withdraw_l2` when it
-    /// stops.
-    #[allow(dead_code)]
-    pub fn statuses(&self) -> k8s::ServiceStatusWriter {
-        self.statuses.clone()
+    /// Has this node's ServiceL2Status objects say which addresses of each Service it answers
+    /// for now, and on which interfaces.
+    pub fn report_l2(&self, l2: BTreeMap<ServiceRef, BTreeMap<IpAddr, BTreeSet<String>>>) {
+        self.statuses.set_l2(l2);
     }
 
     /// Has Events written (in the background) for the last read's `diagnostics` and for
