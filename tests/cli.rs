@@ -238,3 +238,64 @@ fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
         .find(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{text}"))
 }
+
+#[test]
+fn check_prints_what_the_controller_would_assign_and_what_blocks_it() {
+    let dir = tempfile::tempdir().expect("a scratch directory");
+    let file = dir.path().join("pools.yaml");
+    let pool = |name: &str, range: &str| {
+        format!(
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: {name}\n  namespace: metallb-system\nspec:\n  addresses: [\"{range}\"]\n"
+        )
+    };
+    let service = |name: &str, policy: &str, families: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  type: LoadBalancer\n  ipFamilyPolicy: {policy}\n  ipFamilies: [{families}]\n  ports: [{{port: 80}}]\n"
+        )
+    };
+    let yaml = [
+        pool("ipv4-pool", "192.0.2.10-192.0.2.20"),
+        pool("ipv6-pool", "2001:db8::10-2001:db8::20"),
+        service("single", "SingleStack", "IPv6"),
+        service("dual", "RequireDualStack", "IPv4, IPv6"),
+    ]
+    .join("---\n");
+    std::fs::write(&file, yaml).expect("writing the file");
+    let file = file.display().to_string();
+
+    let out = herald(["check", &file]);
+    let text = &out.stdout;
+    assert!(
+        text.contains("Allocation (2 LoadBalancer Services without addresses"),
+        "{out:#?}"
+    );
+    let row = text
+        .lines()
+        .find(|l| l.contains("default/single"))
+        .unwrap_or_else(|| panic!("no row for default/single: {text}"));
+    assert!(
+        row.contains("2001:db8::10") && row.contains("ipv6-pool"),
+        "{row}"
+    );
+    assert!(
+        text.contains(
+            "cannot allocate default/dual: Failed to allocate IP for \"default/dual\": no available IPs: RequireDualStack, but no auto-assign pool has both IPv4 and IPv6 ranges: pools ipv4-pool and ipv6-pool each hold one family; put both families in one pool, or name a dual-stack pool with metallb.io/address-pool"
+        ),
+        "{text}"
+    );
+
+    let out = herald(["check", &file, "--output", "json"]);
+    let doc: Value = serde_json::from_str(&out.stdout).expect("stdout is one JSON document");
+    let allocations = doc["allocations"].as_array().expect("allocations");
+    let dual = allocations
+        .iter()
+        .find(|a| a["service"] == "default/dual")
+        .expect("default/dual is listed");
+    assert_eq!(dual["addresses"], serde_json::json!([]), "{doc:#}");
+    assert!(
+        dual["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("RequireDualStack")),
+        "{doc:#}"
+    );
+}

@@ -12,7 +12,8 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,6 +83,21 @@ impl Actuators {
 
     /// How this node stands towards each Service of `plan` (the running plan, applied):
     /// the protocols it announces the Service with, and what failed. For Events.
+    /// What this node answers for at Layer 2 now: per Service, each address and its
+    /// interfaces (for MetalLB's ServiceL2Status objects).
+    pub fn l2_answering(
+        &self,
+        plan: &NodePlan,
+    ) -> BTreeMap<ServiceRef, BTreeMap<IpAddr, BTreeSet<String>>> {
+        let mut out: BTreeMap<ServiceRef, BTreeMap<IpAddr, BTreeSet<String>>> = BTreeMap::new();
+        for a in self.layer2.resolve(&plan.l2).unwrap_or_default() {
+            if a.answering && a.why_not().is_none() {
+                out.entry(a.service).or_default().insert(a.ip, a.interfaces);
+            }
+        }
+        out
+    }
+
     pub fn service_report(&self, plan: &NodePlan) -> BTreeMap<ServiceRef, ServiceAnnouncement> {
         let mut report: BTreeMap<ServiceRef, ServiceAnnouncement> = BTreeMap::new();
         fn entry<'a>(

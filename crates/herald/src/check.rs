@@ -15,6 +15,19 @@ struct Report<'a> {
     valid: bool,
     diagnostics: &'a [model::Diagnostic],
     plans: &'a [NodePlan],
+    /// What `herald controller` would assign to the LoadBalancer Services without addresses.
+    allocations: &'a [Allocation],
+}
+
+/// One Service's addresses as `herald controller` would assign them.
+#[derive(Clone, Debug, Serialize)]
+struct Allocation {
+    service: String,
+    /// Empty when allocation fails.
+    addresses: Vec<std::net::IpAddr>,
+    pool: Option<String>,
+    /// Why it fails, in the words of the controller's AllocationFailed Event.
+    error: Option<String>,
 }
 
 /// Exit code 0 when the configuration has no errors, 1 when it has.
@@ -22,6 +35,10 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let evaluated = evaluate(&args.files, args.lb_class.as_deref());
     let valid = evaluated.world.is_some();
     let plans = plans(&evaluated, args.node.as_deref());
+    let allocations = match &evaluated.world {
+        Some(world) => allocations(world, &args.files, args.lb_class.as_deref()),
+        None => Vec::new(),
+    };
     let unknown = match (&evaluated.world, &args.node) {
         (Some(world), Some(node)) => crate::config::unknown_node(world, node),
         _ => None,
@@ -35,6 +52,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 valid,
                 diagnostics: &evaluated.diagnostics,
                 plans: &plans,
+                allocations: &allocations,
             };
             serde_json::to_writer_pretty(&mut out, &report).context("writing the report")?;
             writeln!(out).context("writing the report")?;
@@ -49,6 +67,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             }
             if valid {
                 write_valid(&mut out, &evaluated, &plans, args)?;
+                write_allocations(&mut out, &allocations)?;
             }
         }
     }
@@ -142,4 +161,109 @@ fn plural(n: usize, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
+}
+
+/// The Services of type LoadBalancer (of our class) that have no addresses yet, allocated
+/// as `herald controller` would: those with addresses are registered first, then the others
+/// converge in name order. A Service without cluster IPs (files rarely have them) is read as
+/// the API server of a dual-stack cluster, IPv4 first, would default it from its
+/// `ipFamilies` and `ipFamilyPolicy`.
+fn allocations(
+    world: &model::World,
+    files: &[std::path::PathBuf],
+    lb_class: Option<&str>,
+) -> Vec<Allocation> {
+    let loaded = model::file::load_files(files);
+    let mut allocator = ipam::Allocator::new();
+    allocator.set_pools(&world.pools, &Default::default());
+    let mut requests: Vec<ipam::Request> = loaded
+        .resources
+        .services
+        .iter()
+        .filter(|s| k8s::allocation::is_our_class(&s.object, lb_class))
+        .map(|s| defaulted(k8s::allocation::request_of(&s.object)))
+        .filter(|r| r.is_load_balancer)
+        .collect();
+    requests.sort_by(|a, b| a.key.cmp(&b.key));
+    for r in &requests {
+        ipam::register(&mut allocator, r);
+    }
+    requests
+        .iter()
+        .filter(|r| r.ingress.is_empty())
+        .map(|r| {
+            let out = ipam::converge(&mut allocator, r);
+            let error = out
+                .events
+                .iter()
+                .find(|e| e.kind == ipam::EventType::Warning)
+                .map(|e| e.message.clone());
+            Allocation {
+                service: r.key.to_string(),
+                addresses: out.ingress.clone(),
+                pool: out.pool.clone(),
+                error: if out.failed { error } else { None },
+            }
+        })
+        .collect()
+}
+
+/// Cluster IPs and families as a dual-stack API server (IPv4 first) would give them.
+fn defaulted(mut r: ipam::Request) -> ipam::Request {
+    use model::world::Family;
+    if !r.cluster_ips.is_empty() {
+        return r;
+    }
+    let mut families = r.ip_families.clone();
+    if families.is_empty() {
+        families.push(Family::Ipv4);
+    }
+    if r.policy != ipam::FamilyPolicy::SingleStack && families.len() == 1 {
+        families.push(match families[0] {
+            Family::Ipv4 => Family::Ipv6,
+            Family::Ipv6 => Family::Ipv4,
+        });
+    }
+    families.truncate(if r.policy == ipam::FamilyPolicy::SingleStack {
+        1
+    } else {
+        2
+    });
+    r.cluster_ips = families
+        .iter()
+        .map(|f| match f {
+            Family::Ipv4 => "10.96.0.10".to_owned(),
+            Family::Ipv6 => "fd00:10:96::a".to_owned(),
+        })
+        .collect();
+    r.ip_families = families;
+    r
+}
+
+fn write_allocations(out: &mut impl Write, allocations: &[Allocation]) -> anyhow::Result<()> {
+    if allocations.is_empty() {
+        return Ok(());
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Allocation ({} without addresses; what herald controller would assign):",
+        plural(allocations.len(), "LoadBalancer Service")
+    )?;
+    let mut table = render::Table::new(&["SERVICE", "ADDRESSES", "POOL"]);
+    for a in allocations.iter().filter(|a| a.error.is_none()) {
+        let ips: Vec<String> = a.addresses.iter().map(ToString::to_string).collect();
+        table.row(vec![
+            a.service.clone(),
+            ips.join(", "),
+            a.pool.clone().unwrap_or_default(),
+        ]);
+    }
+    write!(out, "{}", table.render("  "))?;
+    for a in allocations {
+        if let Some(e) = &a.error {
+            writeln!(out, "  cannot allocate {}: {e}", a.service)?;
+        }
+    }
+    Ok(())
 }

@@ -25,6 +25,44 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the node speaker daemon.
     Speaker(SpeakerArgs),
+    /// Assign addresses from the IPAddressPools to LoadBalancer Services, as MetalLB's
+    /// controller does (one active replica; the others stand by).
+    Controller(ControllerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// The kubeconfig to reach the API server with [default: the in-cluster configuration,
+    /// else $KUBECONFIG or ~/.kube/config].
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The namespace of the IPAddressPools (and of the controller's Lease and
+    /// ConfigurationState) [default: the pod's namespace, else metallb-system].
+    #[arg(long, env = "POD_NAMESPACE", value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Serve only Services of this spec.loadBalancerClass [default: Services without a
+    /// class, as MetalLB does].
+    #[arg(long = "lb-class", env = "HERALD_LB_CLASS", value_name = "CLASS")]
+    pub lb_class: Option<String>,
+
+    /// This replica's name in the election of the active replica (Leases named
+    /// herald-controller-*) [default: the hostname and the process id].
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    pub identity: Option<String>,
+
+    /// Where to serve /metrics, /healthz, /readyz and /status.
+    #[arg(
+        long,
+        env = "HERALD_METRICS_ADDR",
+        default_value = "0.0.0.0:7472",
+        value_name = "ADDR"
+    )]
+    pub metrics_addr: SocketAddr,
+
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +257,19 @@ pub enum Mode {
         kubeconfig: Option<PathBuf>,
         namespace: String,
     },
+}
+
+/// `--namespace`, else the pod's namespace, else `metallb-system`.
+pub fn resolve_namespace(namespace: Option<String>) -> String {
+    namespace
+        .filter(|n| !n.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string(POD_NAMESPACE_FILE)
+                .ok()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+        })
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
 }
 
 impl SourceArgs {

@@ -28,7 +28,7 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
 }
 
 /// herald's own crates.
-const OURS: &[&str] = &["herald", "l2", "bgp", "k8s", "model"];
+const OURS: &[&str] = &["herald", "l2", "bgp", "k8s", "model", "ipam"];
 
 /// A bare level is for herald's own crates; the libraries under them (the HTTP and
 /// Kubernetes client stacks) stay at `info` at most, or `debug` would bury herald's lines

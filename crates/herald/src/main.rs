@@ -1,13 +1,15 @@
 //! The `herald` binary: command line, wiring, metrics/health HTTP and signals.
 //!
 //! Owns no protocol or configuration logic of its own: it reads configuration through
-//! `model`, and hands plans to the Layer 2 (`l2`) and BGP (`bgp`) actuators.
+//! `model`, and hands plans to the Layer 2 (`l2`) and BGP (`bgp`) actuators; allocation
+//! (`herald controller`) is `ipam`'s.
 
 mod actuators;
 mod bgp_speaker;
 mod check;
 mod cli;
 mod config;
+mod controller;
 mod http;
 mod layer2;
 mod leadership;
@@ -33,6 +35,32 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Speaker(args) => run_speaker(args),
+        cli::Command::Controller(args) => run_controller(args),
+    }
+}
+
+fn run_controller(args: cli::ControllerArgs) -> ExitCode {
+    if let Err(e) = logging::init(&args.log) {
+        eprintln!("herald controller: {e:#}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("herald-controller")
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(controller::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "herald controller failed");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -15,7 +15,8 @@ use anyhow::Context as _;
 use k8s::{EventRecorder, RecorderConfig, ServiceAnnouncement, Snapshot, SourceConfig};
 use model::world::ServiceRef;
 use model::{Diagnostic, ResourceRef};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,6 +184,8 @@ pub struct Cluster {
     /// The snapshot the running plan's read came from, for the Events about it.
     last: Option<Arc<Snapshot>>,
     reports: watch::Sender<Option<Report>>,
+    /// MetalLB's ServiceL2Status / ServiceBGPStatus objects of this node.
+    statuses: k8s::ServiceStatusWriter,
 }
 
 /// What the Events should say now.
@@ -219,6 +222,7 @@ impl Cluster {
         let mut source_config = SourceConfig::new(namespace.clone(), node);
         source_config.load_balancer_class = lb_class;
         let (source, snapshots) = k8s::Source::start(client.clone(), source_config);
+        let statuses = k8s::ServiceStatusWriter::start(client.clone(), namespace.clone(), node);
         let metrics = source.metrics();
         let (reports, reports_rx) = watch::channel(None);
         tokio::spawn(write_events(
@@ -226,6 +230,7 @@ impl Cluster {
             reports_rx,
         ));
         let cluster = Cluster {
+            statuses,
             namespace,
             _source: source,
             snapshots,
@@ -266,6 +271,19 @@ impl Cluster {
             trigger: "cluster change",
             planned,
         })
+    }
+
+    /// Has this node's ServiceBGPStatus objects say which peers each Service of `plan` is
+    /// announced to.
+    pub fn report_bgp(&self, plan: &model::NodePlan) {
+        self.statuses
+            .set_bgp(k8s::ServiceStatusWriter::bgp_of(plan));
+    }
+
+    /// Has this node's ServiceL2Status objects say which addresses of each Service it answers
+    /// for now, and on which interfaces.
+    pub fn report_l2(&self, l2: BTreeMap<ServiceRef, BTreeMap<IpAddr, BTreeSet<String>>>) {
+        self.statuses.set_l2(l2);
     }
 
     /// Has Events written (in the background) for the last read's `diagnostics` and for

@@ -150,6 +150,10 @@ fn report(
     diagnostics: Option<Vec<model::Diagnostic>>,
 ) {
     let running = shared.read().plan.clone();
+    if let Some(plan) = &running {
+        cluster.report_bgp(plan);
+        cluster.report_l2(actuators.l2_answering(plan));
+    }
     let services = running
         .map(|plan| actuators.service_report(&plan))
         .unwrap_or_default();

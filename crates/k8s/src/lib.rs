@@ -11,7 +11,8 @@
 //! Must not touch: validation rules and what is announced where (that is `model`'s:
 //! `validate` and `plan` stay pure), Leases (that is `election`'s), sockets and routing
 //! protocols, and the binary's wiring, logging setup and Prometheus registry. It writes nothing
-//! to the API server but Events.
+//! to the API server but Events, MetalLB's status objects ([`ServiceStatusWriter`]) and, for
+//! `herald controller`, what allocation decides ([`allocation`]).
 //!
 //! # How the binary uses it
 //!
@@ -42,6 +43,7 @@
 //! # }
 //! ```
 
+pub mod allocation;
 mod debounce;
 mod error;
 mod events;
@@ -49,9 +51,11 @@ mod kinds;
 mod read;
 mod snapshot;
 mod source;
+mod status;
 mod store;
 
 pub use error::Error;
 pub use events::{EventRecorder, RecorderConfig, ServiceAnnouncement, reasons as event_reasons};
 pub use snapshot::Snapshot;
 pub use source::{Counters, Metrics, Source, SourceConfig};
+pub use status::{Announced, ServiceStatusWriter};

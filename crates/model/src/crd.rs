@@ -437,6 +437,33 @@ pub use v1beta1::{
 };
 pub use v1beta2::{BGPPeer, BGPPeerSpec, DynamicAsn};
 
+/// MetalLB's status kinds have no spec (ConfigurationState) or an empty optional one; the
+/// derived schema would require it, and reject MetalLB's own objects.
+fn without_spec(
+    mut crd: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    let no_spec = crd.spec.names.kind == "ConfigurationState";
+    for version in &mut crd.spec.versions {
+        let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        if let Some(required) = &mut schema.required {
+            required.retain(|r| r != "spec");
+            if required.is_empty() {
+                schema.required = None;
+            }
+        }
+        if no_spec && let Some(p) = &mut schema.properties {
+            p.remove("spec");
+        }
+    }
+    crd
+}
+
 /// The CustomResourceDefinitions for every kind above, as `(file name, YAML)`, in the order
 /// `deploy/crds/` holds them. BGPPeer serves v1beta1 and v1beta2 and stores v1beta2.
 pub fn definitions() -> Vec<(String, String)> {
@@ -456,6 +483,12 @@ pub fn definitions() -> Vec<(String, String)> {
         BFDProfile::crd(),
     ]
     .into_iter()
+    .chain([
+        crate::status::ServiceL2Status::crd(),
+        crate::status::ServiceBGPStatus::crd(),
+        crate::status::ConfigurationState::crd(),
+    ]
+    .map(without_spec))
     .map(|crd| {
         let file = format!("{}_{}.yaml", GROUP, crd.spec.names.plural);
         let yaml = serde_saphyr::to_string(&crd).expect("a CRD always serializes");

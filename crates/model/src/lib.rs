@@ -12,6 +12,7 @@ pub mod net;
 pub mod plan;
 pub mod resources;
 pub mod selector;
+pub mod status;
 pub mod validate;
 pub mod world;
 

@@ -46,7 +46,25 @@ fn deploy_crds_match_the_types() {
 #[test]
 fn every_kind_is_namespaced_and_bgppeer_stores_v1beta2() {
     let generated = model::crd::definitions();
-    assert_eq!(generated.len(), 6);
+    // Six configuration kinds and MetalLB's three status kinds.
+    assert_eq!(generated.len(), 9);
+    for file in [
+        "metallb.io_servicel2statuses.yaml",
+        "metallb.io_servicebgpstatuses.yaml",
+        "metallb.io_configurationstates.yaml",
+    ] {
+        let text = &generated.iter().find(|(f, _)| f == file).unwrap().1;
+        let crd: serde_json::Value = serde_saphyr::from_str(text).unwrap();
+        let version = &crd["spec"]["versions"][0];
+        assert!(version["subresources"]["status"].is_object(), "{file}");
+        let required = &version["schema"]["openAPIV3Schema"]["required"];
+        assert!(
+            !required
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x == "spec")),
+            "{file}: MetalLB's objects have no spec to require"
+        );
+    }
     let peers = &generated
         .iter()
         .find(|(f, _)| f == "metallb.io_bgppeers.yaml")

@@ -67,7 +67,7 @@ pub struct Cluster {
     /// Extra arguments every speaker gets.
     pub speaker_args: Vec<String>,
     _dir: tempfile::TempDir,
-    _control_plane: Netns,
+    control_plane: Netns,
     // Dropped last: the namespaces above hold the other ends of its ports.
     bridge: Bridge,
 }
@@ -130,7 +130,7 @@ impl Cluster {
             server,
             speaker_args: Vec::new(),
             _dir: dir,
-            _control_plane: control_plane,
+            control_plane,
             bridge,
         }
     }
@@ -234,6 +234,18 @@ impl Cluster {
         args.extend_from_slice(extra);
         let speaker = Speaker::start_in(&node.ns, &Vec::<PathBuf>::new(), &node.name, &args);
         self.nodes[i].speaker = Some(speaker);
+    }
+
+    /// Runs `herald controller` on the control plane (namespace `metallb-system`, plus
+    /// `extra`), to assign the Services' addresses.
+    pub fn controller(&self, extra: &[&str]) -> Speaker {
+        let kubeconfig = self._dir.path().join("controller.kubeconfig");
+        self.server
+            .write_kubeconfig(&kubeconfig, "herald-controller")
+            .expect("writing a kubeconfig");
+        let mut args = vec!["--namespace", NAMESPACE];
+        args.extend_from_slice(extra);
+        Speaker::controller_in(Some(&self.control_plane), &kubeconfig, &args)
     }
 
     /// Starts herald on every node, one right after the other.

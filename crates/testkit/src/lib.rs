@@ -257,7 +257,43 @@ impl Speaker {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         customize(&mut cmd);
-        let mut child = cmd.spawn().expect("spawning herald speaker");
+        Speaker::spawn(cmd, netns, own_netns)
+    }
+
+    /// Starts `herald controller --kubeconfig KUBECONFIG EXTRA...` in this network namespace
+    /// (it talks only to the API server), serving on 127.0.0.1, and waits until it logs the
+    /// address it serves on. The same handle as a speaker's: logs, `/status`, signals.
+    pub fn controller(kubeconfig: &Path, extra: &[&str]) -> Speaker {
+        Speaker::controller_in(None, kubeconfig, extra)
+    }
+
+    /// Like [`Speaker::controller`], in the network namespace `ns` when given (which must
+    /// outlive the controller), to reach an API server listening there.
+    pub fn controller_in(ns: Option<&netns::Netns>, kubeconfig: &Path, extra: &[&str]) -> Speaker {
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.name()]).arg(herald_bin());
+                c
+            }
+            None => Command::new(herald_bin()),
+        };
+        cmd.arg("controller")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--log-level", "debug"])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .env_remove("POD_NAMESPACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        Speaker::spawn(cmd, ns.map_or("", |n| n.name()), None)
+    }
+
+    fn spawn(mut cmd: Command, netns: &str, own_netns: Option<netns::Netns>) -> Speaker {
+        let mut child = cmd.spawn().expect("spawning herald");
         let logs: Arc<(Mutex<Logs>, Condvar)> = Arc::default();
         let stdout = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take().expect("piped stderr");
@@ -281,7 +317,7 @@ impl Speaker {
             )
             .unwrap_or_else(|| {
                 panic!(
-                    "herald speaker never said where it serves; its output:\n{}",
+                    "herald never said where it serves; its output:\n{}",
                     speaker.logs_text()
                 )
             });

@@ -267,7 +267,7 @@ pub async fn handle(State(s): State<Arc<Controls>>, req: Request) -> Response {
                 Method::POST
                     if r.name.is_none() && (r.namespace.is_some() || !r.def().namespaced) =>
                 {
-                    create(&s, &r, &bytes)
+                    create(&s, &r, &content_type, &bytes)
                 }
                 Method::PUT if r.name.is_some() => update(&s, &r, &bytes),
                 Method::PATCH if r.name.is_some() => patch(&s, &r, &content_type, &bytes),
@@ -441,11 +441,16 @@ fn list(s: &Controls, r: &ResReq, q: &HashMap<String, String>) -> Reply {
     ))
 }
 
-fn create(s: &Controls, r: &ResReq, bytes: &[u8]) -> Reply {
+fn create(s: &Controls, r: &ResReq, content_type: &str, bytes: &[u8]) -> Reply {
     if r.status {
         return Err(method_not_allowed());
     }
-    let obj = parse_body(bytes)?;
+    // kubectl's typed creates (`kubectl create namespace`) come as protobuf.
+    let obj = if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        super::protobuf::decode(bytes).map_err(|e| ApiError::new(415, "UnsupportedMediaType", e))?
+    } else {
+        parse_body(bytes)?
+    };
     if r.def().group == "events.k8s.io" {
         let mut checked = obj.clone();
         // The namespace the Event goes to is the request's, whatever the body says.

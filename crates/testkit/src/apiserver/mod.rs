@@ -23,6 +23,8 @@
 //!   its config's `default_retry` is off.
 //! - Setup and inspection without a client: [`Controls::create`], [`Controls::objects`],
 //!   [`Controls::open_watches`], [`Controls::resource_version`].
+//! - Services defaulted from service CIDRs as a real server does ([`Builder::service_cidrs`]):
+//!   `clusterIPs`, `ipFamilies`, `ipFamilyPolicy`, with its rejection messages.
 //! - The same controls over HTTP, under `/testkit/`: `counters`, `reset-counters`,
 //!   `stop?mode=hang|unavailable`, `resume`, `delay?ms=N`, `drop-watches`, `history?limit=N`,
 //!   `clear-history`, `cut-off?client=NAME&mode=…`, `restore?client=NAME`, `state`.
@@ -40,8 +42,10 @@
 
 mod http;
 mod objects;
+mod protobuf;
 mod resources;
 mod select;
+mod services;
 mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -314,6 +318,7 @@ pub struct Builder {
     listen: SocketAddr,
     history_limit: usize,
     bookmark_interval: Duration,
+    service_cidrs: Option<String>,
 }
 
 impl Builder {
@@ -335,6 +340,16 @@ impl Builder {
         self
     }
 
+    /// The service CIDRs (`--service-cluster-ip-range`): `10.96.0.0/12`, `fd00:10:96::/112`,
+    /// or one of each comma-separated for a dual-stack cluster, the primary family first.
+    /// With them, Services are given `clusterIPs`, `ipFamilies` and `ipFamilyPolicy` on
+    /// create, and refused as a real server refuses them (an IPv6 family on an IPv4-only
+    /// cluster, say); without them (the default) Services get no cluster IP.
+    pub fn service_cidrs(mut self, cidrs: &str) -> Self {
+        self.service_cidrs = Some(cidrs.to_owned());
+        self
+    }
+
     /// Like [`Builder::start`], listening inside the network namespace `netns`, where a
     /// speaker in that namespace reaches it (and clients of the test reach it through
     /// [`BlockingClient`]).
@@ -351,6 +366,10 @@ impl Builder {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let mut store = Store::new(self.history_limit);
+        if let Some(cidrs) = &self.service_cidrs {
+            store.services = services::ServiceNetwork::parse(cidrs)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        }
         let ns = resources::find("", "v1", "namespaces")
             .expect("the table serves namespaces")
             .0;
@@ -422,6 +441,7 @@ impl ApiServer {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             history_limit: 10_000,
             bookmark_interval: Duration::from_secs(5),
+            service_cidrs: None,
         }
     }
 

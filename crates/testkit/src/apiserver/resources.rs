@@ -107,6 +107,7 @@ pub static RESOURCES: &[ResourceDef] = &[
     def("metallb.io", MLB, "bfdprofiles", "bfdprofile", "BFDProfile", &[], NS, NoStatus),
     def("metallb.io", MLB, "servicel2statuses", "servicel2status", "ServiceL2Status", &[], NS, Reset),
     def("metallb.io", MLB, "servicebgpstatuses", "servicebgpstatus", "ServiceBGPStatus", &[], NS, Reset),
+    def("metallb.io", MLB, "configurationstates", "configurationstate", "ConfigurationState", &[], NS, Reset),
 ];
 
 /// Extra columns of `kubectl get` (between NAME and AGE): a header and a dotted path, which
@@ -131,6 +132,11 @@ static COLUMNS: &[(&str, &str, &[Column])] = &[
     ("metallb.io", "bgpadvertisements", &[("IPAddressPools", "spec.ipAddressPools"), ("Peers", "spec.peers")]),
     ("metallb.io", "bgppeers", &[("Address", "spec.peerAddress"), ("ASN", "spec.peerASN"),
         ("BFD Profile", "spec.bfdProfile"), ("Multi Hops", "spec.ebgpMultiHop")]),
+    ("metallb.io", "servicel2statuses", &[("Allocated Node", "status.node"), ("Service Name", "status.serviceName"),
+        ("Service Namespace", "status.serviceNamespace")]),
+    ("metallb.io", "servicebgpstatuses", &[("Node", "status.node"), ("Service Name", "status.serviceName"),
+        ("Service Namespace", "status.serviceNamespace")]),
+    ("metallb.io", "configurationstates", &[("Result", "status.result"), ("ErrorSummary", "status.errorSummary")]),
     ("metallb.io", "bfdprofiles", &[("Passive Mode", "spec.passiveMode"), ("Transmit Interval", "spec.transmitInterval"),
         ("Receive Interval", "spec.receiveInterval"), ("Multiplier", "spec.detectMultiplier")]),
 ];

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value, json};
 
 use super::resources::{RESOURCES, ResourceDef, StatusSub};
+use super::services::ServiceNetwork;
 
 /// An error as the API reports it: a `Status` object with a reason and an HTTP code.
 #[derive(Debug, Clone)]
@@ -72,8 +73,25 @@ impl ApiError {
     }
 
     pub fn invalid(def: &ResourceDef, name: &str, message: impl Into<String>) -> Self {
-        let msg = format!("{} \"{name}\" is invalid: {}", def.kind, message.into());
-        Self::new(422, "Invalid", msg).about(def, name)
+        let message = message.into();
+        let msg = format!("{} \"{name}\" is invalid: {message}", def.kind);
+        // As a real server: the kind (not the resource) and one cause per field, which is
+        // what kubectl prints ("The Service \"x\" is invalid: spec.f: Invalid value: ...").
+        let (field, text) = match message.split_once(": ") {
+            Some((f, t)) if !f.contains(' ') => (f.to_owned(), t.to_owned()),
+            _ => (String::new(), message.clone()),
+        };
+        let mut details = json!({
+            "name": name,
+            "kind": def.kind,
+            "causes": [{"reason": "FieldValueInvalid", "message": text, "field": field}],
+        });
+        if !def.group.is_empty() {
+            details["group"] = json!(def.group);
+        }
+        let mut e = Self::new(422, "Invalid", msg);
+        e.details = Some(details);
+        e
     }
 
     pub fn expired(message: impl Into<String>) -> Self {
@@ -139,6 +157,8 @@ pub struct Store {
     /// older version has missed something and gets 410 Expired.
     compacted: u64,
     seed: u64,
+    /// Service CIDRs and the cluster IPs given out; unconfigured, Services get none.
+    pub services: ServiceNetwork,
 }
 
 /// How a write names its target.
@@ -232,6 +252,7 @@ impl Store {
             history_limit,
             compacted: first_rv,
             seed,
+            services: ServiceNetwork::default(),
         }
     }
 
@@ -424,6 +445,11 @@ impl Store {
         }
         fold_string_data(def, &mut obj);
         default_service(def, &mut obj);
+        if is_service(def) {
+            self.services
+                .admit(&mut obj)
+                .map_err(|m| ApiError::invalid(def, &name, m))?;
+        }
         if def.plural == "namespaces" && def.group.is_empty() {
             obj["status"] = json!({"phase": "Active"});
         }
@@ -470,6 +496,15 @@ impl Store {
                     n.as_object_mut().map(|o| o.remove("status"));
                 }
             }
+            // A status write may change labels and annotations too, as on a real server
+            // (MetalLB writes metallb.io/ip-allocated-from-pool that way).
+            validate_labels(def, name, &body)?;
+            for field in ["labels", "annotations"] {
+                match body["metadata"].get(field) {
+                    Some(v) if !v.is_null() => _ = meta_mut(&mut n).insert(field.into(), v.clone()),
+                    _ => _ = meta_mut(&mut n).remove(field),
+                }
+            }
             n
         } else {
             let mut n = body;
@@ -497,6 +532,9 @@ impl Store {
                     }
                 }
             }
+            if is_service(def) {
+                ServiceNetwork::keep(&current, &mut n);
+            }
             default_service(def, &mut n);
             if spec_of(def, &n) != spec_of(def, &current) {
                 let g = cm.get("generation").and_then(Value::as_i64).unwrap_or(0);
@@ -516,6 +554,9 @@ impl Store {
         self.bump(&mut next);
         if meta(&next).get("deletionTimestamp").is_some() && !has_finalizers(&next) {
             self.objects.remove(&t.key(name));
+            if is_service(def) {
+                self.services.release(&next);
+            }
             self.record(t.res, EventType::Deleted, &next, None);
             return Ok(next);
         }
@@ -565,6 +606,9 @@ impl Store {
             return Ok(obj);
         }
         self.objects.remove(&t.key(name));
+        if is_service(def) {
+            self.services.release(&obj);
+        }
         self.bump(&mut obj);
         self.record(t.res, EventType::Deleted, &obj, None);
         if def.group.is_empty() && def.plural == "namespaces" {
@@ -577,6 +621,9 @@ impl Store {
                 .collect();
             for key in doomed {
                 if let Some(mut o) = self.objects.remove(&key) {
+                    if is_service(&RESOURCES[key.0]) {
+                        self.services.release(&o);
+                    }
                     self.bump(&mut o);
                     self.record(key.0, EventType::Deleted, &o, None);
                 }
@@ -769,6 +816,10 @@ pub fn validate_event_create(def: &ResourceDef, obj: &Value) -> Result<()> {
         format!("[{}]", errors.join(", "))
     };
     Err(ApiError::invalid(def, name, message))
+}
+
+fn is_service(def: &ResourceDef) -> bool {
+    def.group.is_empty() && def.plural == "services"
 }
 
 /// The defaults a real server gives every Service write, so code that reads them (traffic
@@ -1074,6 +1125,58 @@ mod tests {
         assert_eq!(
             same["metadata"]["resourceVersion"],
             o["metadata"]["resourceVersion"]
+        );
+    }
+
+    #[test]
+    fn status_writes_carry_labels_and_annotations_and_cluster_ips_stay() {
+        let mut s = store();
+        s.services = ServiceNetwork::parse("10.96.0.0/12").unwrap();
+        let t = Target {
+            res: svc(),
+            namespace: "a",
+        };
+        let o = s
+            .create(
+                &t,
+                json!({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer"}}),
+            )
+            .unwrap();
+        assert_eq!(o["spec"]["clusterIPs"], json!(["10.96.0.10"]));
+        let mut w = o.clone();
+        w["status"] = json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}});
+        w["metadata"]["annotations"] = json!({"metallb.io/ip-allocated-from-pool": "p"});
+        w["spec"]["type"] = json!("ClusterIP");
+        let n = s.update(&t, "lb", w, true).unwrap();
+        assert_eq!(
+            n["metadata"]["annotations"]["metallb.io/ip-allocated-from-pool"],
+            "p"
+        );
+        assert_eq!(n["status"]["loadBalancer"]["ingress"][0]["ip"], "192.0.2.1");
+        assert_eq!(
+            n["spec"]["type"], "LoadBalancer",
+            "a status write leaves the spec"
+        );
+        // A PUT without the cluster IPs keeps them.
+        let put = json!({"metadata": {"name": "lb"}, "spec": {"type": "LoadBalancer"}});
+        let n = s.update(&t, "lb", put, false).unwrap();
+        assert_eq!(n["spec"]["clusterIP"], "10.96.0.10");
+        // Deleting gives the address back.
+        s.delete(&t, "lb", &json!({})).unwrap();
+        let o = s
+            .create(&t, json!({"metadata": {"name": "next"}, "spec": {}}))
+            .unwrap();
+        assert_eq!(o["spec"]["clusterIP"], "10.96.0.10");
+        let bad = s
+            .create(
+                &t,
+                json!({"metadata": {"name": "v6"}, "spec": {"ipFamilies": ["IPv6"]}}),
+            )
+            .unwrap_err();
+        assert_eq!(bad.code, 422);
+        assert_eq!(
+            bad.message,
+            "Service \"v6\" is invalid: spec.ipFamilies[0]: Invalid value: \"IPv6\": not configured on this cluster"
         );
     }
 

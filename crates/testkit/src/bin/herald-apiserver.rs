@@ -24,14 +24,24 @@ struct Args {
     /// Change events kept for watches to resume from.
     #[arg(long, default_value_t = 10_000)]
     history_limit: usize,
+    /// Service CIDRs, as `--service-cluster-ip-range`: one, or one of each family for a
+    /// dual-stack cluster (primary first). Services get clusterIPs, ipFamilies and
+    /// ipFamilyPolicy from them on create; empty: no cluster IPs.
+    #[arg(long, default_value = "10.96.0.0/12,fd00:10:96::/112")]
+    service_cidrs: String,
 }
 
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let server = ApiServer::builder()
         .listen(args.listen)
-        .history_limit(args.history_limit)
-        .start()?;
+        .history_limit(args.history_limit);
+    let server = if args.service_cidrs.trim().is_empty() {
+        server
+    } else {
+        server.service_cidrs(&args.service_cidrs)
+    }
+    .start()?;
     if let Some(path) = &args.kubeconfig_out {
         server.write_kubeconfig(path, &args.client)?;
     }

@@ -3,8 +3,9 @@
 //! Builds a LAN (a bridge) in network namespaces with three Kubernetes nodes, a client, a BIRD
 //! router and a control plane running the testkit API server ([`testkit::cluster`]); creates
 //! MetalLB's configuration (one L2Advertisement for every node, one BGPAdvertisement) and two
-//! dual-stack Services through the API; runs `herald speaker` in Kubernetes mode on every
-//! node. It reports which node the election put on each Layer 2 address and what the client's
+//! dual-stack Services through the API; runs `herald controller`, which assigns their
+//! addresses (one by pool annotation, one by requested addresses), and `herald speaker` in
+//! Kubernetes mode on every node. It reports which node the election put on each Layer 2 address and what the client's
 //! kernel resolves them to, and what the router learns over BGP; then stops the leader of an
 //! address gracefully and then with `kill -9`, printing the failover times the client saw;
 //! then deletes the BGP Service and shows the routes go. With `--keep` it stays up until
@@ -54,6 +55,8 @@ fn main() {
 }
 
 struct Lab {
+    // Dropped first: it runs in the cluster's control plane.
+    _controller: testkit::Speaker,
     cluster: Cluster,
     router: Daemon,
     _router_ns: Netns,
@@ -79,12 +82,66 @@ impl Lab {
         for object in configuration() {
             cluster.api.create(object);
         }
-        cluster.service("web", &[WEB.0.to_owned(), WEB.1.to_owned()], false);
-        cluster.service("api", &[API.0.to_owned(), API.1.to_owned()], false);
+        let on: Vec<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+        // web asks for its pool, api for its addresses: both as MetalLB's annotations say.
+        for (i, (name, annotations)) in [
+            ("web", json!({"metallb.io/address-pool": "lan"})),
+            (
+                "api",
+                json!({"metallb.io/loadBalancerIPs": format!("{},{}", API.0, API.1)}),
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            cluster.api.create(json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": name, "namespace": "default", "annotations": annotations},
+                "spec": {"type": "LoadBalancer", "ipFamilyPolicy": "RequireDualStack",
+                         "ipFamilies": ["IPv4", "IPv6"],
+                         "clusterIPs": [format!("10.96.0.{}", 10 + i), format!("fd00:10:96::{}", 10 + i)],
+                         "ports": [{"port": 80}]},
+            }));
+            cluster.endpoints(name, &on);
+        }
         println!(
-            "lab: created MetalLB's configuration (one L2Advertisement for every node) and two dual-stack Services"
+            "lab: created MetalLB's configuration (one L2Advertisement for every node) and two dual-stack Services without addresses"
         );
+        let controller = cluster.controller(&[]);
+        println!(
+            "lab: herald controller runs on the control plane and assigns the Services' addresses"
+        );
+        for (name, (v4, v6)) in [("web", WEB), ("api", API)] {
+            poll_until(
+                &format!("the controller to give {name} {v4} and {v6}"),
+                PATIENCE,
+                |last| {
+                    let got: Vec<String> = cluster
+                        .api
+                        .list(&json!({"apiVersion": "v1", "kind": "Service",
+                                      "metadata": {"name": name, "namespace": "default"}}))
+                        .into_iter()
+                        .filter(|s| s["metadata"]["name"] == name)
+                        .flat_map(|s| {
+                            s["status"]["loadBalancer"]["ingress"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|i| i["ip"].as_str().map(str::to_owned))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
+                    *last = format!(
+                        "{got:?}; the controller's logs:\n{}",
+                        controller.logs_text()
+                    );
+                    (got == [v4, v6]).then_some(())
+                },
+            );
+            println!("lab: the controller gave {name} {v4} and {v6}");
+        }
         let mut lab = Lab {
+            _controller: controller,
             cluster,
             router,
             _router_ns: router_ns,
