@@ -470,15 +470,23 @@ fn graceful_restart(kind: Kind, tag: &str) {
         fresh_again(&router, &herald);
     });
     assert!(reads >= 10, "only {reads} reads");
-    assert_eq!(missing, Vec::<String>::new(), "{kind:?} lost routes in {reads} reads");
+    assert_eq!(
+        missing,
+        Vec::<String>::new(),
+        "{kind:?} lost routes in {reads} reads"
+    );
     eprintln!("{kind:?}: both routes present in all {reads} reads across SIGTERM and kill -9");
     // A graceful restart, not a session loss.
     let log = router.log().to_lowercase();
     assert!(log.contains("graceful restart"), "{kind:?} log:\n{log}");
 
     // Cordoned: the node is going away, so SIGTERM withdraws.
-    let node = "---\napiVersion: v1\nkind: Node\nmetadata: {name: node-a}\nspec: {unschedulable: true}\n";
-    testkit::replace_file(&file, &one_peer_config("  enableGracefulRestart: true", node));
+    let node =
+        "---\napiVersion: v1\nkind: Node\nmetadata: {name: node-a}\nspec: {unschedulable: true}\n";
+    testkit::replace_file(
+        &file,
+        &one_peer_config("  enableGracefulRestart: true", node),
+    );
     herald
         .wait_for_log(
             |l| {
@@ -594,8 +602,11 @@ spec: {receiveInterval: 300, transmitInterval: 250, detectMultiplier: 3, echoMod
         let s = sessions.ok()?.into_iter().find(|s| s.peer == "192.0.2.1")?;
         let intervals = match kind {
             Kind::Frr => {
-                (s.remote_receive_ms, s.remote_transmit_ms, s.remote_multiplier)
-                    == (Some(300), Some(250), Some(3))
+                (
+                    s.remote_receive_ms,
+                    s.remote_transmit_ms,
+                    s.remote_multiplier,
+                ) == (Some(300), Some(250), Some(3))
             }
             _ => (s.interval_ms, s.timeout_ms) == (Some(300), Some(750)),
         };
@@ -607,11 +618,16 @@ spec: {receiveInterval: 300, transmitInterval: 250, detectMultiplier: 3, echoMod
     let b = &status["announcing"]["bgp"][0]["bfd"];
     assert_eq!(b["state"], "Up", "{status:#}");
     assert_eq!(
-        (b["receive_interval_ms"].as_f64(), b["transmit_interval_ms"].as_f64()),
+        (
+            b["receive_interval_ms"].as_f64(),
+            b["transmit_interval_ms"].as_f64()
+        ),
         (Some(300.0), Some(250.0))
     );
     assert!(
-        b["warnings"][0].as_str().is_some_and(|w| w.contains("echoMode")),
+        b["warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("echoMode")),
         "echo mode is warned about: {b:#}"
     );
     let m = herald.scrape();
@@ -623,7 +639,10 @@ spec: {receiveInterval: 300, transmitInterval: 250, detectMultiplier: 3, echoMod
     // that connects: the first BGP attempt, which waited for BFD, ends with that bounce.
     let ups = metric(&m, "metallb_bfd_session_up_events", &labels).unwrap_or(0.0);
     assert!(ups >= 1.0, "{ups}");
-    assert_eq!(metric(&m, "metallb_bfd_echo_packet_output", &labels), Some(0.0));
+    assert_eq!(
+        metric(&m, "metallb_bfd_echo_packet_output", &labels),
+        Some(0.0)
+    );
 
     // herald's node stops answering: the router's BFD session goes down within its
     // detection time (750 ms), and its routes from herald with it, far below the hold
@@ -678,7 +697,10 @@ spec: {receiveInterval: 300, transmitInterval: 250, detectMultiplier: 3, echoMod
     // The last packet came up to one interval (100 ms) before the silence began; timers
     // on a busy machine may fire a little late.
     assert!(bfd_down <= detect_ms + 100, "BFD down after {bfd_down} ms");
-    assert!(bgp_down <= detect_ms + 100, "BGP closed after {bgp_down} ms");
+    assert!(
+        bgp_down <= detect_ms + 100,
+        "BGP closed after {bgp_down} ms"
+    );
     assert_eq!(s["last_notification_sent"], "NOTIFICATION 6/10", "{s:#}");
     let m = herald.scrape();
     assert_eq!(metric(&m, "metallb_bfd_session_up", &labels), Some(0.0));

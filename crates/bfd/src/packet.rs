@@ -400,7 +400,10 @@ mod tests {
         long.extend_from_slice(&[0xff; 8]);
         assert_eq!(ControlRepr::from_bytes(&long), Ok(sample()));
         for n in 0..LEN {
-            assert_eq!(ControlRepr::from_bytes(&good[..n]), Err(Error::Truncated(n)));
+            assert_eq!(
+                ControlRepr::from_bytes(&good[..n]),
+                Err(Error::Truncated(n))
+            );
         }
     }
 }

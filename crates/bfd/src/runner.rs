@@ -334,7 +334,10 @@ impl Bfd {
                 }
                 continue;
             }
-            self.ensure_receiver(config.multihop, config.peer.is_ipv6() || config.learns_peer());
+            self.ensure_receiver(
+                config.multihop,
+                config.peer.is_ipv6() || config.learns_peer(),
+            );
             let entry = self.start(config);
             self.sessions.insert(id, entry);
         }
@@ -368,7 +371,11 @@ impl Bfd {
         let stats = Arc::new(Mutex::new(Stats::default()));
         let scope = config.interface.as_deref().map_or(0, if_index);
         let peer = (!config.learns_peer()).then(|| {
-            let scope = if is_link_local(&config.peer) { scope } else { 0 };
+            let scope = if is_link_local(&config.peer) {
+                scope
+            } else {
+                0
+            };
             (config.peer, scope)
         });
         {
@@ -386,7 +393,8 @@ impl Bfd {
             );
             match peer {
                 Some((ip, scope)) => {
-                    r.by_peer.insert((config.multihop, ip, scope), discriminator);
+                    r.by_peer
+                        .insert((config.multihop, ip, scope), discriminator);
                 }
                 None => {
                     r.learners.insert(scope, discriminator);
@@ -411,7 +419,11 @@ impl Bfd {
     }
 
     fn ensure_receiver(&mut self, multihop: bool, v6: bool) {
-        if self.receivers.get(&(multihop, v6)).is_some_and(|t| !t.is_finished()) {
+        if self
+            .receivers
+            .get(&(multihop, v6))
+            .is_some_and(|t| !t.is_finished())
+        {
             return;
         }
         let registry = self.registry.clone();
@@ -673,7 +685,11 @@ impl Task {
             route.peer = Some((IpAddr::V6(*from.ip()), from.scope_id()));
         }
         r.by_peer.insert(
-            (self.config.multihop, IpAddr::V6(*from.ip()), from.scope_id()),
+            (
+                self.config.multihop,
+                IpAddr::V6(*from.ip()),
+                from.scope_id(),
+            ),
             self.discriminator,
         );
     }
@@ -954,7 +970,10 @@ fn dispatch(registry: &Mutex<Registry>, multihop: bool, bytes: &[u8], d: &Datagr
             })
             .copied()
     };
-    let Some(route) = discriminator.and_then(|d| r.by_discriminator.get(&d)).cloned() else {
+    let Some(route) = discriminator
+        .and_then(|d| r.by_discriminator.get(&d))
+        .cloned()
+    else {
         r.unmatched += 1;
         return;
     };
@@ -1001,7 +1020,15 @@ mod tests {
         .to_bytes()
     }
 
-    fn registry(multihop: bool, peer: Option<(IpAddr, u32)>, learn_on: Option<u32>) -> (Mutex<Registry>, mpsc::UnboundedReceiver<Input>, Arc<Mutex<Stats>>) {
+    fn registry(
+        multihop: bool,
+        peer: Option<(IpAddr, u32)>,
+        learn_on: Option<u32>,
+    ) -> (
+        Mutex<Registry>,
+        mpsc::UnboundedReceiver<Input>,
+        Arc<Mutex<Stats>>,
+    ) {
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(Stats::default()));
         let mut r = Registry::default();
@@ -1041,21 +1068,51 @@ mod tests {
         let peer: IpAddr = "192.0.2.2".parse().unwrap();
         let (r, mut rx, stats) = registry(false, Some((peer, 0)), None);
         // By source while Your Discriminator is zero, then by discriminator.
-        dispatch(&r, false, &packet(0, State::Down), &datagram("192.0.2.2:49200", 255, 2));
-        dispatch(&r, false, &packet(7, State::Init), &datagram("192.0.2.2:49200", 255, 2));
+        dispatch(
+            &r,
+            false,
+            &packet(0, State::Down),
+            &datagram("192.0.2.2:49200", 255, 2),
+        );
+        dispatch(
+            &r,
+            false,
+            &packet(7, State::Init),
+            &datagram("192.0.2.2:49200", 255, 2),
+        );
         assert!(matches!(rx.try_recv(), Ok(Input::Packet(p, _)) if p.state == State::Down));
         assert!(matches!(rx.try_recv(), Ok(Input::Packet(p, _)) if p.state == State::Init));
         // Forwarded (TTL 254), or from another address with our discriminator: dropped.
-        dispatch(&r, false, &packet(7, State::Up), &datagram("192.0.2.2:49200", 254, 2));
-        dispatch(&r, false, &packet(7, State::Up), &datagram("192.0.2.9:49200", 255, 2));
+        dispatch(
+            &r,
+            false,
+            &packet(7, State::Up),
+            &datagram("192.0.2.2:49200", 254, 2),
+        );
+        dispatch(
+            &r,
+            false,
+            &packet(7, State::Up),
+            &datagram("192.0.2.9:49200", 255, 2),
+        );
         assert!(rx.try_recv().is_err());
         assert_eq!(lock(&stats).dropped, 2);
         // Unknown discriminators and garbage are counted, not delivered.
-        dispatch(&r, false, &packet(8, State::Up), &datagram("192.0.2.2:49200", 255, 2));
+        dispatch(
+            &r,
+            false,
+            &packet(8, State::Up),
+            &datagram("192.0.2.2:49200", 255, 2),
+        );
         dispatch(&r, false, &[1, 2, 3], &datagram("192.0.2.2:49200", 255, 2));
         assert_eq!(lock(&r).unmatched, 2);
         // A single-hop session takes nothing from the multihop port.
-        dispatch(&r, true, &packet(7, State::Up), &datagram("192.0.2.2:49200", 255, 2));
+        dispatch(
+            &r,
+            true,
+            &packet(7, State::Up),
+            &datagram("192.0.2.2:49200", 255, 2),
+        );
         assert!(rx.try_recv().is_err());
     }
 
@@ -1063,9 +1120,19 @@ mod tests {
     fn multihop_packets_need_the_minimum_ttl() {
         let peer: IpAddr = "2001:db8::2".parse().unwrap();
         let (r, mut rx, stats) = registry(true, Some((peer, 0)), None);
-        dispatch(&r, true, &packet(7, State::Up), &datagram("[2001:db8::2]:50000", 250, 3));
+        dispatch(
+            &r,
+            true,
+            &packet(7, State::Up),
+            &datagram("[2001:db8::2]:50000", 250, 3),
+        );
         assert!(rx.try_recv().is_ok());
-        dispatch(&r, true, &packet(7, State::Up), &datagram("[2001:db8::2]:50000", 249, 3));
+        dispatch(
+            &r,
+            true,
+            &packet(7, State::Up),
+            &datagram("[2001:db8::2]:50000", 249, 3),
+        );
         assert!(rx.try_recv().is_err());
         assert_eq!(lock(&stats).dropped, 1);
     }
@@ -1073,14 +1140,29 @@ mod tests {
     #[test]
     fn a_learning_session_takes_link_local_packets_of_its_interface() {
         let (r, mut rx, stats) = registry(false, None, Some(4));
-        dispatch(&r, false, &packet(0, State::Down), &datagram("[fe80::2]:49999", 255, 4));
+        dispatch(
+            &r,
+            false,
+            &packet(0, State::Down),
+            &datagram("[fe80::2]:49999", 255, 4),
+        );
         let Ok(Input::Packet(_, from)) = rx.try_recv() else {
             panic!("not delivered")
         };
         assert_eq!(from, "[fe80::2%4]:49999".parse().unwrap());
         // Another interface, or a global source: not its peer.
-        dispatch(&r, false, &packet(7, State::Down), &datagram("[fe80::2]:49999", 255, 5));
-        dispatch(&r, false, &packet(7, State::Down), &datagram("[2001:db8::2]:49999", 255, 4));
+        dispatch(
+            &r,
+            false,
+            &packet(7, State::Down),
+            &datagram("[fe80::2]:49999", 255, 5),
+        );
+        dispatch(
+            &r,
+            false,
+            &packet(7, State::Down),
+            &datagram("[2001:db8::2]:49999", 255, 4),
+        );
         assert!(rx.try_recv().is_err());
         assert_eq!(lock(&stats).dropped, 2);
     }

@@ -191,8 +191,7 @@ impl<R: Random> Session<R> {
     /// The interval between our periodic packets, before jitter; `None` while none are
     /// sent (passive and not yet spoken to, AdminDown, or the peer asked for none).
     pub fn transmit_interval(&self) -> Option<Duration> {
-        if self.state == State::AdminDown && self.diagnostic == Diagnostic::ADMINISTRATIVELY_DOWN
-        {
+        if self.state == State::AdminDown && self.diagnostic == Diagnostic::ADMINISTRATIVELY_DOWN {
             return None;
         }
         if self.config.passive && self.remote.discriminator == 0 {
@@ -385,7 +384,9 @@ impl<R: Random> Session<R> {
                     );
                 }
             }
-            (State::Down, State::Down) => self.set_state(State::Init, Diagnostic::NONE, &mut actions),
+            (State::Down, State::Down) => {
+                self.set_state(State::Init, Diagnostic::NONE, &mut actions)
+            }
             (State::Down, State::Init) | (State::Init, State::Init | State::Up) => {
                 self.set_state(State::Up, Diagnostic::NONE, &mut actions)
             }
@@ -525,7 +526,10 @@ mod tests {
             (State::Down, 0, 1_000_000)
         );
         assert_eq!(first.required_min_echo_rx, 0, "no echo through this node");
-        assert_eq!(armed(&actions, Timer::Transmit), Some(Duration::from_secs(1)));
+        assert_eq!(
+            armed(&actions, Timer::Transmit),
+            Some(Duration::from_secs(1))
+        );
 
         // The peer is Down: we go Init and say so at once.
         let actions = s.handle(Event::Received(peer(State::Down, 0)));
@@ -588,7 +592,12 @@ mod tests {
         }));
         let p = sent(&actions)[0];
         assert_eq!(
-            (p.state, p.diagnostic, p.your_discriminator, p.desired_min_tx),
+            (
+                p.state,
+                p.diagnostic,
+                p.your_discriminator,
+                p.desired_min_tx
+            ),
             (
                 State::Down,
                 Diagnostic::CONTROL_DETECTION_TIME_EXPIRED,

@@ -551,10 +551,9 @@ impl<R: Random> Session<R> {
                 reason,
             ))),
             StopKind::Deconfigured => Some(hard(plain(cease::PEER_DECONFIGURED))),
-            StopKind::Restart if n_bit => Some(NotificationRepr::cease(
-                cease::ADMINISTRATIVE_RESET,
-                reason,
-            )),
+            StopKind::Restart if n_bit => {
+                Some(NotificationRepr::cease(cease::ADMINISTRATIVE_RESET, reason))
+            }
             StopKind::Reconfigure if n_bit => Some(plain(cease::OTHER_CONFIGURATION_CHANGE)),
             StopKind::Restart | StopKind::Reconfigure if graceful => None,
             StopKind::Restart => Some(NotificationRepr::cease(

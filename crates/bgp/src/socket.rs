@@ -305,7 +305,10 @@ mod tests {
     #[test]
     fn addresses_of_the_loopback_interface() {
         // 127.0.0.1 is on lo, which has ::1 too (where IPv6 is on) and no link-local.
-        let a = local_addresses("127.0.0.1:179".parse().unwrap(), "127.0.0.1".parse().unwrap());
+        let a = local_addresses(
+            "127.0.0.1:179".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+        );
         assert_eq!(a.v4, Some(Ipv4Addr::LOCALHOST));
         assert_eq!(a.link_local, None);
         // An address not here still answers for itself.

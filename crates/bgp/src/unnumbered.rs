@@ -310,10 +310,17 @@ impl Link {
 
     fn advertise(&self, status: &Mutex<DiscoveryStatus>) {
         let ra = RouterAdvertisement::herald(self.mac).emit();
-        let to = SocketAddrV6::new(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), 0, 0, self.ifindex);
+        let to = SocketAddrV6::new(
+            Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+            0,
+            0,
+            self.ifindex,
+        );
         match self.socket.get_ref().send_to(&ra, &to.into()) {
             Ok(_) => lock(status).advertisements_sent += 1,
-            Err(e) => lock(status).last_error = Some(format!("sending a Router Advertisement: {e}")),
+            Err(e) => {
+                lock(status).last_error = Some(format!("sending a Router Advertisement: {e}"))
+            }
         }
     }
 
@@ -370,7 +377,12 @@ impl Link {
     }
 }
 
-fn setsockopt<T>(socket: &socket2::Socket, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+fn setsockopt<T>(
+    socket: &socket2::Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
     // SAFETY: `value` is a plain value of the size given, valid for the call.
     let rc = unsafe {
         libc::setsockopt(
@@ -389,12 +401,20 @@ fn setsockopt<T>(socket: &socket2::Socket, level: libc::c_int, name: libc::c_int
 }
 
 /// One message with its source and hop limit; `None` when what arrived was not IPv6.
-fn recv(socket: &socket2::Socket, buf: &mut [u8]) -> io::Result<Option<(usize, Ipv6Addr, Option<u8>)>> {
+fn recv(
+    socket: &socket2::Socket,
+    buf: &mut [u8],
+) -> io::Result<Option<(usize, Ipv6Addr, Option<u8>)>> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrIn6, recvmsg};
     let mut iov = [io::IoSliceMut::new(buf)];
     let mut cmsg = nix::cmsg_space!(libc::c_int);
-    let msg = recvmsg::<SockaddrIn6>(socket.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty())
-        .map_err(io::Error::from)?;
+    let msg = recvmsg::<SockaddrIn6>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
     let hop_limit = msg.cmsgs().ok().and_then(|mut c| {
         c.find_map(|m| match m {
             ControlMessageOwned::Ipv6HopLimit(h) => u8::try_from(h).ok(),
@@ -417,7 +437,9 @@ mod tests {
         let bytes = RouterAdvertisement::herald(Some(mac)).emit();
         assert_eq!(
             bytes,
-            [134, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 1]
+            [
+                134, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 1
+            ]
         );
         assert_eq!(
             Message::parse(&bytes),

@@ -524,7 +524,9 @@ fn a_router_that_stops_reading_converges_and_costs_bounded_memory() {
     p.source_address = Some(ip("192.0.2.1"));
     // BIRD's default: no hold timer expires while it is frozen for this long.
     p.hold_time = 240;
-    speaker.call(move |s| s.set_peers(vec![p])).expect("valid peer");
+    speaker
+        .call(move |s| s.set_peers(vec![p]))
+        .expect("valid peer");
     let holds = |routes: &Routes| -> Result<(), String> {
         let table = parse_bird(&router.daemon().birdc(&["show", "route", "all"])?);
         let wrong = routes
@@ -539,7 +541,10 @@ fn a_router_that_stops_reading_converges_and_costs_bounded_memory() {
         if wrong == 0 {
             Ok(())
         } else {
-            Err(format!("{wrong} of {} routes missing or stale", routes.len()))
+            Err(format!(
+                "{wrong} of {} routes missing or stale",
+                routes.len()
+            ))
         }
     };
     wait_for("BIRD to hold the first table", LIMIT, || holds(&routes));

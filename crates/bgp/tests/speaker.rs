@@ -332,7 +332,9 @@ async fn a_peer_that_stops_reading_costs_bounded_memory_and_converges() {
     // in the speaker's queue and not in the kernel's buffers.
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
     let listener = socket.listen(8).expect("listen");
     let port = listener.local_addr().expect("addr").port();
     let mut speaker = Speaker::new(SpeakerConfig {

@@ -28,10 +28,10 @@
 use crate::metrics::{Family, counter_family, gauge_family};
 use crate::state::rfc3339;
 use bfd::{Bfd, BfdEvent, SessionConfig as BfdConfig, SessionStatus as BfdStatus};
+use bgp::StopKind;
 use bgp::fsm::{PeerAs, State};
 use bgp::wire::{Community, LargeCommunity, Prefix};
 use bgp::{PeerConfig, PeerStatus, RouteAttrs, Routes, SessionEvent, Speaker, SpeakerConfig};
-use bgp::StopKind;
 use model::plan::{Departure, PeerPlan};
 use model::world::{BfdProfile, Peer, PeerAsn, PeerEndpoint, ServiceRef};
 use prometheus_client::collector::Collector;
@@ -793,7 +793,8 @@ async fn log_sessions(mut events: tokio::sync::broadcast::Receiver<SessionEvent>
             Err(RecvError::Lagged(missed)) => {
                 warn!(
                     protocol = "bgp",
-                    missed, "BGP session changes came faster than they could be logged; see /status for their counts"
+                    missed,
+                    "BGP session changes came faster than they could be logged; see /status for their counts"
                 );
                 continue;
             }
@@ -1060,7 +1061,13 @@ impl Collector for BgpCollector {
                 |s: &BfdStatus| s.down_events,
             ),
         ] {
-            gauge_family(&mut encoder, name, help, MetricType::Unknown, per_session(f))?;
+            gauge_family(
+                &mut encoder,
+                name,
+                help,
+                MetricType::Unknown,
+                per_session(f),
+            )?;
         }
         Ok(())
     }
@@ -1157,8 +1164,18 @@ mod tests {
         assert_eq!(c.source, p.source_address);
         assert!(c.multihop && c.passive);
         assert_eq!(
-            (c.required_min_rx, c.desired_min_tx, c.detect_multiplier, c.minimum_ttl),
-            (Duration::from_millis(100), Duration::from_millis(150), 4, 250)
+            (
+                c.required_min_rx,
+                c.desired_min_tx,
+                c.detect_multiplier,
+                c.minimum_ttl
+            ),
+            (
+                Duration::from_millis(100),
+                Duration::from_millis(150),
+                4,
+                250
+            )
         );
         assert_eq!(warnings, Vec::<String>::new());
         let echo = BfdProfile {
@@ -1167,7 +1184,10 @@ mod tests {
         };
         let (_, warnings) = bfd_session(&p, &echo);
         assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("echoMode") && warnings[0].contains("60 ms"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("echoMode") && warnings[0].contains("60 ms"),
+            "{warnings:?}"
+        );
         // Unnumbered: the BFD peer is learnt on the interface too.
         p.endpoint = PeerEndpoint::Interface("eth1".into());
         let (c, _) = bfd_session(&p, &echo);

@@ -235,9 +235,10 @@ fn node_tombstone(event: watcher::Event<DynamicObject>) -> watcher::Event<Dynami
     match event {
         watcher::Event::Delete(mut object) => {
             if object.metadata.deletion_timestamp.is_none() {
-                object.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                    k8s_openapi::jiff::Timestamp::now(),
-                ));
+                object.metadata.deletion_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::now(),
+                    ));
             }
             watcher::Event::Apply(object)
         }

@@ -235,12 +235,7 @@ impl Daemon {
         for pid in self.pids() {
             // SAFETY: kill(2) on a pid this daemon started.
             let rc = unsafe { libc::kill(pid as i32, signal) };
-            assert_eq!(
-                rc,
-                0,
-                "kill {signal} {pid}: {}",
-                io::Error::last_os_error()
-            );
+            assert_eq!(rc, 0, "kill {signal} {pid}: {}", io::Error::last_os_error());
         }
     }
 
@@ -653,9 +648,9 @@ pub fn parse_bird_bfd(out: &str) -> Vec<RouterBfd> {
         .filter_map(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
             let peer: IpAddr = words.first()?.parse().ok()?;
-            let state = words.iter().position(|w| {
-                matches!(*w, "Up" | "Down" | "Init" | "AdminDown")
-            })?;
+            let state = words
+                .iter()
+                .position(|w| matches!(*w, "Up" | "Down" | "Init" | "AdminDown"))?;
             let n = words.len();
             Some(RouterBfd {
                 peer: peer.to_string(),
@@ -824,7 +819,11 @@ pub fn frr_config(neighbors: &[Neighbor]) -> String {
             }
         };
         if n.bfd.is_some() {
-            let _ = writeln!(c, " neighbor {a} bfd\n neighbor {a} bfd profile p_{}", n.name);
+            let _ = writeln!(
+                c,
+                " neighbor {a} bfd\n neighbor {a} bfd profile p_{}",
+                n.name
+            );
         }
         if n.active {
             let _ = writeln!(c, " neighbor {a} timers connect 1");

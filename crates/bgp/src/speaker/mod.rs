@@ -698,9 +698,10 @@ impl Speaker {
                         .map(Discovery::status),
                     graceful_restart: s.graceful_restart,
                     graceful_notification: s.graceful_notification,
-                    bfd_up: e.config.bfd.then(|| {
-                        self.bfd.get(id).is_some_and(|b| *b.borrow())
-                    }),
+                    bfd_up: e
+                        .config
+                        .bfd
+                        .then(|| self.bfd.get(id).is_some_and(|b| *b.borrow())),
                     send_queue_bytes: s.send_queue.as_ref().map_or(0, |q| q.len()),
                     send_queue_peak: s.send_queue_peak,
                     send_queue_full: s.send_queue_full,

@@ -9,13 +9,13 @@
 //! wanted table as it is then, so any number of changes in between costs nothing.
 
 use super::{
-    Control, PeerConfig, PeerStats, Routes, SessionEvent, SpeakerConfig, Transition,
-    MAX_RECENT_TRANSITIONS,
+    Control, MAX_RECENT_TRANSITIONS, PeerConfig, PeerStats, Routes, SessionEvent, SpeakerConfig,
+    Transition,
 };
 use crate::adj_rib_out::{AdjRibOut, Export};
 use crate::fsm::{
-    self, Action, DownReason, Event, GracefulRestartConfig, Negotiated, Session, State,
-    StopKind, Timer,
+    self, Action, DownReason, Event, GracefulRestartConfig, Negotiated, Session, State, StopKind,
+    Timer,
 };
 use crate::socket::{self, ConnectParams};
 use crate::wire::{self, Family, Message, Options, UpdateRepr};
@@ -456,7 +456,10 @@ impl PeerTask {
         if self.pending_incoming.is_none()
             && self.config.address.is_unspecified()
             && let Some(SocketAddr::V6(a)) = from
-            && self.connection.as_ref().is_some_and(|c| c.remote == SocketAddr::V6(a))
+            && self
+                .connection
+                .as_ref()
+                .is_some_and(|c| c.remote == SocketAddr::V6(a))
         {
             // An unnumbered peer that connected to us is where we connect next time.
             self.incoming_from = Some(*a.ip());
