@@ -300,9 +300,9 @@ impl Bfd {
                     id: s.id.clone(),
                     error,
                 });
-            } else if (s.learns_peer() || is_link_local(&s.peer)) && s.interface.is_none() {
-                errors.push(Error::NoInterface { id: s.id.clone() });
-            } else if s.peer.is_unspecified() && s.interface.is_none() {
+            } else if (s.learns_peer() || is_link_local(&s.peer) || s.peer.is_unspecified())
+                && s.interface.is_none()
+            {
                 errors.push(Error::NoInterface { id: s.id.clone() });
             } else if wanted.contains_key(&s.id) {
                 errors.push(Error::Duplicate { id: s.id.clone() });

@@ -375,15 +375,12 @@ impl<R: Random> Session<R> {
         }
         let state_before = self.state;
         match (self.state, p.state) {
-            (State::Down | State::Init | State::Up, State::AdminDown) => {
-                if self.state != State::Down {
-                    self.set_state(
-                        State::Down,
-                        Diagnostic::NEIGHBOR_SIGNALED_SESSION_DOWN,
-                        &mut actions,
-                    );
-                }
-            }
+            (State::Init | State::Up, State::AdminDown) => self.set_state(
+                State::Down,
+                Diagnostic::NEIGHBOR_SIGNALED_SESSION_DOWN,
+                &mut actions,
+            ),
+            (State::Down, State::AdminDown) => {}
             (State::Down, State::Down) => {
                 self.set_state(State::Init, Diagnostic::NONE, &mut actions)
             }
