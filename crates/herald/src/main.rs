@@ -8,11 +8,13 @@ mod bgp_speaker;
 mod check;
 mod cli;
 mod config;
+mod doctor;
 mod http;
 mod layer2;
 mod leadership;
 mod logging;
 mod metrics;
+mod notify;
 mod render;
 mod source;
 mod speaker;
@@ -29,6 +31,13 @@ fn main() -> ExitCode {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("herald check: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        cli::Command::Doctor(args) => match doctor::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("herald doctor: {e:#}");
                 ExitCode::FAILURE
             }
         },
