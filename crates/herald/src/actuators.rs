@@ -69,6 +69,11 @@ impl Actuators {
         self.bgp.set(&plan.bgp, plan.departing);
     }
 
+    /// This node's links, kept current by the Layer 2 responder's link monitor.
+    pub fn links(&self) -> Option<tokio::sync::watch::Receiver<Arc<l2::LinkTable>>> {
+        self.layer2.links()
+    }
+
     /// Why the actuators are not healthy (a Layer 2 task down); empty when they are.
     pub fn problems(&self) -> Vec<String> {
         self.layer2.problems()

@@ -28,6 +28,12 @@ pub enum Command {
     /// Assign addresses from the IPAddressPools to LoadBalancer Services, as MetalLB's
     /// controller does (one active replica; the others stand by).
     Controller(ControllerArgs),
+    /// Check this node and the cluster (or this node against configuration files) for what
+    /// keeps addresses from being announced or reached, and name the fix for each.
+    ///
+    /// Node checks read this host's interfaces and sysctls: run it where herald runs (on the
+    /// node, in its network namespace). Prints one line per check; exits 1 when any fails.
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +69,20 @@ pub struct ControllerArgs {
 
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// The node to check [default: the hostname].
+    #[arg(long, env = "NODE_NAME", value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// How to print the result: one line per check, or one JSON document for automation.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -443,6 +463,29 @@ mod tests {
             "info,=[",
         ])
         .expect_err("rejected");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn doctor_takes_files_or_a_kubeconfig() {
+        let cli = Cli::try_parse_from([
+            "herald", "doctor", "--config", "a.yaml", "--node", "n1", "--output", "json",
+        ])
+        .expect("parses");
+        let Command::Doctor(args) = cli.command else {
+            panic!("not doctor")
+        };
+        assert_eq!(args.source.mode(), Mode::Files(vec!["a.yaml".into()]));
+        assert_eq!(args.output, OutputFormat::Json);
+        let err = Cli::try_parse_from([
+            "herald",
+            "doctor",
+            "--config",
+            "a.yaml",
+            "--kubeconfig",
+            "/tmp/kc",
+        ])
+        .expect_err("one source at a time");
         assert_eq!(err.exit_code(), 2);
     }
 

@@ -73,6 +73,9 @@ pub struct Planned {
     /// Other nodes are described by Node objects but this one is not: likely a wrong
     /// `--node`. Holds the described names.
     pub unknown_node: Option<Vec<String>>,
+    /// The checked configuration the plan was made from, when it is valid (for the node
+    /// checks the speaker runs).
+    pub world: Option<std::sync::Arc<World>>,
 }
 
 pub fn evaluate_and_plan(files: &[PathBuf], lb_class: Option<&str>, node: &str) -> Planned {
@@ -94,13 +97,13 @@ pub fn plan_snapshot(snapshot: &k8s::Snapshot, node: &str) -> Planned {
 }
 
 fn plan_world(mut diagnostics: Vec<Diagnostic>, world: Option<World>, node: &str) -> Planned {
-    let plan = match world {
-        None => None,
+    let (plan, world) = match world {
+        None => (None, None),
         Some(world) => match guarded("planning", || model::plan(&world, node)) {
-            Ok(plan) => Some(plan),
+            Ok(plan) => (Some(plan), Some(std::sync::Arc::new(world))),
             Err(bug) => {
                 diagnostics.push(*bug);
-                None
+                (None, None)
             }
         },
     };
@@ -108,6 +111,7 @@ fn plan_world(mut diagnostics: Vec<Diagnostic>, world: Option<World>, node: &str
         diagnostics,
         plan,
         unknown_node: None,
+        world,
     }
 }
 

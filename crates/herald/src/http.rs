@@ -6,7 +6,9 @@
 //!   not fail it, so a kubelet never restarts a speaker that is keeping the last good plan.
 //! - `/readyz`: 503 until a plan has been made from a valid configuration, then 200.
 //! - `/status`: JSON `{node, ready, config: {state, files, generation, last_reload,
-//!   last_success, last_errors, warnings}, plan, announcing}`; `state` is `pending`, `loaded`,
+//!   last_success, last_errors, warnings}, plan, node_checks: {checked_at, trigger, failed,
+//!   warnings, passed, problems: [{check, subject, status, message, fix}]}, announcing}`
+//!   (`node_checks` are `herald doctor`'s node checks, run at start and on link changes); `state` is `pending`, `loaded`,
 //!   `stale` (running an older plan, the newest files were rejected) or `invalid` (nothing
 //!   valid yet). `announcing` is what the actuators do with the plan: `layer2: {addresses:
 //!   [{ip, service, interfaces, unmatched}], interfaces: {NAME: {listening, error,
@@ -86,6 +88,8 @@ struct StatusDoc<'a> {
     config: &'a ConfigStatus,
     /// The running plan: the last one made from a valid configuration.
     plan: Option<&'a NodePlan>,
+    /// The node checks of `herald doctor`, run at start and on link changes.
+    node_checks: Option<&'a crate::state::NodeChecks>,
     /// What is being done about the plan.
     #[serde(skip_serializing_if = "Option::is_none")]
     announcing: Option<Announcing>,
@@ -99,6 +103,7 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
             ready: state.plan.is_some(),
             config: &state.config,
             plan: state.plan.as_deref(),
+            node_checks: state.node_checks.as_ref(),
             announcing: shared.actuators.as_ref().map(|a| a.status()),
         })
     };

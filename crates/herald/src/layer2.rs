@@ -310,6 +310,12 @@ impl Layer2 {
         });
     }
 
+    /// This node's links as the responder's monitor keeps them; `None` when the responder
+    /// could not start.
+    pub fn links(&self) -> Option<watch::Receiver<Arc<LinkTable>>> {
+        self.state.responder.as_ref().map(|r| r.links().subscribe())
+    }
+
     /// Changes whenever the addresses this node answers for change.
     pub fn changed(&self) -> watch::Receiver<u64> {
         self.changed.clone()

@@ -10,11 +10,13 @@ mod check;
 mod cli;
 mod config;
 mod controller;
+mod doctor;
 mod http;
 mod layer2;
 mod leadership;
 mod logging;
 mod metrics;
+mod notify;
 mod render;
 mod source;
 mod speaker;
@@ -31,6 +33,13 @@ fn main() -> ExitCode {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("herald check: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        cli::Command::Doctor(args) => match doctor::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("herald doctor: {e:#}");
                 ExitCode::FAILURE
             }
         },

@@ -51,6 +51,8 @@ pub struct Metrics {
     plan_l2_addresses: Gauge,
     plan_bgp_routes: Gauge,
     plan_bgp_peers: Gauge,
+    doctor_failed: Gauge,
+    doctor_warnings: Gauge,
     /// MetalLB's names for the configuration state, in Kubernetes mode.
     k8s_config: Option<(Gauge, Gauge)>,
 }
@@ -113,8 +115,22 @@ impl Metrics {
             "BGP sessions the running plan has this node run",
             plan_bgp_peers.clone(),
         );
+        let doctor_failed = Gauge::default();
+        registry.register(
+            "herald_doctor_failed_checks",
+            "Node checks (those of `herald doctor`) failing on this node: see /status or run herald doctor",
+            doctor_failed.clone(),
+        );
+        let doctor_warnings = Gauge::default();
+        registry.register(
+            "herald_doctor_warnings",
+            "Node checks (those of `herald doctor`) warning on this node",
+            doctor_warnings.clone(),
+        );
         Self {
             registry,
+            doctor_failed,
+            doctor_warnings,
             config_loaded,
             config_stale,
             config_reloads,
@@ -170,6 +186,11 @@ impl Metrics {
         self.plan_bgp_peers.set(gauge(plan.bgp.len()));
         self.plan_bgp_routes
             .set(gauge(plan.bgp.iter().map(|p| p.routes.len()).sum()));
+    }
+
+    pub fn set_node_checks(&self, failed: usize, warnings: usize) {
+        self.doctor_failed.set(gauge(failed));
+        self.doctor_warnings.set(gauge(warnings));
     }
 
     /// The OpenMetrics text exposition of every metric.

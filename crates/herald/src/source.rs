@@ -171,7 +171,27 @@ fn unfinished(e: tokio::task::JoinError) -> Planned {
         ],
         plan: None,
         unknown_node: None,
+        world: None,
     }
+}
+
+/// A client from `kubeconfig`, else the in-cluster configuration, else `$KUBECONFIG` or
+/// `~/.kube/config`.
+pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read --kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &Default::default())
+                .await
+                .with_context(|| format!("--kubeconfig {} is not usable", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "no Kubernetes API to talk to: not in a pod, and no kubeconfig ($KUBECONFIG, \
+             ~/.kube/config); give --kubeconfig, or --config FILE for file mode",
+        )?,
+    };
+    kube::Client::try_from(config).context("cannot make a Kubernetes client")
 }
 
 /// Kubernetes mode.
@@ -205,20 +225,7 @@ impl Cluster {
         node: &str,
         lb_class: Option<String>,
     ) -> anyhow::Result<(Cluster, k8s::Metrics, kube::Client)> {
-        let config = match &kubeconfig {
-            Some(path) => {
-                let file = kube::config::Kubeconfig::read_from(path)
-                    .with_context(|| format!("cannot read --kubeconfig {}", path.display()))?;
-                kube::Config::from_custom_kubeconfig(file, &Default::default())
-                    .await
-                    .with_context(|| format!("--kubeconfig {} is not usable", path.display()))?
-            }
-            None => kube::Config::infer().await.context(
-                "no Kubernetes API to talk to: not in a pod, and no kubeconfig ($KUBECONFIG, \
-                 ~/.kube/config); give --kubeconfig, or --config FILE for file mode",
-            )?,
-        };
-        let client = kube::Client::try_from(config).context("cannot make a Kubernetes client")?;
+        let client = client(kubeconfig.as_deref()).await?;
         let mut source_config = SourceConfig::new(namespace.clone(), node);
         source_config.load_balancer_class = lb_class;
         let (source, snapshots) = k8s::Source::start(client.clone(), source_config);

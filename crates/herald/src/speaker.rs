@@ -75,6 +75,13 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     };
     let actuators = Actuators::start(node.clone(), args.announce.options(), elector).await;
     let mut answering = actuators.changed();
+    let mut links = actuators.links();
+    let role = match &source {
+        Source::Files(_) => crate::doctor::node::Role::Host,
+        Source::Cluster(_) => crate::doctor::node::Role::KubernetesNode,
+    };
+    // The valid configuration the node checks judge the links against.
+    let mut world: Option<Arc<model::World>> = None;
     let shared = Arc::new(Shared::new(
         node.clone(),
         source.status(),
@@ -99,17 +106,39 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     });
     info!(addr = %local_addr, "serving metrics");
 
+    let notifier = crate::notify::Notifier::from_env();
+    let mut ready_sent = false;
+    let mut watchdog = notifier.watchdog_interval().map(tokio::time::interval);
+
     let why = loop {
         tokio::select! {
+            // Petted from this loop, so a wedged loop (not merely a live process) is restarted.
+            Some(_) = tick(&mut watchdog) => notifier.send("WATCHDOG=1"),
             _ = sigterm.recv() => break "SIGTERM",
             _ = sigint.recv() => break "SIGINT",
             _ = sighup.recv() => source.sighup(),
             read = source.next(&node) => {
                 let Read { trigger, planned } = read?;
                 let diagnostics = planned.diagnostics.clone();
+                let first = world.is_none();
+                if let Some(w) = planned.world.clone() {
+                    world = Some(w);
+                }
                 apply(&shared, planned, trigger);
+                notifier.send(&systemd_status(&shared, ready_sent));
+                ready_sent = true;
+                if let Some(w) = &world {
+                    let table = links.as_mut().map(|l| l.borrow_and_update().clone());
+                    let why = if first { "start" } else { "configuration" };
+                    run_node_checks(&shared, w, role, why, table);
+                }
                 if let Source::Cluster(cluster) = &source {
                     report(cluster, &shared, &actuators, Some(diagnostics));
+                }
+            }
+            Some(table) = link_change(&mut links) => {
+                if let Some(w) = &world {
+                    run_node_checks(&shared, w, role, "link change", Some(table));
                 }
             }
             Ok(()) = answering.changed() => {
@@ -128,6 +157,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     };
 
     info!(signal = why, "shutting down");
+    notifier.send("STOPPING=1");
     drop(source);
     actuators.shutdown().await;
     let _ = stop_http.send(());
@@ -139,6 +169,87 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The next watchdog tick, when systemd's watchdog is on (never otherwise).
+async fn tick(interval: &mut Option<tokio::time::Interval>) -> Option<tokio::time::Instant> {
+    match interval {
+        Some(i) => Some(i.tick().await),
+        None => std::future::pending().await,
+    }
+}
+
+/// What `systemctl status herald` shows after a read; the first read also says READY=1
+/// (valid or not: the speaker is up, and /status and the log say what is wrong).
+fn systemd_status(shared: &Shared, ready_sent: bool) -> String {
+    let state = shared.read();
+    let status = match (&state.plan, state.config.state) {
+        (Some(plan), crate::state::ConfigState::Stale) => format!(
+            "configuration rejected; keeping the last good plan ({} Layer 2 addresses, {} BGP routes)",
+            plan.l2.len(),
+            route_count(plan)
+        ),
+        (Some(plan), _) => format!(
+            "announcing: {} Layer 2 addresses, {} BGP routes",
+            plan.l2.len(),
+            route_count(plan)
+        ),
+        (None, _) => "configuration rejected; nothing announced".to_owned(),
+    };
+    if ready_sent {
+        format!("STATUS={status}")
+    } else {
+        format!("READY=1\nSTATUS={status}")
+    }
+}
+
+/// The next state of the links, when there is a link monitor (never otherwise).
+async fn link_change(
+    links: &mut Option<tokio::sync::watch::Receiver<Arc<l2::LinkTable>>>,
+) -> Option<Arc<l2::LinkTable>> {
+    match links {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// `herald doctor`'s node checks, for `/status` and `herald_doctor_failed_checks`; what fails
+/// or warns is logged when it changes.
+fn run_node_checks(
+    shared: &Shared,
+    world: &model::World,
+    role: crate::doctor::node::Role,
+    trigger: &'static str,
+    links: Option<Arc<l2::LinkTable>>,
+) {
+    use crate::doctor::check::Status;
+    let checks = match links {
+        Some(table) => crate::doctor::node::checks(
+            world,
+            &shared.node,
+            &crate::doctor::node::NodeFacts::with_links((*table).clone()),
+            role,
+        ),
+        None => crate::doctor::node_checks(world, &shared.node, role),
+    };
+    if !shared.set_node_checks(checks.clone(), trigger, SystemTime::now()) {
+        return;
+    }
+    let mut problems = 0;
+    for c in checks.iter().filter(|c| c.status == Status::Fail) {
+        problems += 1;
+        error!(check = c.check, subject = %c.subject, trigger, "node check failed: {}", c.line());
+    }
+    for c in checks.iter().filter(|c| c.status == Status::Warn) {
+        problems += 1;
+        warn!(check = c.check, subject = %c.subject, trigger, "node check warns: {}", c.line());
+    }
+    if problems == 0 {
+        info!(trigger, checks = checks.len(), "node checks pass");
+    }
 }
 
 /// Has Events written for what this node now announces of each Service (and, after a read,
@@ -161,7 +272,7 @@ fn report(
 }
 
 /// `--node`, else `$NODE_NAME` (both through clap), else the hostname.
-fn node_name(given: Option<String>) -> anyhow::Result<String> {
+pub fn node_name(given: Option<String>) -> anyhow::Result<String> {
     if let Some(node) = given {
         let node = node.trim().to_owned();
         if node.is_empty() {

@@ -54,6 +54,21 @@ pub struct ConfigStatus {
 pub struct State {
     pub plan: Option<Arc<NodePlan>>,
     pub config: ConfigStatus,
+    /// The last run of the node checks (`herald doctor`'s), once a configuration was valid.
+    pub node_checks: Option<NodeChecks>,
+}
+
+/// The node checks as `/status` shows them.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeChecks {
+    pub checked_at: Timestamp,
+    /// Why they ran: `start`, `configuration` or `link change`.
+    pub trigger: &'static str,
+    pub failed: usize,
+    pub warnings: usize,
+    /// Only the checks that fail or warn; passes are counted.
+    pub problems: Vec<crate::doctor::check::Check>,
+    pub passed: usize,
 }
 
 /// What happened when a read was applied, for the caller to log.
@@ -96,6 +111,7 @@ impl Shared {
             actuators,
             state: RwLock::new(State {
                 plan: None,
+                node_checks: None,
                 config: ConfigStatus {
                     state: ConfigState::Pending,
                     source,
@@ -117,6 +133,38 @@ impl Shared {
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a run of the node checks; returns whether what fails or warns changed.
+    pub fn set_node_checks(
+        &self,
+        checks: Vec<crate::doctor::check::Check>,
+        trigger: &'static str,
+        now: SystemTime,
+    ) -> bool {
+        use crate::doctor::check::Status;
+        let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+        let (failed, warnings, passed) = (
+            count(Status::Fail),
+            count(Status::Warn),
+            count(Status::Pass),
+        );
+        let problems: Vec<_> = checks
+            .into_iter()
+            .filter(|c| matches!(c.status, Status::Fail | Status::Warn))
+            .collect();
+        self.metrics.set_node_checks(failed, warnings);
+        let mut state = self.write();
+        let changed = state.node_checks.as_ref().map(|n| &n.problems) != Some(&problems);
+        state.node_checks = Some(NodeChecks {
+            checked_at: Timestamp(now),
+            trigger,
+            failed,
+            warnings,
+            problems,
+            passed,
+        });
+        changed
     }
 
     pub fn is_ready(&self) -> bool {
@@ -238,6 +286,7 @@ mod tests {
                 ..Default::default()
             }),
             unknown_node: None,
+            world: None,
         }
     }
 
@@ -249,6 +298,7 @@ mod tests {
             ],
             plan: None,
             unknown_node: None,
+            world: None,
         }
     }
 

@@ -358,7 +358,7 @@ macro_rules! impl_advertisement {
 impl_advertisement!(L2Advertisement, BgpAdvertisement);
 
 /// MetalLB's pool rule: listed by name or matched by a selector; neither given means all pools.
-fn selects_pool(sel: &PoolSelection, pool: &Pool) -> bool {
+pub fn selects_pool(sel: &PoolSelection, pool: &Pool) -> bool {
     (sel.names.is_empty() && sel.selectors.is_empty())
         || sel.names.contains(&pool.name)
         || sel.selectors.iter().any(|s| s.matches(&pool.labels))

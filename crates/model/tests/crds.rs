@@ -30,7 +30,10 @@ fn deploy_crds_match_the_types() {
                 .collect()
         })
         .unwrap_or_default();
-    extra.retain(|f| f.ends_with(".yaml") && !generated.iter().any(|(g, _)| g == f));
+    // kustomization.yaml lists them for deploy/'s overlays; it is written by hand.
+    extra.retain(|f| {
+        f.ends_with(".yaml") && f != "kustomization.yaml" && !generated.iter().any(|(g, _)| g == f)
+    });
     stale.extend(
         extra
             .into_iter()

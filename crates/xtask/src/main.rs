@@ -32,6 +32,12 @@ const TEST_PACKAGES: &[&str] = &[
     "nftables",
 ];
 
+/// Python packages (PyPI) the deploy tests run: Kubernetes' schemas and a PromQL parser.
+const PYTHON_PACKAGES: &[(&str, &str)] = &[
+    ("kubernetes-validate", "kubernetes_validate"),
+    ("promql-parser", "promql_parser"),
+];
+
 fn main() {
     if let Err(e) = task() {
         eprintln!("xtask: error: {e:#}");
@@ -83,6 +89,7 @@ fn run(mut cmd: Command) -> Result<()> {
 
 fn test(args: &[&str]) -> Result<()> {
     install_packages(TEST_PACKAGES)?;
+    install_python_packages(PYTHON_PACKAGES)?;
     run({
         let mut c = cargo();
         c.args(["fmt", "--all", "--", "--check"]);
@@ -107,6 +114,33 @@ fn test(args: &[&str]) -> Result<()> {
         c.args(["test", "--workspace"]).args(args);
         c
     })
+}
+
+/// Installs the Python packages that python3 cannot import yet, with pip.
+fn install_python_packages(packages: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(_, module)| {
+            !Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(package, _)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {} (pip)", missing.join(" "));
+    run({
+        let mut c = Command::new("python3");
+        c.args(["-m", "pip", "install", "--quiet"]).args(&missing);
+        // Debian's own python3 refuses pip installs without this (PEP 668); older pips
+        // ignore it.
+        c.env("PIP_BREAK_SYSTEM_PACKAGES", "1");
+        c
+    })
+    .context("installing Python test packages failed (python3 -m pip)")
 }
 
 fn installed(package: &str) -> bool {

@@ -5,7 +5,9 @@
 //! It serves the kinds herald reads or writes (one table, `resources::RESOURCES`): core v1
 //! namespaces, nodes, services, endpoints, secrets, configmaps, events, pods; leases;
 //! endpointslices; events.k8s.io events (the same objects as core events); and the metallb.io
-//! kinds, BGPPeer in v1beta1 and v1beta2 (one object, served in either). Objects are JSON
+//! kinds, BGPPeer in v1beta1 and v1beta2 (one object, served in either); and, so deploy/'s
+//! manifests can be applied, serviceaccounts, daemonsets, deployments, the four RBAC kinds,
+//! customresourcedefinitions, servicemonitors and prometheusrules. Objects are JSON
 //! without schemas: nothing is validated beyond names, types and versions.
 //!
 //! What a test gets:

@@ -99,6 +99,18 @@ pub static RESOURCES: &[ResourceDef] = &[
     def("coordination.k8s.io", V1, "leases", "lease", "Lease", &[], NS, NoStatus),
     def("discovery.k8s.io", V1, "endpointslices", "endpointslice", "EndpointSlice", &[], NS, NoStatus),
     def("events.k8s.io", V1, "events", "event", "Event", &["ev"], NS, NoStatus),
+    // What herald's deploy/ manifests hold, so tests can `kubectl apply` them (no controller
+    // acts on them here: a DaemonSet runs no pods).
+    def("", V1, "serviceaccounts", "serviceaccount", "ServiceAccount", &["sa"], NS, NoStatus),
+    def("apps", V1, "daemonsets", "daemonset", "DaemonSet", &["ds"], NS, Reset),
+    def("apps", V1, "deployments", "deployment", "Deployment", &["deploy"], NS, Reset),
+    def("rbac.authorization.k8s.io", V1, "clusterroles", "clusterrole", "ClusterRole", &[], CLUSTER, NoStatus),
+    def("rbac.authorization.k8s.io", V1, "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", &[], CLUSTER, NoStatus),
+    def("rbac.authorization.k8s.io", V1, "roles", "role", "Role", &[], NS, NoStatus),
+    def("rbac.authorization.k8s.io", V1, "rolebindings", "rolebinding", "RoleBinding", &[], NS, NoStatus),
+    def("apiextensions.k8s.io", V1, "customresourcedefinitions", "customresourcedefinition", "CustomResourceDefinition", &["crd", "crds"], CLUSTER, Reset),
+    def("monitoring.coreos.com", V1, "servicemonitors", "servicemonitor", "ServiceMonitor", &["smon"], NS, NoStatus),
+    def("monitoring.coreos.com", V1, "prometheusrules", "prometheusrule", "PrometheusRule", &["promrule"], NS, NoStatus),
     def("metallb.io", MLB, "ipaddresspools", "ipaddresspool", "IPAddressPool", &[], NS, Reset),
     def("metallb.io", MLB, "l2advertisements", "l2advertisement", "L2Advertisement", &[], NS, NoStatus),
     def("metallb.io", MLB, "bgpadvertisements", "bgpadvertisement", "BGPAdvertisement", &[], NS, NoStatus),
