@@ -83,4 +83,5 @@ pub mod speaker;
 pub mod wire;
 
 pub use adj_rib_out::{RouteAttrs, Withheld};
+pub use socket::Md5Password;
 pub use speaker::{PeerConfig, PeerConfigError, PeerStatus, Routes, Speaker, SpeakerConfig};

@@ -400,7 +400,7 @@ fn session_config(
         config.connect_time = connect;
     }
     config.ebgp_multihop = peer.ebgp_multihop;
-    config.password = peer.password.as_ref().map(|p| p.value().to_owned());
+    config.password = peer.password.as_ref().map(|p| p.value().into());
     config.graceful_restart = peer.graceful_restart.then_some(GRACEFUL_RESTART_TIME);
     config.link_local_next_hop = link_local_next_hop;
     Ok(config)

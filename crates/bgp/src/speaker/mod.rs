@@ -68,8 +68,8 @@ pub struct PeerConfig {
     pub connect_time: Duration,
     /// The peer is more than one hop away: TTL 255 instead of 1 on eBGP.
     pub ebgp_multihop: bool,
-    /// TCP MD5 signature password.
-    pub password: Option<String>,
+    /// TCP MD5 signature password (never shown by `Debug`).
+    pub password: Option<crate::socket::Md5Password>,
     /// Never connect; wait for the peer to (needs [`Speaker::listen`]).
     pub passive: bool,
     /// Graceful restart with this restart time in seconds (RFC 4724).

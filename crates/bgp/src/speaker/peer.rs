@@ -384,7 +384,7 @@ impl PeerTask {
             } else {
                 1
             },
-            md5_key: self.config.password.as_ref().map(|p| p.as_bytes().to_vec()),
+            md5_key: self.config.password.clone(),
         }
     }
 
