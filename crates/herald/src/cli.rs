@@ -49,6 +49,11 @@ pub struct CheckArgs {
     /// Also print notes (e.g. documents of kinds herald does not read).
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// Report fields herald does not know as warnings, not errors (the speaker does so), for
+    /// files written for a newer MetalLB. Without it a misspelt field fails the check.
+    #[arg(long)]
+    pub allow_unknown_fields: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

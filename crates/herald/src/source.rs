@@ -215,6 +215,10 @@ impl Cluster {
                  ~/.kube/config); give --kubeconfig, or --config FILE for file mode",
             )?,
         };
+        // The watches retry on their own, with a capped backoff; kube's retry of 503s grows
+        // to minutes and would keep a watch blind long after the API server is back.
+        let mut config = config;
+        config.default_retry = false;
         let client = kube::Client::try_from(config).context("cannot make a Kubernetes client")?;
         let mut source_config = SourceConfig::new(namespace.clone(), node);
         source_config.load_balancer_class = lb_class;

@@ -42,9 +42,13 @@
 //! # }
 //! ```
 
+mod backoff;
 mod debounce;
 mod error;
 mod events;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod kinds;
 mod read;
 mod snapshot;
@@ -54,4 +58,4 @@ mod store;
 pub use error::Error;
 pub use events::{EventRecorder, RecorderConfig, ServiceAnnouncement, reasons as event_reasons};
 pub use snapshot::Snapshot;
-pub use source::{Counters, Metrics, Source, SourceConfig};
+pub use source::{Counters, Metrics, Source, SourceConfig, WATCH_BACKOFF_MAX};

@@ -22,6 +22,7 @@ pub mod v1beta1 {
     #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "IPAddressPool",
         plural = "ipaddresspools",
@@ -99,6 +100,7 @@ pub mod v1beta1 {
     )]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "L2Advertisement",
         plural = "l2advertisements",
@@ -127,6 +129,7 @@ pub mod v1beta1 {
     )]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "BGPAdvertisement",
         plural = "bgpadvertisements",
@@ -167,6 +170,7 @@ pub mod v1beta1 {
     )]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "Community",
         plural = "communities",
@@ -191,6 +195,7 @@ pub mod v1beta1 {
     )]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "BFDProfile",
         plural = "bfdprofiles",
@@ -229,6 +234,7 @@ pub mod v1beta1 {
     )]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "BGPPeer",
         plural = "bgppeers",
@@ -290,6 +296,7 @@ pub mod v1beta2 {
     )]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta2",
         kind = "BGPPeer",
         plural = "bgppeers",

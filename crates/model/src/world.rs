@@ -371,6 +371,10 @@ pub struct Service {
     /// The `metallb.io/address-pool` (or `metallb.universe.tf/address-pool`) annotation.
     pub requested_pool: Option<String>,
     pub endpoints: Endpoints,
+    /// Why herald cannot use the Service (an ingress address it cannot parse, a malformed
+    /// annotation, an object it could not read); a Service with problems is skipped, alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// Where a service's endpoints are, per node.
@@ -393,6 +397,10 @@ pub struct Node {
     pub excluded_from_load_balancers: bool,
     /// The `NetworkUnavailable` condition is `True`.
     pub network_unavailable: bool,
+    /// Why herald cannot use the Node object (it could not be read); this node then
+    /// announces nothing, since whether it should is unknown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 mod secs {

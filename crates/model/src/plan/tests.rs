@@ -110,6 +110,7 @@ mod builder {
                 serving: names(&["n1"]),
                 assumed_everywhere: false,
             },
+            problems: Vec::new(),
         }
     }
 
@@ -119,6 +120,7 @@ mod builder {
             labels: labels(kv),
             excluded_from_load_balancers: false,
             network_unavailable: false,
+            problems: Vec::new(),
         }
     }
 
