@@ -11,6 +11,7 @@ mod config;
 mod http;
 mod layer2;
 mod logging;
+mod logs;
 mod metrics;
 mod render;
 mod source;

@@ -9,8 +9,8 @@
 use crate::actuators::Actuators;
 use crate::cli::{Mode, SpeakerArgs};
 use crate::config::Planned;
+use crate::logs::DiagnosticLog;
 use crate::metrics::Metrics;
-use crate::render;
 use crate::source::{Cluster, Files, Read, Source};
 use crate::state::{Applied, Shared};
 use anyhow::{Context as _, bail};
@@ -90,6 +90,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     });
     info!(addr = %local_addr, "serving metrics");
 
+    let mut logged = DiagnosticLog::default();
     let why = loop {
         tokio::select! {
             _ = sigterm.recv() => break "SIGTERM",
@@ -98,7 +99,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
             read = source.next(&node) => {
                 let Read { trigger, planned } = read?;
                 let diagnostics = planned.diagnostics.clone();
-                apply(&shared, planned, trigger);
+                apply(&shared, planned, trigger, &mut logged);
                 if let Source::Cluster(cluster) = &source {
                     let running = shared.read().plan.clone();
                     let services = running
@@ -169,9 +170,17 @@ fn absolute(files: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Logs a read and makes its plan the running one when it is valid, then hands the running
-/// plan to the actuators.
-fn apply(shared: &Arc<Shared>, planned: Planned, trigger: &'static str) {
-    log_diagnostics(&planned);
+/// plan to the actuators. Diagnostics are logged when they appear and when they clear; a plan
+/// change is one info line with counts, its details at debug.
+fn apply(
+    shared: &Arc<Shared>,
+    planned: Planned,
+    trigger: &'static str,
+    logged: &mut DiagnosticLog,
+) {
+    let changes = logged.update(&planned.diagnostics);
+    // A rejection restated without new problems is not news.
+    let news = !changes.appeared.is_empty() || !changes.cleared.is_empty();
     if let Some(known) = &planned.unknown_node {
         warn!(
             node = %shared.node,
@@ -184,6 +193,7 @@ fn apply(shared: &Arc<Shared>, planned: Planned, trigger: &'static str) {
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
+    let before = shared.read().plan.clone();
     match shared.apply(planned, SystemTime::now()) {
         Applied::Accepted {
             plan,
@@ -192,11 +202,13 @@ fn apply(shared: &Arc<Shared>, planned: Planned, trigger: &'static str) {
         } => {
             // An unchanged plan is already the actuators': applying it again would only make
             // every BGP peer diff its whole table for nothing.
-            if changed {
-                log_plan(&plan);
-                if let Some(actuators) = &shared.actuators {
-                    actuators.apply(&plan);
-                }
+            if !changed {
+                debug!(trigger, generation, "configuration loaded; plan unchanged");
+                return;
+            }
+            let c = crate::logs::plan_changes(before.as_deref(), &plan);
+            if let Some(actuators) = &shared.actuators {
+                actuators.apply(&plan);
             }
             info!(
                 trigger,
@@ -206,86 +218,23 @@ fn apply(shared: &Arc<Shared>, planned: Planned, trigger: &'static str) {
                 bgp_peers = plan.bgp.len(),
                 bgp_routes = route_count(&plan),
                 skipped = plan.skipped.len(),
-                changed,
-                "{}",
-                if changed {
-                    "configuration loaded; plan updated"
-                } else {
-                    "configuration loaded; plan unchanged"
-                }
+                l2_added = c.l2_added,
+                l2_removed = c.l2_removed,
+                routes_added = c.routes_added,
+                routes_removed = c.routes_removed,
+                "configuration loaded; plan updated"
             );
         }
-        Applied::Rejected { kept_plan: true } => error!(
+        Applied::Rejected { kept_plan: true } if news => error!(
             trigger,
             errors, "configuration rejected; keeping the last good plan (configuration is stale)"
         ),
-        Applied::Rejected { kept_plan: false } => error!(
+        Applied::Rejected { kept_plan: false } if news => error!(
             trigger,
             errors,
             "configuration rejected; nothing is announced until a valid configuration is read"
         ),
-    }
-}
-
-fn log_diagnostics(planned: &Planned) {
-    for d in &planned.diagnostics {
-        // The message is the whole one-line diagnostic; the fields make it searchable.
-        let file = d.origin.file.as_ref().map(|f| f.display().to_string());
-        let line = d.origin.line;
-        let resource = (!d.resource.kind.is_empty()).then(|| d.resource.to_string());
-        let field = (!d.field.is_empty()).then_some(d.field.as_str());
-        match d.severity {
-            Severity::Error => error!(file, line, resource, field, "{d}"),
-            Severity::Warning => warn!(file, line, resource, field, "{d}"),
-            Severity::Note => debug!(file, line, resource, field, "{d}"),
-        }
-    }
-}
-
-/// One line per announcement, so a log search for an address finds why it is (or is not)
-/// announced.
-fn log_plan(plan: &NodePlan) {
-    for a in &plan.l2 {
-        info!(
-            protocol = "layer2",
-            ip = %a.ip,
-            service = %a.service,
-            pool = %a.pool,
-            interfaces = %render::interfaces(&a.interfaces),
-            "planned layer 2 announcement"
-        );
-    }
-    for p in &plan.bgp {
-        info!(
-            protocol = "bgp",
-            peer = %p.peer.name,
-            address = %render::endpoint(&p.peer),
-            local_as = p.peer.local_as(),
-            peer_as = %render::peer_asn(p.peer.peer_asn),
-            families = %render::families(&p.families),
-            routes = p.routes.len(),
-            "planned BGP session"
-        );
-        for r in &p.routes {
-            info!(
-                protocol = "bgp",
-                peer = %p.peer.name,
-                prefix = %r.prefix,
-                services = %r.services.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
-                communities = %render::communities(r),
-                local_pref = r.local_pref,
-                "planned BGP route"
-            );
-        }
-    }
-    for s in &plan.skipped {
-        debug!(
-            ip = ?s.ip,
-            service = %s.service,
-            protocol = render::protocol(s.protocol),
-            reason = %render::skip_reason(s.protocol, &s.reason),
-            "not announced"
-        );
+        Applied::Rejected { .. } => debug!(trigger, errors, "configuration still rejected"),
     }
 }
 
