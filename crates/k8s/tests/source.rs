@@ -70,6 +70,12 @@ async fn the_snapshot_holds_the_cluster_and_its_plan() {
     let world = checked.world.clone().expect("a valid configuration");
     let password = world.peers["router"].password.as_ref().expect("a password");
     assert_eq!(password.value(), "s3cret");
+    // Held, and never shown: not by the snapshot's Debug, nor the World's.
+    let shown = format!("{s:?} {s:#?} {world:?} {:?}", checked.diagnostics);
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("czNjcmV0"),
+        "{shown}"
+    );
     assert!(matches!(password, Password::Secret { name, .. } if name == "router-password"));
 
     let plan = model::plan(&world, NODE);
