@@ -8,6 +8,13 @@
 //! ([`EventRecorder`]) about invalid configuration objects and about Services this node starts
 //! or stops announcing.
 //!
+//! It keeps only what the model reads of each object, once, shared with every snapshot;
+//! Services that are not LoadBalancers of herald's class are dropped when read, and a change
+//! to them or their EndpointSlices publishes nothing. Watches retry every second at most
+//! ([`WATCH_BACKOFF_MAX`]): give [`Source::start`] a client whose configuration has
+//! `default_retry` off, or kube's own retry of a refused request (which grows to minutes)
+//! comes first.
+//!
 //! Must not touch: validation rules and what is announced where (that is `model`'s:
 //! `validate` and `plan` stay pure), Leases (that is `election`'s), sockets and routing
 //! protocols, and the binary's wiring, logging setup and Prometheus registry. It writes nothing

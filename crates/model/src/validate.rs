@@ -7,6 +7,14 @@
 //! wrong in one field is still entered under its name, so one mistake does not cascade into
 //! "unknown pool" errors elsewhere. It must not decide what is announced where: that is
 //! [`crate::plan()`]'s.
+//!
+//! The rules are MetalLB's (its `internal/config` parser and CRD schema), rule by rule: what
+//! MetalLB rejects is an error, what it accepts never is (herald's own checks beyond it are
+//! warnings); `docs/metallb-differences.md` lists every deliberate difference. Only the
+//! `metallb.io` objects and the Secrets they name can be errors: a Service, EndpointSlice or
+//! Node herald cannot use is a warning and a `problems` entry of that object, which the plan
+//! skips alone. Services that are not LoadBalancers of the class herald serves never enter
+//! the World.
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
