@@ -144,7 +144,9 @@ fn main() {
         let change = state.next_change(i);
         herald.clear();
         reference.clear();
-        let reloads_at = (!change.affects_plan).then(|| reloads(&ns, metrics_addr));
+        let reloads_at = (!change.affects_plan)
+            .then(|| reloads(&ns, metrics_addr))
+            .flatten();
         let sent = writer.send(change.write.clone());
         let seen = reference
             .wait(LIMIT, |l| l["name"] == change.object)

@@ -69,6 +69,12 @@ fn rbac_covers_every_watch_and_event() {
             "Role: {verb} secrets"
         );
     }
+    for verb in ["get", "list", "watch", "create", "update", "delete"] {
+        assert!(
+            allows(namespaced, "coordination.k8s.io", "leases", verb),
+            "Role: {verb} leases (the election)"
+        );
+    }
     let account = of_kind(&docs, "ServiceAccount")["metadata"]["name"].clone();
     for binding in ["ClusterRoleBinding", "RoleBinding"] {
         assert_eq!(

@@ -41,9 +41,18 @@ pub struct Announcing {
 }
 
 impl Actuators {
-    pub async fn start(node: String, options: Options) -> Arc<Actuators> {
+    /// Starts the actuators; with an elector (Kubernetes mode), Layer 2 answers only for the
+    /// addresses this node is elected for.
+    pub async fn start(
+        node: String,
+        options: Options,
+        elector: Option<(
+            election::Elector,
+            tokio::sync::mpsc::UnboundedReceiver<election::Event>,
+        )>,
+    ) -> Arc<Actuators> {
         Arc::new(Actuators {
-            layer2: Layer2::start(options.l2).await,
+            layer2: Layer2::start(node.clone(), options.l2, elector).await,
             bgp: BgpSpeaker::start(
                 node.clone(),
                 options.bgp_graceful_shutdown,
@@ -57,6 +66,11 @@ impl Actuators {
     pub fn apply(&self, plan: &NodePlan) {
         self.layer2.set(&plan.l2);
         self.bgp.set(&plan.bgp);
+    }
+
+    /// Why the actuators are not healthy (a Layer 2 task down); empty when they are.
+    pub fn problems(&self) -> Vec<String> {
+        self.layer2.problems()
     }
 
     pub fn status(&self) -> Announcing {
@@ -76,15 +90,23 @@ impl Actuators {
         ) -> &'a mut ServiceAnnouncement {
             report.entry(service.clone()).or_default()
         }
+        let elected = self.layer2.elected();
+        let conflicts = self.layer2.conflicts();
         match self.layer2.resolve(&plan.l2) {
             Ok(assignments) => {
                 for a in assignments {
                     let e = entry(&mut report, &a.service);
+                    if let Some(conflict) = conflicts.get(&a.ip) {
+                        e.conflicts.insert(conflict.clone());
+                    }
                     match a.why_not() {
+                        // With an election, another node answers instead: no failure.
+                        Some(_) if elected => {}
                         Some(why) => add_failure(e, format!("layer2 {}: {why}", a.ip)),
-                        None => {
+                        None if a.answering => {
                             e.protocols.insert(Protocol::Layer2);
                         }
+                        None => {}
                     }
                 }
             }
@@ -121,10 +143,16 @@ impl Actuators {
         ]
     }
 
-    /// Stops answering at once, then ends the BGP sessions (after the graceful shutdown
-    /// wait, when one is set).
+    /// Changes whenever the addresses this node answers for change (elections move them
+    /// without any change of plan), so Events can be written again.
+    pub fn changed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.layer2.changed()
+    }
+
+    /// Stops answering at once and releases the addresses this node leads, then ends the BGP
+    /// sessions (after the graceful shutdown wait, when one is set).
     pub async fn shutdown(&self) {
-        self.layer2.stop();
+        self.layer2.stop().await;
         self.bgp.shutdown().await;
     }
 }

@@ -125,9 +125,37 @@ pub struct AnnounceArgs {
     #[arg(long, env = "HERALD_BGP_LINK_LOCAL_NEXT_HOP", default_value_t = true,
           action = clap::ArgAction::Set, value_name = "BOOL")]
     pub bgp_link_local_next_hop: bool,
+
+    /// Kubernetes mode: how long a node is taken to be alive after its last renewal of its
+    /// Lease; a crashed node's addresses move to others after this (whole seconds).
+    #[arg(long, env = "HERALD_ELECTION_LEASE_DURATION", default_value = "3s",
+          value_name = "DURATION", value_parser = parse_lease_duration)]
+    pub election_lease_duration: Duration,
+
+    /// Kubernetes mode: how often each node renews its Lease: the only periodic write of the
+    /// election, one per node whatever the number of addresses. Must be under the lease
+    /// duration; a third of it lets two renewals fail before others take over.
+    #[arg(long, env = "HERALD_ELECTION_RENEW_INTERVAL", default_value = "1s",
+          value_name = "DURATION", value_parser = parse_duration)]
+    pub election_renew_interval: Duration,
 }
 
 impl AnnounceArgs {
+    /// The election's timing, when the flags make sense together.
+    pub fn election_timing(&self) -> Result<election::Timing, String> {
+        let (duration, renew) = (self.election_lease_duration, self.election_renew_interval);
+        if renew.is_zero() || renew >= duration {
+            return Err(format!(
+                "--election-renew-interval ({renew:?}) must be above zero and below --election-lease-duration ({duration:?}), or nodes expire between renewals"
+            ));
+        }
+        Ok(election::Timing {
+            lease_duration: duration,
+            renew_interval: renew,
+            ..election::Timing::default()
+        })
+    }
+
     pub fn options(&self) -> crate::actuators::Options {
         let nonzero = |d: Duration| (!d.is_zero()).then_some(d);
         crate::actuators::Options {
@@ -144,6 +172,17 @@ impl AnnounceArgs {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     model::net::parse_duration(s).map_err(|e| format!("{e}; {}", e.fix()))
+}
+
+/// A Lease's duration is whole seconds on the wire.
+fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.subsec_nanos() != 0 || d.is_zero() {
+        return Err(format!(
+            "{s:?} is not a whole number of seconds; Lease durations are whole seconds, e.g. 3s"
+        ));
+    }
+    Ok(d)
 }
 
 /// Where the configuration comes from: files (`--config`), or else the Kubernetes API

@@ -1,8 +1,9 @@
 //! The speaker's HTTP endpoints on `--metrics-addr`:
 //!
 //! - `/metrics`: OpenMetrics text: `herald_*`, and MetalLB's names and labels.
-//! - `/healthz`: 200 while the process answers. Configuration trouble does not fail it, so
-//!   a kubelet never restarts a speaker that is keeping the last good plan.
+//! - `/healthz`: 200 while the process answers and every Layer 2 task runs; 503 naming the
+//!   task while one that ended unexpectedly waits to be restarted. Configuration trouble does
+//!   not fail it, so a kubelet never restarts a speaker that is keeping the last good plan.
 //! - `/readyz`: 503 until a plan has been made from a valid configuration, then 200.
 //! - `/status`: JSON `{node, ready, config: {state, files, generation, last_reload,
 //!   last_success, last_errors, warnings}, plan, announcing}`; `state` is `pending`, `loaded`,
@@ -49,9 +50,22 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-/// Alive as long as the process answers; configuration problems show in `/readyz`.
-async fn healthz() -> &'static str {
-    "ok\n"
+/// Alive as long as the process answers and every Layer 2 task runs (one that ended shows
+/// here until it is restarted); configuration problems show in `/readyz`.
+async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
+    let problems = shared
+        .actuators
+        .as_ref()
+        .map(|a| a.problems())
+        .unwrap_or_default();
+    if problems.is_empty() {
+        (StatusCode::OK, "ok\n".to_owned())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unhealthy: {}\n", problems.join("; ")),
+        )
+    }
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {

@@ -231,6 +231,7 @@ mod tests {
             pool: "p".into(),
             advertisements: BTreeSet::from(["l2".to_owned()]),
             interfaces: Interfaces::Any,
+            preference: 0,
         };
         let before = NodePlan {
             node: "n".into(),

@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod http;
 mod layer2;
+mod leadership;
 mod logging;
 mod logs;
 mod metrics;

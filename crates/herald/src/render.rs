@@ -355,6 +355,7 @@ mod tests {
                 pool: "v6".into(),
                 advertisements: ["l2".to_owned()].into(),
                 interfaces: Interfaces::Only(["eth0".to_owned(), "eth1".to_owned()].into()),
+                preference: 0,
             }],
             bgp: vec![PeerPlan {
                 peer: peer(

@@ -201,7 +201,7 @@ impl Cluster {
         namespace: String,
         node: &str,
         lb_class: Option<String>,
-    ) -> anyhow::Result<(Cluster, k8s::Metrics)> {
+    ) -> anyhow::Result<(Cluster, k8s::Metrics, kube::Client)> {
         let config = match &kubeconfig {
             Some(path) => {
                 let file = kube::config::Kubeconfig::read_from(path)
@@ -226,7 +226,7 @@ impl Cluster {
         let metrics = source.metrics();
         let (reports, reports_rx) = watch::channel(None);
         tokio::spawn(write_events(
-            EventRecorder::new(client, RecorderConfig::new(node)),
+            EventRecorder::new(client.clone(), RecorderConfig::new(node)),
             reports_rx,
         ));
         let cluster = Cluster {
@@ -237,7 +237,7 @@ impl Cluster {
             last: None,
             reports,
         };
-        Ok((cluster, metrics))
+        Ok((cluster, metrics, client))
     }
 
     async fn next(&mut self, node: &str) -> anyhow::Result<Read> {
@@ -274,12 +274,21 @@ impl Cluster {
 
     /// Has Events written (in the background) for the last read's `diagnostics` and for
     /// what this node now announces of each Service.
+    /// `diagnostics` `None` keeps those of the last report (a change of what this node
+    /// announces that no read caused, such as an election).
     pub fn report(
         &self,
-        diagnostics: Vec<Diagnostic>,
+        diagnostics: Option<Vec<Diagnostic>>,
         services: BTreeMap<ServiceRef, ServiceAnnouncement>,
     ) {
         if let Some(snapshot) = &self.last {
+            let diagnostics = diagnostics.unwrap_or_else(|| {
+                self.reports
+                    .borrow()
+                    .as_ref()
+                    .map(|r| r.diagnostics.clone())
+                    .unwrap_or_default()
+            });
             self.reports.send_replace(Some(Report {
                 snapshot: snapshot.clone(),
                 diagnostics,

@@ -32,7 +32,12 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
 
     let node = node_name(args.node)?;
     let lb_class = args.source.lb_class.clone();
+    let timing = args
+        .announce
+        .election_timing()
+        .map_err(anyhow::Error::msg)?;
     let mut metrics = Metrics::new();
+    let mut elector = None;
     let mut source = match args.source.mode() {
         Mode::Files(files) => {
             let files = absolute(&files)?;
@@ -59,13 +64,17 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
                 kubeconfig = kubeconfig.as_ref().map(|k| k.display().to_string()),
                 "starting herald speaker in Kubernetes mode"
             );
-            let (cluster, k8s_metrics) =
-                Cluster::connect(kubeconfig, namespace, &node, lb_class).await?;
+            let (cluster, k8s_metrics, client) =
+                Cluster::connect(kubeconfig, namespace.clone(), &node, lb_class).await?;
             metrics.register_kubernetes(k8s_metrics);
+            let mut config = election::Config::new(&namespace, crate::leadership::ELECTION, &node);
+            config.timing = timing;
+            elector = Some(election::Elector::start(client, config));
             Source::Cluster(cluster)
         }
     };
-    let actuators = Actuators::start(node.clone(), args.announce.options()).await;
+    let actuators = Actuators::start(node.clone(), args.announce.options(), elector).await;
+    let mut answering = actuators.changed();
     let shared = Arc::new(Shared::new(
         node.clone(),
         source.status(),
@@ -101,11 +110,12 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
                 let diagnostics = planned.diagnostics.clone();
                 apply(&shared, planned, trigger, &mut logged);
                 if let Source::Cluster(cluster) = &source {
-                    let running = shared.read().plan.clone();
-                    let services = running
-                        .map(|plan| actuators.service_report(&plan))
-                        .unwrap_or_default();
-                    cluster.report(diagnostics, services);
+                    report(cluster, &shared, &actuators, Some(diagnostics));
+                }
+            }
+            Ok(()) = answering.changed() => {
+                if let Source::Cluster(cluster) = &source {
+                    report(cluster, &shared, &actuators, None);
                 }
             }
             result = &mut server => {
@@ -130,6 +140,21 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// Has Events written for what this node now announces of each Service (and, after a read,
+/// for that read's diagnostics).
+fn report(
+    cluster: &Cluster,
+    shared: &Shared,
+    actuators: &Actuators,
+    diagnostics: Option<Vec<model::Diagnostic>>,
+) {
+    let running = shared.read().plan.clone();
+    let services = running
+        .map(|plan| actuators.service_report(&plan))
+        .unwrap_or_default();
+    cluster.report(diagnostics, services);
 }
 
 /// `--node`, else `$NODE_NAME` (both through clap), else the hostname.

@@ -37,6 +37,8 @@ pub mod reasons {
     pub const INVALID_CONFIGURATION: &str = "invalidConfiguration";
     /// A warning about a configuration object: accepted, but likely not what was meant.
     pub const CONFIGURATION_WARNING: &str = "configurationWarning";
+    /// A station that is not a herald node claims a Service's address on the LAN.
+    pub const ADDRESS_CONFLICT: &str = "addressConflict";
 }
 
 const ACTION_ANNOUNCE: &str = "Announce";
@@ -76,6 +78,9 @@ pub struct ServiceAnnouncement {
     pub protocols: BTreeSet<Protocol>,
     /// Why announcing (some of) its addresses failed here, when it did.
     pub failure: Option<String>,
+    /// Address conflicts seen lately on this node, each described: a Warning Event for each
+    /// new one.
+    pub conflicts: BTreeSet<String>,
 }
 
 /// A configuration Event that was written and whose problem still holds:
@@ -231,6 +236,14 @@ impl EventRecorder {
             *count += 1;
         }
         had.failure = wanted.failure.clone();
+        for conflict in wanted.conflicts.difference(&had.conflicts.clone()) {
+            let (reason, action) = (reasons::ADDRESS_CONFLICT, ACTION_ANNOUNCE);
+            self.write(regarding, Type::Warning, reason, action, conflict.clone())
+                .await?;
+            had.conflicts.insert(conflict.clone());
+            *count += 1;
+        }
+        had.conflicts.retain(|c| wanted.conflicts.contains(c));
         Ok(())
     }
 

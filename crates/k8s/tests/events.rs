@@ -198,6 +198,7 @@ async fn service_events_follow_what_this_node_announces() {
             ServiceAnnouncement {
                 protocols: protocols.iter().copied().collect(),
                 failure: failure.map(str::to_owned),
+                ..ServiceAnnouncement::default()
             },
         )])
     };
@@ -267,6 +268,7 @@ async fn an_event_that_could_not_be_written_is_written_on_the_next_call() {
         ServiceAnnouncement {
             protocols: [Protocol::Bgp].into(),
             failure: None,
+            ..ServiceAnnouncement::default()
         },
     )]);
     server.cut_off_with("recorder", testkit::apiserver::FaultMode::Unavailable);

@@ -15,19 +15,28 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::{error, info, warn};
 
 use crate::answer::{
-    FrameBuf, NoAnswer, answer, gratuitous_arp_reply, gratuitous_arp_request,
+    AnswerKind, FrameBuf, NoAnswer, answer, gratuitous_arp_reply, gratuitous_arp_request,
     unsolicited_neighbor_advertisement,
 };
+use crate::bpf::{FilterKind, SOCKET_FILTER, owned_target_filter};
+use crate::claim::{Claim, ConflictDefense, claimed};
 use crate::frame::Frame;
-use crate::link::{Link, LinkError, LinkMonitor, LinkTable};
+use crate::link::{
+    AbortOnDrop, Backoff, Link, LinkError, LinkMonitor, LinkTable, MonitorHealth, TaskHealth,
+};
+use crate::mld::GroupMemberships;
+use crate::ratelimit::{Limiter, RateLimits};
 use crate::socket::{BATCH, PacketSocket, RecvBatch};
 use crate::validate::DropReason;
-use crate::wire::{EthernetAddress, solicited_node_multicast_ethernet_addr};
+use crate::wire::{
+    EthernetAddress, solicited_node_multicast, solicited_node_multicast_ethernet_addr,
+};
 
 /// How and when addresses are announced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,13 +66,17 @@ impl Default for Config {
 pub const NOT_OWNED: &str = "not_owned";
 pub const OWN_FRAME: &str = "own_frame";
 pub const NOT_A_QUESTION: &str = "not_a_question";
+/// Addressed to another station's MAC (PACKET_OTHERHOST: a promiscuous interface).
+pub const OTHER_HOST: &str = "other_host";
 
 /// Every `reason` label, for pre-registering metrics.
 pub fn drop_labels() -> impl Iterator<Item = &'static str> {
-    DropReason::ALL
-        .iter()
-        .map(|r| r.as_str())
-        .chain([NOT_OWNED, OWN_FRAME, NOT_A_QUESTION])
+    DropReason::ALL.iter().map(|r| r.as_str()).chain([
+        NOT_OWNED,
+        OWN_FRAME,
+        NOT_A_QUESTION,
+        OTHER_HOST,
+    ])
 }
 
 /// The `reason` label for a frame that got no answer.
@@ -85,10 +98,18 @@ pub struct InterfaceStats {
     pub dropped: BTreeMap<&'static str, u64>,
     /// Sends that failed (replies and announcements).
     pub send_errors: u64,
+    /// Actions held back by a rate limit, by what they were (`herald_l2_rate_limited_total`;
+    /// see [`crate::ratelimit::RateLimits`]).
+    pub rate_limited: BTreeMap<&'static str, u64>,
     /// Whether a socket is open on the interface now.
     pub listening: bool,
     /// The last error opening or reading the socket, if the last attempt failed.
     pub error: Option<String>,
+    /// The interface's task: up, or ended and waiting to be restarted.
+    pub task: TaskHealth,
+    /// The socket filter attached for the owned set: the owned-target program, or the family
+    /// filter past the kernel's size limit (see [`crate::bpf::owned_target_filter`]).
+    pub filter: Option<FilterKind>,
 }
 
 /// Counters of one address, over all interfaces.
@@ -101,6 +122,13 @@ pub struct AddressStats {
     pub responses_sent: u64,
     /// Gratuitous ARP and unsolicited NA frames sent (`metallb_layer2_gratuitous_sent`).
     pub gratuitous_sent: u64,
+    /// Claims of this address on the wire by another MAC (see [`Claim`]), herald nodes' and
+    /// others' alike.
+    pub claims: u64,
+    /// Claims by a MAC that is not a herald node ([`Responder::set_peers`]): address
+    /// conflicts, each answered by a rate-limited re-announcement
+    /// (`herald_l2_address_conflicts_total`).
+    pub conflicts: u64,
 }
 
 /// A snapshot of every counter. Counters only grow; an address or interface once seen stays.
@@ -108,6 +136,9 @@ pub struct AddressStats {
 pub struct Stats {
     pub interfaces: BTreeMap<String, InterfaceStats>,
     pub addresses: BTreeMap<IpAddr, AddressStats>,
+    /// Claims that a slow receiver of [`Responder::claims`] never saw: the channel was full
+    /// and the oldest was dropped (`herald_l2_claims_lost_total`).
+    pub claims_lost: u64,
 }
 
 #[derive(Debug, Default)]
@@ -115,7 +146,12 @@ struct InterfaceCounters {
     frames_read: AtomicU64,
     send_errors: AtomicU64,
     dropped: Mutex<BTreeMap<&'static str, u64>>,
+    rate_limited: Mutex<BTreeMap<&'static str, u64>>,
     status: Mutex<(bool, Option<String>)>,
+    task: Mutex<TaskHealth>,
+    /// A test's request that the task fail.
+    fault: Notify,
+    filter: Mutex<Option<FilterKind>>,
 }
 
 impl InterfaceCounters {
@@ -129,6 +165,26 @@ impl InterfaceCounters {
         }
     }
 
+    fn limit(&self, what: &'static str) {
+        self.limit_n(what, 1);
+    }
+
+    fn limit_n(&self, what: &'static str, n: u64) {
+        *lock(&self.rate_limited).entry(what).or_default() += n;
+    }
+
+    fn task_down(&self, why: String) {
+        let mut task = lock(&self.task);
+        task.up = false;
+        task.last_error = Some(why);
+    }
+
+    fn task_restarted(&self) {
+        let mut task = lock(&self.task);
+        task.up = true;
+        task.restarts += 1;
+    }
+
     fn set_status(&self, listening: bool, error: Option<String>) {
         *lock(&self.status) = (listening, error);
     }
@@ -139,6 +195,9 @@ impl InterfaceCounters {
             frames_read: self.frames_read.load(Ordering::Relaxed),
             dropped: lock(&self.dropped).clone(),
             send_errors: self.send_errors.load(Ordering::Relaxed),
+            rate_limited: lock(&self.rate_limited).clone(),
+            task: lock(&self.task).clone(),
+            filter: *lock(&self.filter),
             listening,
             error,
         }
@@ -154,9 +213,33 @@ type Owned = Arc<BTreeSet<IpAddr>>;
 /// Receive buffer of each packet socket; the filter keeps it to ARP and NS/NA frames.
 const RECEIVE_BUFFER: usize = 4 << 20;
 
-#[derive(Debug, Default)]
+/// Claims held for receivers of [`Responder::claims`] before the oldest is dropped.
+pub const CLAIM_CHANNEL_CAPACITY: usize = 1024;
+
+#[derive(Debug)]
 struct Shared {
     addresses: Mutex<BTreeMap<IpAddr, AddressStats>>,
+    claims: broadcast::Sender<Claim>,
+    claims_lost: AtomicU64,
+    /// MACs of the other herald nodes: their claims are reported, not conflicts.
+    peers: Mutex<Arc<BTreeSet<EthernetAddress>>>,
+    /// Read by each interface task when it starts serving a socket.
+    rate_limits: Mutex<RateLimits>,
+    /// Addresses to re-announce at once ([`Responder::reannounce`]).
+    reannounce: broadcast::Sender<IpAddr>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            addresses: Mutex::default(),
+            claims: broadcast::channel(CLAIM_CHANNEL_CAPACITY).0,
+            claims_lost: AtomicU64::new(0),
+            peers: Mutex::default(),
+            rate_limits: Mutex::default(),
+            reannounce: broadcast::channel(CLAIM_CHANNEL_CAPACITY).0,
+        }
+    }
 }
 
 impl Shared {
@@ -243,6 +326,10 @@ impl Responder {
                 counters: Arc::new(InterfaceCounters::default()),
                 active: None,
             });
+            if interface.active.is_none() {
+                // Running from now on (again, if it was let go of before).
+                lock(&interface.counters.task).up = true;
+            }
             match &interface.active {
                 Some(active) => {
                     active.owned.send_if_modified(|current| {
@@ -253,7 +340,7 @@ impl Responder {
                 }
                 None => {
                     let (tx, rx) = watch::channel(addresses);
-                    let task = self.runtime.spawn(run_interface(InterfaceTask {
+                    let task = self.runtime.spawn(supervise_interface(InterfaceTask {
                         name: name.clone(),
                         config: self.config,
                         owned: rx,
@@ -287,7 +374,62 @@ impl Responder {
         Stats {
             interfaces,
             addresses: lock(&self.shared.addresses).clone(),
+            claims_lost: self.shared.claims_lost.load(Ordering::Relaxed),
         }
+    }
+
+    /// Every claim seen on the wire from now on: a gratuitous ARP, an ARP reply or a Neighbor
+    /// Advertisement from another MAC for an address owned on the interface it arrived on
+    /// (see [`crate::claim`]). Sending never waits for receivers: one that falls more than
+    /// [`CLAIM_CHANNEL_CAPACITY`] behind loses the oldest (`RecvError::Lagged`), counted in
+    /// [`Stats::claims_lost`].
+    pub fn claims(&self) -> broadcast::Receiver<Claim> {
+        self.shared.claims.subscribe()
+    }
+
+    /// Whether every task is running: the link monitor, and each interface's. A task that
+    /// ended unexpectedly shows here (with why) until it has been restarted.
+    pub fn health(&self) -> Health {
+        let interfaces = lock(&self.interfaces)
+            .iter()
+            .filter(|(_, i)| i.active.is_some())
+            .map(|(name, i)| (name.clone(), lock(&i.counters.task).clone()))
+            .collect();
+        Health {
+            link_monitor: self.links.health(),
+            interfaces,
+        }
+    }
+
+    /// Makes the task of interface `name` fail, so tests can see it restarted. Not for
+    /// production use.
+    #[doc(hidden)]
+    pub fn inject_interface_failure(&self, name: &str) {
+        if let Some(interface) = lock(&self.interfaces).get(name) {
+            interface.counters.fault.notify_one();
+        }
+    }
+
+    /// The MACs of the other herald nodes. A claim from one of them is only reported (the
+    /// election decides what it means); a claim from any other MAC is also an address
+    /// conflict: counted, logged, and answered by a re-announcement of the address, the
+    /// first at once and then at most one per address per interface per second. With no
+    /// peers set (file mode), every claim is a conflict.
+    pub fn set_peers(&self, peers: BTreeSet<EthernetAddress>) {
+        *lock(&self.shared.peers) = Arc::new(peers);
+    }
+
+    /// Re-announces `address` on every interface that answers for it, as a conflict would be
+    /// answered (at once, then at most once per second): for a claim by a peer that the owner
+    /// of the decision found to be stale.
+    pub fn reannounce(&self, address: IpAddr) {
+        let _ = self.shared.reannounce.send(address);
+    }
+
+    /// Replaces the [`RateLimits`] (the defaults are documented there); sockets opened from
+    /// then on use them.
+    pub fn set_rate_limits(&self, limits: RateLimits) {
+        *lock(&self.shared.rate_limits) = limits;
     }
 }
 
@@ -301,6 +443,7 @@ impl Drop for Responder {
     }
 }
 
+#[derive(Clone)]
 struct InterfaceTask {
     name: String,
     config: Config,
@@ -310,8 +453,41 @@ struct InterfaceTask {
     shared: Arc<Shared>,
 }
 
+/// Runs [`run_interface`] and, should it end while the interface is still wanted (a socket
+/// that failed, or a bug), starts it again after a backoff; logged, and shown in the
+/// interface's [`TaskHealth`] until it runs again.
+async fn supervise_interface(task: InterfaceTask) {
+    let mut backoff = Backoff::default();
+    loop {
+        let started = Instant::now();
+        let mut run = AbortOnDrop(tokio::spawn(run_interface(task.clone())));
+        let why = match run.await_end().await {
+            Ok(Ok(())) => return,
+            Ok(Err(why)) => why,
+            Err(err) => format!("the task failed: {err}"),
+        };
+        if task.owned.has_changed().is_err() {
+            // Let go of meanwhile: nothing to restart.
+            return;
+        }
+        let wait = backoff.next(started.elapsed());
+        task.counters.set_status(false, Some(why.clone()));
+        task.counters.task_down(why.clone());
+        error!(
+            interface = %task.name,
+            error = %why,
+            retry_in = ?wait,
+            "layer 2: the interface's task ended; nothing is answered there until it restarts"
+        );
+        tokio::time::sleep(wait).await;
+        task.counters.task_restarted();
+        info!(interface = %task.name, "layer 2: the interface's task runs again");
+    }
+}
+
 /// Waits for the link, listens on it until it goes away or is replaced, and starts over.
-async fn run_interface(mut task: InterfaceTask) {
+/// Returns `Ok` when the responder lets go of the interface, `Err` when the socket fails.
+async fn run_interface(mut task: InterfaceTask) -> Result<(), String> {
     loop {
         let link = loop {
             let found = task.links.borrow_and_update().by_name(&task.name).cloned();
@@ -320,7 +496,7 @@ async fn run_interface(mut task: InterfaceTask) {
                 _ => {
                     task.counters.set_status(false, None);
                     if task.links.changed().await.is_err() {
-                        return;
+                        return Err("the link monitor stopped".to_owned());
                     }
                 }
             }
@@ -331,7 +507,7 @@ async fn run_interface(mut task: InterfaceTask) {
                 task.counters.set_status(false, Some(err.to_string()));
                 // Try again when the link changes (e.g. is recreated).
                 if task.links.changed().await.is_err() {
-                    return;
+                    return Err("the link monitor stopped".to_owned());
                 }
                 continue;
             }
@@ -340,17 +516,42 @@ async fn run_interface(mut task: InterfaceTask) {
         let _ = socket.set_receive_buffer(RECEIVE_BUFFER);
         task.counters.set_status(true, None);
         match serve(&mut task, &socket, link).await {
-            Ok(Ended::Stopped) => return,
+            Ok(Ended::Stopped) => return Ok(()),
             Ok(Ended::LinkChanged) => {}
-            Err(err) => {
-                task.counters.set_status(false, Some(err.to_string()));
-                drop(socket);
-                // Not in a tight loop: start over when the link changes.
-                if task.links.changed().await.is_err() {
-                    return;
-                }
-            }
+            Err(err) => return Err(format!("reading the packet socket failed: {err}")),
         }
+    }
+}
+
+/// The health of the responder's tasks ([`Responder::health`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    pub link_monitor: MonitorHealth,
+    /// The interfaces listened on (wanted), by name.
+    pub interfaces: BTreeMap<String, TaskHealth>,
+}
+
+impl Health {
+    /// A line for each task that is down, saying why; empty when all run.
+    pub fn problems(&self) -> Vec<String> {
+        let monitor = &self.link_monitor.task;
+        let monitor = (!monitor.up).then(|| {
+            format!(
+                "the link monitor is down: {}",
+                monitor.last_error.as_deref().unwrap_or("unknown")
+            )
+        });
+        let interfaces = self
+            .interfaces
+            .iter()
+            .filter(|(_, t)| !t.up)
+            .map(|(name, t)| {
+                format!(
+                    "the layer 2 task of interface {name} is down: {}",
+                    t.last_error.as_deref().unwrap_or("unknown")
+                )
+            });
+        monitor.into_iter().chain(interfaces).collect()
     }
 }
 
@@ -424,10 +625,55 @@ impl AnnounceSchedule {
 /// What one socket has done: the addresses it joined groups for and announces, and when.
 struct Session<'a> {
     socket: &'a PacketSocket,
+    /// The program the socket holds, once one for the owned set is attached.
+    filter: Option<FilterKind>,
+    /// The solicited-node groups joined at the IPv6 layer for held IPv6 addresses.
+    groups: GroupMemberships,
     link: Link,
     mac: EthernetAddress,
     held: BTreeSet<IpAddr>,
     schedule: AnnounceSchedule,
+    guards: Guards,
+}
+
+/// What holds back what neighbours can make this interface do (see [`crate::ratelimit`]).
+#[derive(Debug)]
+struct Guards {
+    /// Re-announcements answering conflicts, at most one per address per second.
+    defense: ConflictDefense,
+    /// Multicast answers, by the asker's MAC.
+    multicast: Limiter<EthernetAddress>,
+    /// Re-announcements, by the claimant's MAC.
+    reannounce: Limiter<EthernetAddress>,
+    /// Log lines, by address.
+    log: Limiter<IpAddr>,
+}
+
+impl Guards {
+    fn new(limits: &RateLimits, now: Instant) -> Guards {
+        Guards {
+            defense: ConflictDefense::default(),
+            multicast: Limiter::new(limits.multicast_answers, now),
+            reannounce: Limiter::new(limits.reannouncements, now),
+            log: Limiter::new(limits.log_lines, now),
+        }
+    }
+}
+
+/// The `what` label of an action held back by a rate limit
+/// (`herald_l2_rate_limited_total{what}`).
+pub const LIMITED_MULTICAST_ANSWER: &str = "multicast_answer";
+pub const LIMITED_REANNOUNCEMENT: &str = "reannouncement";
+pub const LIMITED_LOG_LINE: &str = "log_line";
+
+/// Every `what` label, for pre-registering metrics.
+pub fn rate_limited_labels() -> impl Iterator<Item = &'static str> {
+    [
+        LIMITED_MULTICAST_ANSWER,
+        LIMITED_REANNOUNCEMENT,
+        LIMITED_LOG_LINE,
+    ]
+    .into_iter()
 }
 
 impl Session<'_> {
@@ -441,22 +687,61 @@ impl Session<'_> {
             if let IpAddr::V6(v6) = gone {
                 let group = solicited_node_multicast_ethernet_addr(*v6);
                 let _ = self.socket.leave_multicast(group);
+                let _ = self.groups.leave(solicited_node_multicast(*v6));
             }
             self.schedule.remove(gone);
+            self.guards.defense.remove(gone);
         }
         let new: Vec<IpAddr> = owned.difference(&self.held).copied().collect();
         for address in new {
-            if let IpAddr::V6(v6) = address
-                && let Err(err) = self
+            if let IpAddr::V6(v6) = address {
+                if let Err(err) = self
                     .socket
                     .join_multicast(solicited_node_multicast_ethernet_addr(v6))
-            {
-                let error = format!("joining the solicited-node group of {v6}: {err}");
-                task.counters.set_status(true, Some(error));
+                {
+                    let error = format!("programming the solicited-node MAC of {v6}: {err}");
+                    task.counters.set_status(true, Some(error));
+                }
+                // So the kernel sends MLD reports, and snooping switches forward the group.
+                if let Err(err) = self.groups.join(solicited_node_multicast(v6)) {
+                    let error = format!(
+                        "joining the solicited-node group of {v6} (no MLD report, so a snooping switch may not forward solicitations): {err}"
+                    );
+                    task.counters.set_status(true, Some(error));
+                }
             }
             self.burst(address, &task.config);
         }
         self.held = owned.clone();
+        self.swap_filter(task);
+    }
+
+    /// Makes the socket's filter pass only frames about the addresses now held, or every
+    /// ARP and NS/NA frame when that program would be too large for the kernel.
+    fn swap_filter(&mut self, task: &InterfaceTask) {
+        let (program, kind) = match owned_target_filter(&self.held) {
+            Ok(program) => (program, FilterKind::OwnedTargets),
+            Err(too_large) => {
+                if self.filter != Some(FilterKind::Family) {
+                    warn!(
+                        interface = %task.name,
+                        error = %too_large,
+                        "layer 2: too many addresses for the owned-target filter; every ARP and neighbor discovery frame reaches herald"
+                    );
+                }
+                (SOCKET_FILTER.to_vec(), FilterKind::Family)
+            }
+        };
+        match self.socket.set_filter(&program) {
+            Ok(()) => {
+                self.filter = Some(kind);
+                *lock(&task.counters.filter) = Some(kind);
+            }
+            Err(err) => {
+                let error = format!("attaching the socket filter: {err}");
+                task.counters.set_status(true, Some(error));
+            }
+        }
     }
 
     /// Follows the link's state; false when the link is gone or replaced.
@@ -482,12 +767,76 @@ impl Session<'_> {
         true
     }
 
-    /// Sends the announcements that are due and schedules the next ones.
+    /// When the next announcement or re-announcement is due.
+    fn next_due(&self) -> Option<Instant> {
+        match (self.schedule.next_due(), self.guards.defense.next_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Sends the announcements and re-announcements that are due and schedules the next ones.
     async fn announce_due(&mut self, task: &InterfaceTask) {
-        for address in self.schedule.take_due(&task.config, Instant::now()) {
+        let now = Instant::now();
+        let mut due = self.schedule.take_due(&task.config, now);
+        for address in self.guards.defense.take_due(now) {
+            // A round already due answers the conflict as well.
+            if !due.contains(&address) && self.held.contains(&address) {
+                due.push(address);
+            }
+        }
+        for address in due {
             // A link that is down drops what is sent; link-up starts a new burst.
             if self.link.is_operational() {
                 announce(task, self.socket, self.mac, address).await;
+            }
+        }
+    }
+
+    /// Reports claims seen on the wire, and answers conflicts (claims from MACs that are not
+    /// herald nodes) with a re-announcement.
+    fn on_claims(&mut self, task: &InterfaceTask, claims: &[(IpAddr, EthernetAddress)]) {
+        if claims.is_empty() {
+            return;
+        }
+        let peers = lock(&task.shared.peers).clone();
+        let now = Instant::now();
+        let claims_tx = &task.shared.claims;
+        for &(address, mac) in claims {
+            if claims_tx.receiver_count() > 0 {
+                if claims_tx.len() >= CLAIM_CHANNEL_CAPACITY {
+                    task.shared.claims_lost.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = claims_tx.send(Claim {
+                    interface: task.name.clone(),
+                    address,
+                    mac,
+                });
+            }
+            let conflict = !peers.contains(&mac);
+            task.shared.count(address, |s| {
+                s.claims += 1;
+                s.conflicts += u64::from(conflict);
+            });
+            if !conflict {
+                continue;
+            }
+            if !self.guards.defense.is_pending(&address) {
+                if self.guards.reannounce.allow(&mac, now) {
+                    self.guards.defense.on_conflict(address, now);
+                } else {
+                    task.counters.limit(LIMITED_REANNOUNCEMENT);
+                }
+            }
+            if self.guards.log.allow(&address, now) {
+                warn!(
+                    interface = %task.name,
+                    ip = %address,
+                    mac = %mac,
+                    "address conflict: a station that is not a herald node claims an address this node answers for; re-announcing it"
+                );
+            } else {
+                task.counters.limit(LIMITED_LOG_LINE);
             }
         }
     }
@@ -500,12 +849,16 @@ async fn serve(
     socket: &PacketSocket,
     link: Link,
 ) -> std::io::Result<Ended> {
+    let limits = *lock(&task.shared.rate_limits);
     let mut session = Session {
         socket,
+        filter: None,
+        groups: GroupMemberships::new(link.index),
         mac: link.mac.unwrap_or(EthernetAddress::UNSPECIFIED),
         link,
         held: BTreeSet::new(),
         schedule: AnnounceSchedule::default(),
+        guards: Guards::new(&limits, Instant::now()),
     };
     let mut batch = RecvBatch::new();
     let mut scratch = Scratch::default();
@@ -513,11 +866,20 @@ async fn serve(
     task.owned.mark_changed();
     // Link events stop only if the link monitor does; serve on with the last known state.
     let mut links_open = true;
+    let mut reannounce = task.shared.reannounce.subscribe();
 
     loop {
-        let next_due = session.schedule.next_due();
+        let next_due = session.next_due();
         tokio::select! {
             biased;
+            Ok(address) = reannounce.recv() => {
+                if session.held.contains(&address) && !session.guards.defense.is_pending(&address) {
+                    session.guards.defense.on_conflict(address, Instant::now());
+                }
+            }
+            () = task.counters.fault.notified() => {
+                panic!("layer 2: injected failure of the task of {} (a test)", task.name);
+            }
             changed = task.owned.changed() => {
                 if changed.is_err() {
                     return Ok(Ended::Stopped);
@@ -548,7 +910,9 @@ async fn serve(
                 }
                 let mut taken = 0;
                 loop {
-                    respond(task, socket, &batch, session.mac, &mut scratch).await;
+                    respond(task, socket, &batch, session.mac, &mut session.guards, &mut scratch)
+                        .await;
+                    session.on_claims(task, &scratch.claims);
                     taken += batch.messages();
                     // A lone frame, the usual case, and it is back to waiting. More than one
                     // means a burst (every client re-resolving after a failover): read on while
@@ -586,6 +950,8 @@ struct Scratch {
     frames: Vec<FrameBuf>,
     addresses: Vec<IpAddr>,
     dropped: Vec<(&'static str, u64)>,
+    /// Claims seen in the batch: the owned address, and the claimant's MAC.
+    claims: Vec<(IpAddr, EthernetAddress)>,
 }
 
 // `respond` keeps which replies went out as one bit each.
@@ -598,29 +964,45 @@ async fn respond(
     socket: &PacketSocket,
     batch: &RecvBatch,
     mac: EthernetAddress,
+    guards: &mut Guards,
     scratch: &mut Scratch,
 ) {
     let Scratch {
         frames,
         addresses,
         dropped,
+        claims,
     } = scratch;
     frames.clear();
     addresses.clear();
     dropped.clear();
+    claims.clear();
     let mut read = 0;
+    let mut limited = 0;
     for bytes in batch.frames() {
         read += 1;
         let result = match Frame::parse(bytes) {
             Ok(frame) => {
                 // The latest desired state, even if this task has not processed the change yet.
                 let owned = task.owned.borrow();
-                answer(&frame, mac, |ip| owned.contains(&ip))
+                let owns = |ip| owned.contains(&ip);
+                if let Frame::Arp { .. } | Frame::NeighborAdvertisement(_) = frame
+                    && let Some(claim) = claimed(&frame, mac, owns)
+                {
+                    claims.push(claim);
+                }
+                answer(&frame, mac, owns).map(|reply| (reply, frame.ethernet().src_addr))
             }
             Err(err) => Err(NoAnswer::Dropped(err.into())),
         };
         match result {
-            Ok(reply) => {
+            Ok((reply, asker)) => {
+                if reply.kind == AnswerKind::DadDefense
+                    && !guards.multicast.allow(&asker, Instant::now())
+                {
+                    limited += 1;
+                    continue;
+                }
                 frames.push(reply.frame);
                 addresses.push(reply.address);
             }
@@ -633,8 +1015,17 @@ async fn respond(
             }
         }
     }
-    task.counters.frames_read.fetch_add(read, Ordering::Relaxed);
+    let other_host = batch.other_host() as u64;
+    if other_host > 0 {
+        dropped.push((OTHER_HOST, other_host));
+    }
+    task.counters
+        .frames_read
+        .fetch_add(read + other_host, Ordering::Relaxed);
     task.counters.drop_frames(dropped);
+    if limited > 0 {
+        task.counters.limit_n(LIMITED_MULTICAST_ANSWER, limited);
+    }
     if frames.is_empty() {
         return;
     }

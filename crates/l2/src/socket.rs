@@ -26,31 +26,21 @@ use tokio::io::unix::AsyncFd;
 use crate::bpf::{SOCKET_FILTER, SockFilter};
 use crate::wire::EthernetAddress;
 
-// From <linux/if_packet.h> and <asm-generic/socket.h>; defined here because the libc crate
-// moves them between modules across versions.
-const SOL_PACKET: libc::c_int = 263;
-const SO_ATTACH_FILTER: libc::c_int = 26;
-const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
-const PACKET_DROP_MEMBERSHIP: libc::c_int = 2;
-const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-const PACKET_MR_MULTICAST: libc::c_ushort = 0;
-const PACKET_OUTGOING: u8 = 4;
-const ETH_P_ALL: u16 = 0x0003;
+// Constants and struct layouts are libc's.
+use libc::{PACKET_OTHERHOST, PACKET_OUTGOING};
 
-/// `struct sock_fprog`.
-#[repr(C)]
-struct SockFprog {
-    len: libc::c_ushort,
-    filter: *const SockFilter,
-}
-
-/// `struct packet_mreq`.
-#[repr(C)]
-struct PacketMreq {
-    mr_ifindex: libc::c_int,
-    mr_type: libc::c_ushort,
-    mr_alen: libc::c_ushort,
-    mr_address: [u8; 8],
+/// A filter program as `SO_ATTACH_FILTER` takes it; [`SockFilter`] has the kernel's layout of
+/// `struct sock_filter`, as `libc::sock_filter` does.
+fn sock_fprog(program: &[SockFilter]) -> io::Result<libc::sock_fprog> {
+    const _: () =
+        assert!(std::mem::size_of::<SockFilter>() == std::mem::size_of::<libc::sock_filter>());
+    let len = libc::c_ushort::try_from(program.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "program too long"))?;
+    Ok(libc::sock_fprog {
+        len,
+        // The kernel only reads the program.
+        filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+    })
 }
 
 /// Most frames one [`PacketSocket::recv_batch`] reads, and one system call sends in
@@ -71,6 +61,9 @@ pub struct RecvBatch {
     lens: [Option<usize>; BATCH],
     /// Messages the last read returned, own frames included.
     read: usize,
+    /// Of those, frames addressed to another station (PACKET_OTHERHOST: the interface is
+    /// promiscuous), left out of [`frames`](Self::frames).
+    other_host: usize,
 }
 
 /// The buffers and the `recvmmsg` headers that describe them.
@@ -110,6 +103,7 @@ impl RecvBatch {
             state,
             lens: [None; BATCH],
             read: 0,
+            other_host: 0,
         }
     }
 
@@ -126,6 +120,13 @@ impl RecvBatch {
     /// How many messages the last read took off the queue, this host's own frames included.
     pub fn messages(&self) -> usize {
         self.read
+    }
+
+    /// How many frames of the last read were addressed to another station's MAC (they reach
+    /// a packet socket when the interface is promiscuous) and are left out of
+    /// [`frames`](Self::frames): a question sent to another host is not ours to answer.
+    pub fn other_host(&self) -> usize {
+        self.other_host
     }
 }
 
@@ -217,25 +218,27 @@ impl PacketSocket {
         // SAFETY: `raw` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
-        let program = SockFprog {
-            len: SOCKET_FILTER.len() as libc::c_ushort,
-            filter: SOCKET_FILTER.as_ptr(),
-        };
-        setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, SO_ATTACH_FILTER, &program)
-            .map_err(SocketError::AttachFilter)?;
+        let program = sock_fprog(&SOCKET_FILTER).map_err(SocketError::AttachFilter)?;
+        setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &program,
+        )
+        .map_err(SocketError::AttachFilter)?;
         // Linux 4.20+. On older kernels our own frames are recognised by their packet type in
         // `recv` instead, so a failure here is not fatal.
         let _ = setsockopt(
             fd.as_raw_fd(),
-            SOL_PACKET,
-            PACKET_IGNORE_OUTGOING,
+            libc::SOL_PACKET,
+            libc::PACKET_IGNORE_OUTGOING,
             &(1 as libc::c_int),
         );
 
         // SAFETY: all-zero is a valid sockaddr_ll.
         let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as libc::c_ushort;
-        addr.sll_protocol = ETH_P_ALL.to_be();
+        addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
         addr.sll_ifindex = ifindex as libc::c_int;
         // SAFETY: `addr` is a valid sockaddr_ll of the size passed.
         check(unsafe {
@@ -261,6 +264,18 @@ impl PacketSocket {
         })
     }
 
+    /// Replaces the socket's filter with `program`, atomically: every frame is checked by
+    /// either the old program or the new one.
+    pub fn set_filter(&self, program: &[SockFilter]) -> io::Result<()> {
+        let program = sock_fprog(program)?;
+        setsockopt(
+            self.fd.get_ref().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &program,
+        )
+    }
+
     pub fn ifindex(&self) -> u32 {
         self.ifindex
     }
@@ -268,10 +283,9 @@ impl PacketSocket {
     /// Sets the receive buffer to `bytes` (beyond `net.core.rmem_max` when the process has
     /// CAP_NET_ADMIN), so a burst of questions is queued rather than dropped.
     pub fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
-        const SO_RCVBUFFORCE: libc::c_int = 33;
         let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
         let fd = self.fd.get_ref().as_raw_fd();
-        setsockopt(fd, libc::SOL_SOCKET, SO_RCVBUFFORCE, &size)
+        setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size)
             .or_else(|_| setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &size))
     }
 
@@ -302,7 +316,8 @@ impl PacketSocket {
     }
 
     /// Waits for frames from the wire and reads as many as are queued, up to [`BATCH`], with one
-    /// system call. Frames this host sent are left out, so a read may hold none.
+    /// system call. Frames this host sent, and frames for other stations (counted in
+    /// [`RecvBatch::other_host`]), are left out, so a read may hold none.
     pub async fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<()> {
         loop {
             let mut guard = self.fd.readable().await?;
@@ -314,7 +329,7 @@ impl PacketSocket {
                         // from now on raises a new readiness event, so none is missed.
                         guard.clear_ready();
                     }
-                    if batch.frames().next().is_some() {
+                    if batch.frames().next().is_some() || batch.other_host() > 0 {
                         return Ok(());
                     }
                 }
@@ -438,7 +453,7 @@ impl PacketSocket {
             *count += 1;
             return Ok(());
         }
-        self.membership(PACKET_ADD_MEMBERSHIP, mac)?;
+        self.membership(libc::PACKET_ADD_MEMBERSHIP, mac)?;
         memberships.insert(mac, 1);
         Ok(())
     }
@@ -455,7 +470,7 @@ impl PacketSocket {
             }
             Some(_) => {
                 memberships.remove(&mac);
-                self.membership(PACKET_DROP_MEMBERSHIP, mac)
+                self.membership(libc::PACKET_DROP_MEMBERSHIP, mac)
             }
         }
     }
@@ -471,13 +486,18 @@ impl PacketSocket {
     fn membership(&self, option: libc::c_int, mac: EthernetAddress) -> io::Result<()> {
         let mut address = [0u8; 8];
         address[..6].copy_from_slice(&mac.octets());
-        let mreq = PacketMreq {
+        let mreq = libc::packet_mreq {
             mr_ifindex: self.ifindex as libc::c_int,
-            mr_type: PACKET_MR_MULTICAST,
+            mr_type: libc::PACKET_MR_MULTICAST as libc::c_ushort,
             mr_alen: 6,
             mr_address: address,
         };
-        setsockopt(self.fd.get_ref().as_raw_fd(), SOL_PACKET, option, &mreq)
+        setsockopt(
+            self.fd.get_ref().as_raw_fd(),
+            libc::SOL_PACKET,
+            option,
+            &mreq,
+        )
     }
 }
 
@@ -566,6 +586,7 @@ fn recv_frames(fd: RawFd, batch: &mut RecvBatch) -> io::Result<()> {
         }
     }
     batch.read = 0;
+    batch.other_host = 0;
     // SAFETY: every header points at its own slot and sockaddr_ll in the live state, of the
     // sizes given; nothing else accesses the state during the call.
     let n = unsafe {
@@ -584,10 +605,13 @@ fn recv_frames(fd: RawFd, batch: &mut RecvBatch) -> io::Result<()> {
     // SAFETY: as above; the kernel is done writing.
     let state = unsafe { &*raw };
     for (i, (msg, from)) in state.msgs[..n].iter().zip(&state.from).enumerate() {
-        batch.lens[i] = if from.sll_pkttype == PACKET_OUTGOING {
-            None
-        } else {
-            Some((msg.msg_len as usize).min(SLOT))
+        batch.lens[i] = match from.sll_pkttype {
+            PACKET_OUTGOING => None,
+            PACKET_OTHERHOST => {
+                batch.other_host += 1;
+                None
+            }
+            _ => Some((msg.msg_len as usize).min(SLOT)),
         };
     }
     batch.read = n;

@@ -1,5 +1,5 @@
-//! Validation of a received Neighbor Solicitation (RFC 4861 §7.1.1), and the reasons a frame
-//! is dropped without an answer, named for use as a metric label
+//! Validation of a received Neighbor Solicitation (RFC 4861 §7.1.1) and Advertisement (§7.1.2),
+//! and the reasons a frame is dropped without an answer, named for use as a metric label
 //! (`herald_l2_dropped_total{reason}`).
 //!
 //! Owns the rules only: whether the target is owned, and what to reply, is
@@ -11,7 +11,8 @@ use std::net::Ipv6Addr;
 use crate::frame::NdFrame;
 use crate::wire::Error;
 use crate::wire::{
-    EthernetAddress, EthernetRepr, NdiscRepr, NeighborMessage, is_solicited_node_multicast,
+    EthernetAddress, EthernetRepr, NdiscRepr, NeighborFlags, NeighborMessage,
+    is_solicited_node_multicast,
 };
 
 /// Why a frame that reached user space got no answer although it asked a question (or claimed
@@ -170,4 +171,36 @@ pub fn validate_neighbor_solicitation(frame: &NdFrame<'_>) -> Result<ValidNs, Dr
         target_addr,
         source_link_layer_addr,
     })
+}
+
+/// Checks a received Neighbor Advertisement against RFC 4861 §7.1.2 and returns what it says:
+/// Hop Limit 255, a correct checksum, Code 0, at least 24 octets, a target that is not
+/// multicast, S=0 when sent to a multicast address, and options of non-zero length.
+pub fn validate_neighbor_advertisement(frame: &NdFrame<'_>) -> Result<NdiscRepr, DropReason> {
+    let ipv6 = &frame.ipv6;
+    if ipv6.hop_limit != 255 {
+        return Err(DropReason::HopLimit);
+    }
+    if !frame.icmpv6.verify_checksum(ipv6.src_addr, ipv6.dst_addr) {
+        return Err(DropReason::BadChecksum);
+    }
+    if frame.icmpv6.msg_code() != 0 {
+        return Err(DropReason::IcmpCode);
+    }
+    let message =
+        NeighborMessage::new_checked(frame.icmpv6.message()).map_err(|_| DropReason::Short)?;
+    if message.target_addr().is_multicast() {
+        return Err(DropReason::MulticastTarget);
+    }
+    let repr = NdiscRepr::parse(&message)?;
+    match repr {
+        NdiscRepr::NeighborAdvertisement { flags, .. }
+            if ipv6.dst_addr.is_multicast() && flags.contains(NeighborFlags::SOLICITED) =>
+        {
+            Err(DropReason::Malformed)
+        }
+        NdiscRepr::NeighborAdvertisement { .. } => Ok(repr),
+        // A solicitation handed in as an advertisement.
+        NdiscRepr::NeighborSolicitation { .. } => Err(DropReason::Malformed),
+    }
 }

@@ -14,14 +14,16 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use l2::link::LinkMonitor;
-use l2::responder::{AddressStats, Config, NOT_OWNED, Responder, Stats};
+use l2::responder::{AddressStats, Config, Health, Responder, Stats};
 use l2::socket::PacketSocket;
 use l2::wire::{
     ArpOperation, EtherType, EthernetAddress, NdiscRepr, NeighborFlags, NeighborMessage, VlanTag,
     VlanTags, solicited_node_multicast_ethernet_addr,
 };
-use l2::{DropReason, Frame};
-use testkit::lan::{CLIENT_V4, CLIENT_V6, Lan, NODE1_V4, arping, ndisc6, neigh, quiet, resolve_to};
+use l2::{Claim, DropReason, Frame};
+use testkit::lan::{
+    CLIENT_V4, CLIENT_V6, Capture, Lan, NODE1_V4, arping, ndisc6, neigh, quiet, resolve_to,
+};
 use testkit::netns::{Netns, output, poll_until, veth};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -51,22 +53,35 @@ fn owned(entries: &[(&str, &[&str])]) -> BTreeMap<String, BTreeSet<IpAddr>> {
 
 enum Request {
     SetOwned(BTreeMap<String, BTreeSet<IpAddr>>, mpsc::Sender<()>),
+    SetPeers(BTreeSet<EthernetAddress>, mpsc::Sender<()>),
     Stats(mpsc::Sender<Stats>),
+    Health(mpsc::Sender<Health>),
+    FailInterface(String),
 }
 
 /// A [`Responder`] running in a namespace, on its own thread and current-thread runtime.
 struct Speaker {
     commands: Option<tokio::sync::mpsc::UnboundedSender<Request>>,
     thread: Option<JoinHandle<()>>,
+    /// Every claim the responder reported, in order.
+    claims: std::sync::Arc<std::sync::Mutex<Vec<Claim>>>,
 }
 
 impl Speaker {
     fn start(ns: &Netns, config: Config) -> Speaker {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Request>();
         let (ready_tx, ready_rx) = mpsc::channel();
+        let claims = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = claims.clone();
         let thread = ns.spawn(move || {
             runtime().block_on(async move {
                 let responder = Responder::start(config).await.expect("start the responder");
+                let mut claims_rx = responder.claims();
+                tokio::spawn(async move {
+                    while let Ok(claim) = claims_rx.recv().await {
+                        seen.lock().unwrap().push(claim);
+                    }
+                });
                 ready_tx.send(()).expect("test waits");
                 while let Some(command) = rx.recv().await {
                     match command {
@@ -74,9 +89,17 @@ impl Speaker {
                             responder.set_owned(&owned);
                             let _ = done.send(());
                         }
+                        Request::SetPeers(peers, done) => {
+                            responder.set_peers(peers);
+                            let _ = done.send(());
+                        }
                         Request::Stats(reply) => {
                             let _ = reply.send(responder.stats());
                         }
+                        Request::Health(reply) => {
+                            let _ = reply.send(responder.health());
+                        }
+                        Request::FailInterface(name) => responder.inject_interface_failure(&name),
                     }
                 }
             })
@@ -84,6 +107,7 @@ impl Speaker {
         let mut speaker = Speaker {
             commands: Some(tx),
             thread: Some(thread),
+            claims,
         };
         if ready_rx.recv_timeout(WAIT).is_err() {
             speaker.join();
@@ -103,6 +127,26 @@ impl Speaker {
             .send(Request::SetOwned(owned(entries), done_tx))
             .expect("responder thread alive");
         done_rx.recv_timeout(WAIT).expect("set_owned applied");
+    }
+
+    fn set_peers(&self, peers: &[EthernetAddress]) {
+        let (done_tx, done_rx) = mpsc::channel();
+        self.tx()
+            .send(Request::SetPeers(peers.iter().copied().collect(), done_tx))
+            .expect("responder thread alive");
+        done_rx.recv_timeout(WAIT).expect("set_peers applied");
+    }
+
+    fn health(&self) -> Health {
+        let (tx, rx) = mpsc::channel();
+        self.tx()
+            .send(Request::Health(tx))
+            .expect("responder thread alive");
+        rx.recv_timeout(WAIT).expect("health")
+    }
+
+    fn claims(&self) -> Vec<Claim> {
+        self.claims.lock().unwrap().clone()
     }
 
     fn stats(&self) -> Stats {
@@ -405,6 +449,167 @@ fn link_monitor_follows_links_without_polling() {
     watcher.join().unwrap();
 }
 
+/// The addresses of `ifname` in the table, as strings.
+fn addresses_of(monitor: &LinkMonitor, ifname: &str) -> BTreeSet<String> {
+    monitor
+        .table()
+        .by_name(ifname)
+        .map(|l| l.addresses.iter().map(|a| a.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Runs `f` with a link monitor started in `ns`, on the monitor's own thread; `f` gets the
+/// monitor and a way to freeze that thread (no event is read meanwhile).
+fn with_monitor<T: Send + 'static>(
+    ns: &Netns,
+    f: impl FnOnce(&LinkMonitor, &dyn Fn(mpsc::Receiver<()>)) -> T + Send + 'static,
+) -> T {
+    type Freeze = (mpsc::Receiver<()>, mpsc::Sender<()>);
+    ns.spawn(move || {
+        runtime().block_on(async move {
+            let monitor = LinkMonitor::start().await.expect("link monitor");
+            // The checks run on a blocking thread, so the runtime's one thread keeps reading
+            // events unless frozen on purpose.
+            let monitor = std::sync::Arc::new(monitor);
+            let (freeze_tx, mut freeze_rx) = tokio::sync::mpsc::unbounded_channel::<Freeze>();
+            let freezer = tokio::spawn(async move {
+                while let Some((thaw, frozen)) = freeze_rx.recv().await {
+                    // Blocks the runtime's only thread until thawed.
+                    let _ = frozen.send(());
+                    let _ = thaw.recv_timeout(4 * WAIT);
+                }
+            });
+            let checked = monitor.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let freeze = |thaw| {
+                    let (frozen_tx, frozen_rx) = mpsc::channel();
+                    freeze_tx.send((thaw, frozen_tx)).expect("freezer alive");
+                    frozen_rx.recv_timeout(WAIT).expect("frozen");
+                };
+                f(&checked, &freeze)
+            })
+            .await
+            .expect("checks");
+            freezer.abort();
+            result
+        })
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+#[test]
+fn link_monitor_knows_each_links_addresses_link_local_included() {
+    let ns = Netns::new("la");
+    quiet(&ns);
+    let ns_name = ns.name().to_owned();
+    with_monitor(&ns, move |monitor, _| {
+        let ip = |args: &[&str]| {
+            testkit::netns::run(
+                std::process::Command::new("ip")
+                    .arg("-n")
+                    .arg(&ns_name)
+                    .args(args),
+            )
+        };
+        let expect = |what: &str, want: &dyn Fn(&BTreeSet<String>) -> bool| {
+            poll_until(what, WAIT, |last| {
+                let now = addresses_of(monitor, "adr0");
+                *last = format!("{now:?}");
+                want(&now).then_some(())
+            })
+        };
+        ip(&[
+            "link", "add", "adr0", "type", "veth", "peer", "name", "adr1",
+        ]);
+        ip(&["link", "set", "adr1", "up"]);
+        ip(&["link", "set", "adr0", "up"]);
+        ip(&["addr", "add", "192.0.2.5/24", "dev", "adr0"]);
+        ip(&["addr", "add", "2001:db8::5/64", "dev", "adr0", "nodad"]);
+        expect("v4, v6 and link-local addresses", &|a| {
+            a.contains("192.0.2.5/24")
+                && a.contains("2001:db8::5/64")
+                && a.iter().any(|a| a.starts_with("fe80::"))
+        });
+        assert!(
+            monitor
+                .table()
+                .by_name("adr0")
+                .unwrap()
+                .has_ipv6_link_local()
+        );
+        ip(&["addr", "del", "192.0.2.5/24", "dev", "adr0"]);
+        expect("the IPv4 address gone", &|a| {
+            !a.contains("192.0.2.5/24") && a.contains("2001:db8::5/64")
+        });
+        // A link update (down) keeps what is still there; flushing removes it all.
+        ip(&["addr", "flush", "dev", "adr0"]);
+        expect("every address gone", &|a| a.is_empty());
+        assert_eq!(monitor.health().resyncs, 0, "{:?}", monitor.health());
+    });
+}
+
+#[test]
+fn link_monitor_reads_everything_again_after_an_overrun_and_replaces_a_failed_socket() {
+    let ns = Netns::new("lo");
+    quiet(&ns);
+    let ns_name = ns.name().to_owned();
+    with_monitor(&ns, move |monitor, freeze| {
+        let ip = |args: &[&str]| {
+            testkit::netns::run(
+                std::process::Command::new("ip")
+                    .arg("-n")
+                    .arg(&ns_name)
+                    .args(args),
+            )
+        };
+        ip(&[
+            "link", "add", "ovr0", "type", "veth", "peer", "name", "ovr1",
+        ]);
+        ip(&["link", "set", "ovr1", "up"]);
+        ip(&["link", "set", "ovr0", "up"]);
+        // Far more address events than the socket's buffer holds, while the monitor reads
+        // nothing: the kernel drops events (ENOBUFS), and the monitor must dump again.
+        let (thaw_tx, thaw_rx) = mpsc::channel();
+        freeze(thaw_rx);
+        let batch: String = (0..3000u32)
+            .map(|i| format!("addr add 2001:db8:1::{:x}/128 dev ovr0 nodad\n", i + 1))
+            .collect();
+        let file = std::env::temp_dir().join(format!("{}-batch", ns_name));
+        std::fs::write(&file, batch).expect("batch file");
+        ip(&["-batch", file.to_str().expect("path")]);
+        let _ = std::fs::remove_file(&file);
+        thaw_tx.send(()).expect("thawed only now");
+        poll_until("every address after the overrun", WAIT, |last| {
+            let n = addresses_of(monitor, "ovr0")
+                .iter()
+                .filter(|a| a.starts_with("2001:db8:1::"))
+                .count();
+            *last = format!("{n} addresses, {:?}", monitor.health());
+            (n == 3000).then_some(())
+        });
+        let health = monitor.health();
+        assert!(health.resyncs >= 1, "the overrun was seen: {health:?}");
+        assert!(health.task.up && health.task.restarts == 0, "{health:?}");
+
+        // The socket fails: the monitor says so, gets a new one, and follows changes made
+        // after.
+        monitor.inject_socket_failure();
+        poll_until("the monitor to replace its socket", WAIT, |last| {
+            let health = monitor.health();
+            *last = format!("{health:?}");
+            (health.task.restarts >= 1 && health.task.up).then_some(())
+        });
+        assert!(monitor.health().task.last_error.is_some());
+        ip(&[
+            "link", "add", "new0", "type", "veth", "peer", "name", "new1",
+        ]);
+        poll_until("a link made after the failure", WAIT, |_| {
+            monitor.table().by_name("new0").map(|_| ())
+        });
+    });
+}
+
 #[test]
 fn client_kernel_arping_and_ndisc6_resolve_owned_addresses_to_the_node() {
     let lan = Lan::new();
@@ -592,19 +797,30 @@ fn unowned_addresses_and_other_interfaces_get_no_answer() {
         ("eth1", &["198.51.100.10"]),
     ]);
     let mac1 = lan.node1.mac("eth1");
-    let wait_drops = |ifname: &str, at_least: u64| {
-        poll_until(
-            &format!("{at_least} not_owned drops on {ifname}"),
-            WAIT,
-            |last| {
-                let n = speaker.dropped(ifname, NOT_OWNED);
-                *last = format!("{n}: {:?}", speaker.stats().interfaces.get(ifname));
-                (n >= at_least).then_some(())
-            },
-        )
+    let mac0 = lan.node1.mac("eth0");
+    // The socket filter drops questions about addresses not owned on the interface in the
+    // kernel: they are never read. A question about an owned address, asked after them, is
+    // read (and answered) after them, so the count is settled once it is answered.
+    let read_only_the_fence = |ifname: &str, before: u64, fence: &str, mac: &str| {
+        let (ok, out) = arping(
+            &lan.client,
+            &["-r", "-c", "1", "-w", "5", "-i", ifname, fence],
+        );
+        assert!(
+            ok && out.contains(mac),
+            "arping {fence} on {ifname}: {out:?}"
+        );
+        let read = speaker.frames_read(ifname) - before;
+        assert_eq!(
+            read,
+            1,
+            "frames read on {ifname} besides the fence: {:?}",
+            speaker.stats()
+        );
     };
 
     // Unowned addresses on the right interface.
+    let before = speaker.frames_read("eth0");
     let (ok, out) = arping(
         &lan.client,
         &["-r", "-c", "1", "-w", "2", "-i", "eth0", UNOWNED_V4],
@@ -618,9 +834,10 @@ fn unowned_addresses_and_other_interfaces_get_no_answer() {
         !ok && out.trim().is_empty(),
         "ndisc6 for an unowned address got {out:?}"
     );
-    wait_drops("eth0", 2);
+    read_only_the_fence("eth0", before, SERVICE_V4, &mac0);
 
     // Owned addresses asked on an interface they are not announced on.
+    let before = speaker.frames_read("eth1");
     let (ok, out) = arping(
         &lan.client,
         &["-r", "-c", "1", "-w", "2", "-i", "eth1", SERVICE_V4],
@@ -628,7 +845,7 @@ fn unowned_addresses_and_other_interfaces_get_no_answer() {
     assert!(!ok && out.trim().is_empty(), "arping on eth1 got {out:?}");
     let (ok, out) = ndisc6(&lan.client, SERVICE_V6, "eth1");
     assert!(!ok && out.trim().is_empty(), "ndisc6 on eth1 got {out:?}");
-    wait_drops("eth1", 2);
+    read_only_the_fence("eth1", before, "198.51.100.10", &mac1);
 
     // eth1 does answer for its own address (so the silence above is the rule, not a dead link)
     // until it is no longer selected.
@@ -1020,4 +1237,499 @@ fn questions_tagged_for_a_vlan_are_left_to_that_vlan() {
     .unwrap();
     assert_eq!(replies, 1, "only the untagged request is answered");
     assert_eq!(speaker.address(SERVICE_V4).responses_sent, 1);
+}
+
+/// Sends `frames` from `ns`'s `ifname`, as a foreign host would.
+fn send_from(ns: &Netns, ifname: &str, frames: Vec<Vec<u8>>) {
+    with_socket(ns, ifname, move |socket| async move {
+        for frame in frames {
+            socket.send(&frame).await.expect("send");
+        }
+    })
+    .join()
+    .expect("sender thread");
+}
+
+#[test]
+fn claims_are_reported_and_conflicts_answered_with_a_reannouncement_but_peers_only_reported() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(
+        &lan.node1,
+        Config {
+            announce_count: 1,
+            refresh_interval: None,
+            ..Config::default()
+        },
+    );
+    speaker.set_owned(&[("eth0", &[SERVICE_V4, SERVICE_V6])]);
+    let peer = mac_of(&lan.node2, "eth0");
+    let stranger = mac_of(&lan.client, "eth0");
+    speaker.set_peers(&[peer]);
+    // The takeover round: a gratuitous request and reply for IPv4, one NA for IPv6.
+    let gratuitous = |ip: &str| speaker.address(ip).gratuitous_sent;
+    poll_until("the takeover announcements", WAIT, |last| {
+        *last = format!("{:?}", speaker.stats().addresses);
+        (gratuitous(SERVICE_V4) == 2 && gratuitous(SERVICE_V6) == 1).then_some(())
+    });
+    let v4: Ipv4Addr = SERVICE_V4.parse().unwrap();
+    let v6: Ipv6Addr = SERVICE_V6.parse().unwrap();
+    let claims_from = |mac: EthernetAddress| {
+        vec![
+            l2::gratuitous_arp_request(mac, v4).as_bytes().to_vec(),
+            l2::gratuitous_arp_reply(mac, v4).as_bytes().to_vec(),
+            l2::unsolicited_neighbor_advertisement(mac, v6)
+                .as_bytes()
+                .to_vec(),
+        ]
+    };
+    let claim = |address: &str, mac| Claim {
+        interface: "eth0".into(),
+        address: address.parse().unwrap(),
+        mac,
+    };
+
+    // Another herald node claims both: reported, not a conflict, not answered.
+    send_from(&lan.node2, "eth0", claims_from(peer));
+    poll_until("the peer's claims reported", WAIT, |last| {
+        *last = format!("{:?}", speaker.claims());
+        (speaker.claims().len() == 3).then_some(())
+    });
+    assert_eq!(
+        speaker.claims(),
+        [
+            claim(SERVICE_V4, peer),
+            claim(SERVICE_V4, peer),
+            claim(SERVICE_V6, peer)
+        ]
+    );
+    assert_eq!(speaker.address(SERVICE_V4).claims, 2);
+    assert_eq!(speaker.address(SERVICE_V4).conflicts, 0);
+    assert_eq!(speaker.address(SERVICE_V6).conflicts, 0);
+
+    // A stranger, with a real tool for ARP: conflicts, each answered by one re-announcement.
+    let (_, out) = arping(
+        &lan.client,
+        &["-U", "-S", SERVICE_V4, "-i", "eth0", "-c", "1", SERVICE_V4],
+    );
+    send_from(
+        &lan.client,
+        "eth0",
+        vec![
+            l2::unsolicited_neighbor_advertisement(stranger, v6)
+                .as_bytes()
+                .to_vec(),
+        ],
+    );
+    poll_until("the stranger's claims answered", WAIT, |last| {
+        *last = format!("arping: {out}; {:?}", speaker.stats().addresses);
+        (gratuitous(SERVICE_V4) == 4 && gratuitous(SERVICE_V6) == 2).then_some(())
+    });
+    assert_eq!(speaker.address(SERVICE_V4).conflicts, 1);
+    assert_eq!(speaker.address(SERVICE_V6).conflicts, 1);
+    assert!(speaker.claims().contains(&claim(SERVICE_V4, stranger)));
+    assert!(speaker.claims().contains(&claim(SERVICE_V6, stranger)));
+    // The peer's claims caused none of the re-announcements: the counts above are exact.
+    assert_eq!(speaker.stats().claims_lost, 0);
+}
+
+#[test]
+fn a_flood_of_conflicting_claims_is_answered_at_most_once_a_second() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(
+        &lan.node1,
+        Config {
+            announce_count: 1,
+            refresh_interval: None,
+            ..Config::default()
+        },
+    );
+    speaker.set_owned(&[("eth0", &[SERVICE_V6])]);
+    let gratuitous = || speaker.address(SERVICE_V6).gratuitous_sent;
+    poll_until("the takeover announcement", WAIT, |_| {
+        (gratuitous() == 1).then_some(())
+    });
+    let stranger = mac_of(&lan.client, "eth0");
+    let v6: Ipv6Addr = SERVICE_V6.parse().unwrap();
+    let claim = l2::unsolicited_neighbor_advertisement(stranger, v6)
+        .as_bytes()
+        .to_vec();
+    let started = Instant::now();
+    send_from(&lan.client, "eth0", vec![claim; 2000]);
+    poll_until("every claim counted", WAIT, |last| {
+        *last = format!("{:?}", speaker.address(SERVICE_V6));
+        (speaker.address(SERVICE_V6).conflicts == 2000).then_some(())
+    });
+    // Let a second pass after the flood, so a re-announcement held back by the limit is sent.
+    std::thread::sleep(Duration::from_millis(1500));
+    let seconds = started.elapsed().as_secs_f64().ceil() as u64;
+    let reannounced = gratuitous() - 1;
+    assert!(
+        (1..=seconds + 1).contains(&reannounced),
+        "{reannounced} re-announcements over {seconds} s for 2000 claims"
+    );
+}
+
+#[test]
+fn an_interface_task_that_fails_is_restarted_and_answers_again() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(&lan.node1, test_config());
+    speaker.set_owned(&[("eth0", &[SERVICE_V4])]);
+    let mac = lan.node1.mac("eth0");
+    resolve_to(&lan.client, SERVICE_V4, "eth0", &mac);
+    assert!(
+        speaker.health().problems().is_empty(),
+        "{:?}",
+        speaker.health()
+    );
+    speaker
+        .tx()
+        .send(Request::FailInterface("eth0".into()))
+        .expect("alive");
+    poll_until("the task restarted", WAIT, |last| {
+        let health = speaker.health();
+        *last = format!("{health:?}");
+        let eth0 = health.interfaces.get("eth0")?;
+        (eth0.restarts == 1 && eth0.up).then_some(())
+    });
+    let eth0 = speaker.health().interfaces["eth0"].clone();
+    assert!(
+        eth0.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("injected")),
+        "{eth0:?}"
+    );
+    let (ok, out) = arping(
+        &lan.client,
+        &["-c", "1", "-w", "5", "-i", "eth0", SERVICE_V4],
+    );
+    assert!(ok && out.contains(&mac), "arping after the restart: {out}");
+}
+
+#[test]
+fn behind_an_mld_snooping_switch_solicitations_reach_only_who_joined_the_group() {
+    let lan = Lan::with_mld_snooping();
+    // MLDv2 reports go to ff02::16; MLDv1 reports to the group, and dones to ff02::2. The
+    // switch's queries go to ff02::1.
+    let group = "ff02::1:ff00:10";
+    let reports = Capture::start(
+        &lan.node1,
+        "eth0",
+        &[
+            "ip6", "dst", "ff02::16", "or", "ip6", "dst", "ff02::2", "or", "ip6", "dst", group,
+        ],
+    );
+    let queries = Capture::start(&lan.node1, "eth0", &["ip6", "dst", "ff02::1"]);
+    let speaker = Speaker::start(&lan.node1, test_config());
+    speaker.set_owned(&[("eth0", &[SERVICE_V6])]);
+    let mld = |joined: bool| {
+        let text = reports.text();
+        let v2 = if joined {
+            [
+                format!("gaddr {group} to_ex"),
+                format!("gaddr {group} is_ex"),
+            ]
+        } else {
+            [
+                format!("gaddr {group} to_in"),
+                format!("gaddr {group} is_in"),
+            ]
+        };
+        let v1 = if joined {
+            "listener report"
+        } else {
+            "listener done"
+        };
+        let v1 = text
+            .lines()
+            .any(|l| l.contains(v1) && l.contains(&format!("addr: {group}")));
+        (v1 || v2.iter().any(|r| text.contains(r.as_str()))).then_some(())
+    };
+    poll_until("an MLD report for the solicited-node group", WAIT, |last| {
+        *last = reports.text();
+        mld(true)
+    });
+    // Only herald answers for the address, and the client's kernel resolves it.
+    let mac1 = lan.node1.mac("eth0");
+    resolve_to(&lan.client, SERVICE_V6, "eth0", &mac1);
+
+    // The switch filters once its querier is present (see Lan::with_mld_snooping).
+    poll_until("a query from the switch's querier", WAIT, |last| {
+        *last = queries.text();
+        last.contains("multicast listener query").then_some(())
+    });
+    // A control on node2 that programs only the MAC filter for another address's group, as
+    // herald did before: the switch never forwards it the solicitation.
+    let control_target: Ipv6Addr = "2001:db8::20".parse().unwrap();
+    let group_mac = solicited_node_multicast_ethernet_addr(control_target);
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let control = {
+        let (seen, stop) = (seen.clone(), stop.clone());
+        with_socket(&lan.node2, "eth0", move |socket| async move {
+            socket
+                .join_multicast(group_mac)
+                .expect("program the MAC filter");
+            let mut buf = [0u8; 2048];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_millis(100), socket.recv(&mut buf)).await
+                else {
+                    continue;
+                };
+                if let Ok(Frame::NeighborSolicitation(nd)) = Frame::parse(&buf[..n])
+                    && nd.icmpv6.message().get(8..24) == Some(&control_target.octets()[..])
+                {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let (ok, out) = ndisc6(&lan.client, "2001:db8::20", "eth0");
+    assert!(!ok, "nobody owns 2001:db8::20 yet: {out}");
+    // Herald's own address still resolves after those three solicitations were sent, so they
+    // went through the switch before this answer came back.
+    let (ok, out) = ndisc6(&lan.client, SERVICE_V6, "eth0");
+    assert!(ok && out.contains(&mac1), "{out}");
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "a listener that only programs its MAC filter got solicitations behind the snooping switch"
+    );
+    // The same listener once node2's kernel joins the group (the address configured): the
+    // switch forwards the solicitations, so the control can see them at all.
+    lan.node2
+        .ip(&["addr", "add", "2001:db8::20/64", "dev", "eth0", "nodad"]);
+    poll_until("the control to see a solicitation", WAIT, |last| {
+        let _ = ndisc6(&lan.client, "2001:db8::20", "eth0");
+        let n = seen.load(std::sync::atomic::Ordering::Relaxed);
+        *last = format!("{n}");
+        (n > 0).then_some(())
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    control.join().expect("control thread");
+
+    // Released: the kernel reports leaving the group.
+    speaker.set_owned(&[("eth0", &[])]);
+    poll_until("an MLD report leaving the group", WAIT, |last| {
+        *last = reports.text();
+        mld(false)
+    });
+}
+
+#[test]
+fn on_a_promiscuous_interface_questions_for_another_station_are_dropped_and_counted() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(&lan.node1, test_config());
+    speaker.set_owned(&[("eth0", &[SERVICE_V4, SERVICE_V6])]);
+    lan.node1.ip(&["link", "set", "eth0", "promisc", "on"]);
+    let client_mac = mac_of(&lan.client, "eth0");
+    // No station has this MAC, so the switch floods frames to it to every port.
+    let elsewhere: EthernetAddress = "02:00:00:00:00:77".parse().unwrap();
+    let v4: Ipv4Addr = SERVICE_V4.parse().unwrap();
+    let v6: Ipv6Addr = SERVICE_V6.parse().unwrap();
+    let mut arp = arp_request(client_mac, CLIENT_V4.parse().unwrap(), v4);
+    arp[..6].copy_from_slice(&elsewhere.octets());
+    let mut ns = neighbor_solicitation(client_mac, CLIENT_V6.parse().unwrap(), v6, 255);
+    ns[..6].copy_from_slice(&elsewhere.octets());
+    // Then the same questions as they should be, whose answers come after any to the others.
+    let fence = arp_request(client_mac, CLIENT_V4.parse().unwrap(), v4);
+    let answers = with_socket(&lan.client, "eth0", move |socket| async move {
+        for frame in [&arp, &ns, &fence] {
+            socket.send(frame).await.expect("send");
+        }
+        let mut buf = [0u8; 2048];
+        let mut answers = Vec::new();
+        loop {
+            let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
+                .await
+                .expect("the fence's answer")
+                .expect("recv");
+            if is_solicited_na(&buf[..n], v6) {
+                answers.push("na");
+            } else if is_arp_reply(&buf[..n], v4) {
+                answers.push("arp");
+                return answers;
+            }
+        }
+    })
+    .join()
+    .expect("client thread");
+    assert_eq!(answers, ["arp"], "only the fence was answered");
+    poll_until("both drops counted", WAIT, |last| {
+        let n = speaker.dropped("eth0", l2::responder::OTHER_HOST);
+        *last = format!("{:?}", speaker.stats().interfaces.get("eth0"));
+        (n == 2).then_some(())
+    });
+}
+
+#[test]
+fn spoofed_dad_probes_get_a_bounded_number_of_multicast_answers() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(
+        &lan.node1,
+        Config {
+            announce_count: 0,
+            refresh_interval: None,
+            ..Config::default()
+        },
+    );
+    speaker.set_owned(&[("eth0", &[SERVICE_V6])]);
+    let mac1 = lan.node1.mac("eth0");
+    let v6: Ipv6Addr = SERVICE_V6.parse().unwrap();
+    // DAD probes (source ::) from 100 made-up MACs, 10,000 a second for a second.
+    let probes: Vec<Vec<u8>> = (0..10_000u32)
+        .map(|i| dad_probe(v6, EthernetAddress([0x02, 0xdd, 0, 0, 0, (i % 100) as u8])))
+        .collect();
+    // An honest client resolves the address meanwhile.
+    let flood = with_socket(&lan.client, "eth0", move |socket| async move {
+        let start = Instant::now();
+        for (i, probe) in probes.iter().enumerate() {
+            // 10 per millisecond.
+            if i % 10 == 0 {
+                let due = start + Duration::from_millis(i as u64 / 10);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+            }
+            socket.send(probe).await.expect("send");
+        }
+        start.elapsed()
+    });
+    let (ok, out) = ndisc6(&lan.client, SERVICE_V6, "eth0");
+    let flooded_for = flood.join().expect("flood");
+    assert!(
+        ok && out.contains(&mac1),
+        "the honest client meanwhile: {out}"
+    );
+    poll_until("every probe read", WAIT, |last| {
+        let s = speaker.address(SERVICE_V6);
+        let limited = speaker.stats().interfaces["eth0"]
+            .rate_limited
+            .get(l2::responder::LIMITED_MULTICAST_ANSWER)
+            .copied()
+            .unwrap_or(0);
+        *last = format!("{s:?}, {limited} limited");
+        (s.requests_received + limited >= 10_000).then_some(())
+    });
+    // Documented in l2::ratelimit: 10 a second per interface, after a burst of 10.
+    let seconds = flooded_for.as_secs_f64().ceil();
+    let sent = speaker.address(SERVICE_V6).responses_sent;
+    let bound = 10.0 + 10.0 * seconds;
+    eprintln!("{sent} multicast NAs for 10,000 DAD probes over {flooded_for:?} (bound {bound})");
+    // The honest client's solicitation is answered too (1 or more unicast NAs).
+    assert!(
+        (sent as f64) <= bound + 3.0,
+        "{sent} answers over {seconds} s"
+    );
+}
+
+/// A DAD probe for `target` from `mac`: source ::, no source link-layer address option.
+fn dad_probe(target: Ipv6Addr, mac: EthernetAddress) -> Vec<u8> {
+    use l2::wire::{
+        EtherType, EthernetFrame, EthernetRepr, Icmpv6Packet, IpProtocol, Ipv6Packet, Ipv6Repr,
+        NdiscRepr, NeighborMessage, solicited_node_multicast,
+    };
+    let dst = solicited_node_multicast(target);
+    let message = NdiscRepr::NeighborSolicitation {
+        target_addr: target,
+        source_link_layer_addr: None,
+    };
+    let ethernet = EthernetRepr {
+        dst_addr: solicited_node_multicast_ethernet_addr(target),
+        src_addr: mac,
+        vlan_tags: VlanTags::Untagged,
+        ethertype: EtherType::IPV6,
+    };
+    let ipv6 = Ipv6Repr {
+        src_addr: Ipv6Addr::UNSPECIFIED,
+        dst_addr: dst,
+        next_header: IpProtocol::ICMPV6,
+        payload_len: message.buffer_len() as u16,
+        hop_limit: 255,
+    };
+    let mut bytes = vec![0u8; ethernet.header_len() + ipv6.buffer_len()];
+    let eth_len = ethernet.header_len();
+    ethernet.emit(&mut EthernetFrame::new_unchecked(&mut bytes[..]));
+    ipv6.emit(&mut Ipv6Packet::new_unchecked(&mut bytes[eth_len..]));
+    let icmp = &mut bytes[eth_len + ipv6.header_len()..];
+    message.emit(&mut NeighborMessage::new_unchecked(&mut *icmp));
+    Icmpv6Packet::new_unchecked(icmp).fill_checksum(Ipv6Addr::UNSPECIFIED, dst);
+    bytes
+}
+
+#[test]
+fn an_arp_storm_for_other_addresses_never_wakes_the_responder() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(&lan.node1, test_config());
+    speaker.set_owned(&[("eth0", &[SERVICE_V4, SERVICE_V6])]);
+    let mac1 = lan.node1.mac("eth0");
+    resolve_to(&lan.client, SERVICE_V4, "eth0", &mac1);
+    poll_until("the owned-target filter attached", WAIT, |_| {
+        (speaker.stats().interfaces["eth0"].filter == Some(l2::bpf::FilterKind::OwnedTargets))
+            .then_some(())
+    });
+    let before = speaker.frames_read("eth0");
+    let client_mac = mac_of(&lan.client, "eth0");
+    let client_v4: Ipv4Addr = CLIENT_V4.parse().unwrap();
+    // 100,000 broadcast ARP requests for addresses nobody here owns, and NS for unowned ones.
+    with_socket(&lan.client, "eth0", move |socket| async move {
+        for i in 0..100_000u32 {
+            let target = Ipv4Addr::from(0xc633_6400 + (i % 250)); // 198.51.100.0/24
+            socket
+                .send(&arp_request(client_mac, client_v4, target))
+                .await
+                .expect("send");
+        }
+        for i in 0..1000u16 {
+            let target = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, i);
+            let ns = neighbor_solicitation(client_mac, CLIENT_V6.parse().unwrap(), target, 255);
+            socket.send(&ns).await.expect("send");
+        }
+    })
+    .join()
+    .expect("storm");
+    // A question about an owned address after the storm is read and answered: everything
+    // before it has been through the filter.
+    let (ok, out) = arping(
+        &lan.client,
+        &["-c", "1", "-w", "5", "-i", "eth0", SERVICE_V4],
+    );
+    assert!(ok && out.contains(&mac1), "{out}");
+    let read = speaker.frames_read("eth0") - before;
+    assert!(
+        read <= 2,
+        "{read} frames read for 101,000 unrelated ones and one question"
+    );
+}
+
+#[test]
+fn past_the_kernel_limit_the_family_filter_is_used_and_questions_still_answered() {
+    let lan = Lan::new();
+    let speaker = Speaker::start(&lan.node1, test_config());
+    let many: Vec<String> = (0..4000u32)
+        .map(|i| Ipv4Addr::from(0x0a00_0000 + i).to_string())
+        .chain([SERVICE_V4.to_string()])
+        .collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    speaker.set_owned(&[("eth0", &many)]);
+    poll_until("the family filter attached", WAIT, |last| {
+        let filter = speaker.stats().interfaces["eth0"].filter;
+        *last = format!("{filter:?}");
+        (filter == Some(l2::bpf::FilterKind::Family)).then_some(())
+    });
+    let mac1 = lan.node1.mac("eth0");
+    let (ok, out) = arping(
+        &lan.client,
+        &["-c", "1", "-w", "5", "-i", "eth0", SERVICE_V4],
+    );
+    assert!(ok && out.contains(&mac1), "{out}");
+    // Back under the limit: the owned-target program again.
+    speaker.set_owned(&[("eth0", &[SERVICE_V4])]);
+    poll_until("the owned-target filter attached", WAIT, |_| {
+        (speaker.stats().interfaces["eth0"].filter == Some(l2::bpf::FilterKind::OwnedTargets))
+            .then_some(())
+    });
+    let (ok, out) = arping(
+        &lan.client,
+        &["-c", "1", "-w", "5", "-i", "eth0", SERVICE_V4],
+    );
+    assert!(ok && out.contains(&mac1), "{out}");
 }

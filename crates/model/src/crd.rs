@@ -121,6 +121,22 @@ pub mod v1beta1 {
         pub interfaces: Vec<String>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub service_selectors: Vec<LabelSelector>,
+        /// Soft preferences for the node that answers (MetalLB's main branch): among the nodes
+        /// this advertisement selects, those matching a preference's selector score its
+        /// weight, summed over preferences and advertisements; a free address goes to the
+        /// highest score. herald keeps an address where it is when a preferred node returns.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub preferred_node_selectors: Vec<PreferredNodeSelector>,
+    }
+
+    /// A weighted soft node preference, as Kubernetes' PreferredSchedulingTerm.
+    #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PreferredNodeSelector {
+        /// 1 to 100.
+        #[schemars(range(min = 1, max = 100))]
+        pub weight: i32,
+        pub preference: LabelSelector,
     }
 
     /// Announce the selected pools' addresses to BGP peers.
@@ -424,7 +440,7 @@ impl From<v1beta1::NodeSelector> for LabelSelector {
 pub use v1beta1::{
     BFDProfile, BFDProfileSpec, BGPAdvertisement, BGPAdvertisementSpec, Community, CommunityAlias,
     CommunitySpec, IPAddressPool, IPAddressPoolSpec, L2Advertisement, L2AdvertisementSpec,
-    ServiceAllocation,
+    PreferredNodeSelector, ServiceAllocation,
 };
 pub use v1beta2::{BGPPeer, BGPPeerSpec, DynamicAsn};
 

@@ -39,6 +39,9 @@ pub struct L2Announcement {
     /// The L2Advertisements that select this address for this node.
     pub advertisements: BTreeSet<String>,
     pub interfaces: Interfaces,
+    /// This node's score from those advertisements' `preferredNodeSelectors`: where a free
+    /// address goes first (higher wins; 0 when none match).
+    pub preference: u32,
 }
 
 /// On which interfaces to answer.
@@ -225,6 +228,7 @@ pub fn plan(world: &World, node: &str) -> NodePlan {
                     pool: pool.name.clone(),
                     advertisements: ads.iter().map(|a| a.name.clone()).collect(),
                     interfaces: interfaces(&ads),
+                    preference: preference(&ads, node_labels),
                 }),
                 Err(SkipReason::NoAdvertisement { .. }) => {}
                 Err(reason) => skip(Some(ip), Some(Protocol::Layer2), reason),
@@ -386,6 +390,16 @@ fn interfaces(ads: &[&L2Advertisement]) -> Interfaces {
                 .collect(),
         )
     }
+}
+
+/// MetalLB's preference score: each advertisement that selects the pool, this node and the
+/// service adds the weights of its preferences that match this node.
+fn preference(ads: &[&L2Advertisement], node_labels: &Labels) -> u32 {
+    ads.iter()
+        .flat_map(|a| &a.preferred_nodes)
+        .filter(|(_, s)| s.matches(node_labels))
+        .map(|(w, _)| *w)
+        .sum()
 }
 
 /// The prefix `ad` announces for `ip`: the address masked to the aggregation length.

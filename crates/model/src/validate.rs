@@ -745,6 +745,36 @@ fn l2_advertisement(
         // list to every interface.
         interfaces: s.interfaces.iter().cloned().collect(),
         service_selectors: out.selectors(r, "spec.serviceSelectors", &s.service_selectors),
+        preferred_nodes: s
+            .preferred_node_selectors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let path = format!("spec.preferredNodeSelectors[{i}]");
+                let weight = match u32::try_from(p.weight) {
+                    Ok(w @ 1..=100) => w,
+                    _ => {
+                        let fix = "give a weight from 1 to 100 (higher is preferred)";
+                        out.error(
+                            r,
+                            &format!("{path}.weight"),
+                            p.weight,
+                            "must be from 1 to 100",
+                            fix,
+                        );
+                        return None;
+                    }
+                };
+                let selector = out
+                    .selectors(
+                        r,
+                        &format!("{path}.preference"),
+                        std::slice::from_ref(&p.preference),
+                    )
+                    .pop()?;
+                Some((weight, selector))
+            })
+            .collect(),
     }
 }
 

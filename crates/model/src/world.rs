@@ -157,6 +157,8 @@ pub struct L2Advertisement {
     pub interfaces: BTreeSet<String>,
     /// Empty: every service.
     pub service_selectors: Vec<Selector>,
+    /// Soft node preferences: weight (1 to 100) for nodes the selector matches.
+    pub preferred_nodes: Vec<(u32, Selector)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

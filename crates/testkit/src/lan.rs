@@ -4,6 +4,9 @@
 
 use crate::PATIENCE;
 use crate::netns::{Bridge, Netns, output, poll_until};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
 
 pub const NODE1_V4: &str = "192.0.2.1";
 pub const NODE2_V4: &str = "192.0.2.2";
@@ -47,7 +50,61 @@ pub struct Lan {
 
 impl Lan {
     pub fn new() -> Lan {
+        Lan::build(false)
+    }
+
+    /// The same LAN behind a switch that snoops MLD and has a querier (`mcast_snooping 1`,
+    /// `mcast_querier 1`), as most managed switches: multicast for a solicited-node group goes
+    /// only to the ports that reported the group (and to multicast routers' ports), so a
+    /// Neighbor Solicitation reaches only a node that joined the group at the IPv6 layer.
+    ///
+    /// The bridge floods all multicast until its querier counts as present, one query
+    /// response interval (here 1 s) after it is enabled; the querier is enabled before the
+    /// namespaces are made, which takes about that long.
+    pub fn with_mld_snooping() -> Lan {
+        Lan::build(true)
+    }
+
+    fn build(mld_snooping: bool) -> Lan {
         let bridge = Bridge::new();
+        if mld_snooping {
+            let switch = bridge.netns();
+            // The querier sends MLD queries from the bridge's link-local address, and without
+            // one the bridge does not count its querier as present (and floods).
+            for (key, value) in [("accept_dad", "0"), ("disable_ipv6", "0")] {
+                switch.sysctl(&format!("net.ipv6.conf.{}.{key}", Bridge::NAME), value);
+            }
+            switch.ip(&[
+                "link",
+                "set",
+                Bridge::NAME,
+                "type",
+                "bridge",
+                "mcast_snooping",
+                "1",
+                "mcast_query_response_interval",
+                "100",
+                // Queries every second (the kernel's minimum), so one follows soon after the
+                // bridge has its address.
+                "mcast_startup_query_interval",
+                "100",
+                "mcast_query_interval",
+                "100",
+                // MLDv2 queries, so hosts keep sending MLDv2 reports (to ff02::16).
+                "mcast_mld_version",
+                "2",
+            ]);
+            // Enabled once the response interval is set: it is the querier's start-up delay.
+            switch.ip(&[
+                "link",
+                "set",
+                Bridge::NAME,
+                "type",
+                "bridge",
+                "mcast_querier",
+                "1",
+            ]);
+        }
         let node1 = Netns::new("n1");
         let node2 = Netns::new("n2");
         let client = Netns::new("cl");
@@ -68,6 +125,67 @@ impl Lan {
             node2,
             _bridge: bridge,
         }
+    }
+}
+
+/// A `tcpdump -l` running in a namespace, its output lines collected as they come; killed
+/// on drop.
+pub struct Capture {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Capture {
+    /// Starts `tcpdump -i IFNAME -n -l -v FILTER...` in `ns` and returns once it listens.
+    pub fn start(ns: &Netns, ifname: &str, filter: &[&str]) -> Capture {
+        let mut child = ns
+            .command("tcpdump")
+            .args(["-i", ifname, "-n", "-l", "-v"])
+            .args(filter)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot run tcpdump ({err}); apt-get install tcpdump"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        if let Some(stderr) = stderr {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("listening on") {
+                        let _ = ready_tx.send(());
+                    }
+                }
+            });
+        }
+        if let Some(stdout) = stdout {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                }
+            });
+        }
+        if ready_rx.recv_timeout(PATIENCE).is_err() {
+            let _ = child.kill();
+            panic!("tcpdump did not start listening on {ifname}");
+        }
+        Capture { child, lines }
+    }
+
+    /// Every line so far (with -v, a packet may take more than one).
+    pub fn text(&self) -> String {
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

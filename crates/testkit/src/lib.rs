@@ -7,6 +7,7 @@
 //! what was expected, since they only ever run inside tests and benchmarks.
 
 pub mod apiserver;
+pub mod cluster;
 pub mod lan;
 pub mod mrt;
 pub mod netns;
@@ -158,14 +159,16 @@ pub enum Signal {
     Hup,
     Term,
     Int,
+    Kill,
 }
 
 impl Signal {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Signal::Hup => "HUP",
             Signal::Term => "TERM",
             Signal::Int => "INT",
+            Signal::Kill => "KILL",
         }
     }
 }

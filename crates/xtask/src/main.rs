@@ -24,9 +24,13 @@ const TEST_PACKAGES: &[&str] = &[
     "ndisc6",
     "arping",
     "tcpdump",
+    // The user-space answerers `cargo xtask bench l2` measures herald against.
+    "ndppd",
+    "farpd",
     "iputils-ping",
     "iproute2",
     "curl",
+    "nftables",
 ];
 
 fn main() {
@@ -47,7 +51,7 @@ fn task() -> Result<()> {
         Some("bench") => bench(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab [--keep]  run herald on a self-contained network and report (as root)\n  fuzz [SECONDS] [--runs N] [TARGET...] run the cargo-fuzz targets (nightly), each for\n                SECONDS (default 60) or N executions\n  bench [l2|bgp|scale] run the benchmarks against their references (as root)"
+                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab [--keep]  run herald on a self-contained network and report (as root)\n  fuzz [SECONDS] [--runs N] [TARGET...] run the cargo-fuzz targets (nightly), each for\n                SECONDS (default 60) or N executions\n  bench [NAME...] run the benchmarks (l2, bgp, failover, election, scale) against their references (as root)"
             );
             std::process::exit(2);
         }

@@ -67,6 +67,7 @@ mod builder {
             node_selectors: vec![],
             interfaces: BTreeSet::new(),
             service_selectors: vec![],
+            preferred_nodes: vec![],
         }
     }
 
@@ -187,6 +188,7 @@ mod builder {
             pool: pool.into(),
             advertisements: names(ads),
             interfaces: ifs,
+            preference: 0,
         }
     }
 
@@ -1080,3 +1082,39 @@ fn helpers_summarise_and_explain() {
 }
 
 mod properties;
+
+#[test]
+fn preference_sums_the_weights_of_the_advertisements_that_select_the_node() {
+    let prefer =
+        |name: &str, nodes: &[(&str, &str)], prefs: &[(u32, &[(&str, &str)])]| L2Advertisement {
+            node_selectors: vec![sel(nodes)],
+            preferred_nodes: prefs.iter().map(|(w, kv)| (*w, sel(kv))).collect(),
+            ..l2ad(name)
+        };
+    let w = base()
+        .l2(prefer(
+            "ad1",
+            &[("role", "lb")],
+            &[(70, &[("zone", "primary")])],
+        ))
+        .l2(prefer(
+            "ad2",
+            &[("role", "lb")],
+            &[(30, &[("gpu", "true")])],
+        ))
+        // Selects only gpu nodes: its preference never lifts a node it does not select.
+        .l2(prefer(
+            "ad3",
+            &[("role", "gpu")],
+            &[(100, &[("zone", "primary")])],
+        ))
+        .node(node(
+            "x",
+            &[("role", "lb"), ("zone", "primary"), ("gpu", "true")],
+        ))
+        .node(node("y", &[("role", "lb"), ("zone", "primary")]))
+        .node(node("z", &[("role", "lb")]))
+        .svc(svc("ns/web", &["192.0.2.1"]));
+    let score = |n: &str| w.plan(n).l2[0].preference;
+    assert_eq!((score("x"), score("y"), score("z")), (100, 70, 0));
+}

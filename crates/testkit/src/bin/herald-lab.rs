@@ -1,43 +1,39 @@
 //! `herald-lab`: herald's main job on a self-contained network, for seeing it work.
 //!
-//! Builds a LAN (a bridge) in network namespaces with two Kubernetes nodes, a client, a BIRD
-//! router and a control plane running the testkit API server; creates MetalLB's
-//! configuration and two dual-stack Services through the API; runs `herald speaker` in
-//! Kubernetes mode on both nodes; and reports what the client's kernel resolves the Layer 2
-//! Service to and what the router learns over BGP. Then it deletes the BGP Service and shows
-//! the routes go. With `--keep` it stays up until Ctrl-C for exploring.
+//! Builds a LAN (a bridge) in network namespaces with three Kubernetes nodes, a client, a BIRD
+//! router and a control plane running the testkit API server ([`testkit::cluster`]); creates
+//! MetalLB's configuration (one L2Advertisement for every node, one BGPAdvertisement) and two
+//! dual-stack Services through the API; runs `herald speaker` in Kubernetes mode on every
+//! node. It reports which node the election put on each Layer 2 address and what the client's
+//! kernel resolves them to, and what the router learns over BGP; then stops the leader of an
+//! address gracefully and then with `kill -9`, printing the failover times the client saw;
+//! then deletes the BGP Service and shows the routes go. With `--keep` it stays up until
+//! Ctrl-C for exploring.
 //!
 //! Needs root, iproute2, bird2 and iputils-ping (`cargo xtask lab` installs them). Sends
 //! nothing outside the namespaces it creates; they are deleted when it ends.
 
 use clap::Parser;
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use testkit::apiserver::{ApiServer, BlockingClient};
-use testkit::netns::{Bridge, Netns, output, poll_until};
+use std::time::{Duration, Instant};
+use testkit::cluster::{Cluster, NAMESPACE, time_until_client_sees};
+use testkit::netns::{Netns, poll_until};
 use testkit::routers::{Daemon, Kind, RouterRoute, parse_bird};
-use testkit::{PATIENCE, Speaker};
+use testkit::{PATIENCE, Signal};
 
 #[derive(Parser)]
-#[command(about = "herald on a self-contained network: two nodes, a client, a BGP router")]
+#[command(about = "herald on a self-contained network: three nodes, a client, a BGP router")]
 struct Args {
     /// Stay up after the report, until Ctrl-C, to look around.
     #[arg(long)]
     keep: bool,
 }
 
-const NS: &str = "metallb-system";
 const ROUTER_AS: u32 = 64500;
 const NODE_AS: u32 = 64512;
-const CONTROL_PLANE: (&str, &str) = ("192.0.2.250", "2001:db8::250");
 const ROUTER: (&str, &str) = ("192.0.2.254", "2001:db8::254");
-const CLIENT: (&str, &str) = ("192.0.2.100", "2001:db8::100");
-const NODES: [(&str, &str, &str); 2] = [
-    ("node-1", "192.0.2.11", "2001:db8::11"),
-    ("node-2", "192.0.2.12", "2001:db8::12"),
-];
 /// Answered by ARP/NDP on the LAN.
-const WEB: (&str, &str) = ("192.0.2.200", "2001:db8::200");
+const WEB: (&str, &str) = ("192.0.2.200", "2001:db8::1:0");
 /// Routed by BGP.
 const API: (&str, &str) = ("198.51.100.1", "2001:db8:100::1");
 
@@ -46,8 +42,9 @@ fn main() {
     testkit::netns::require_privileges();
     // The report says what matters; herald's own logs stay out of it.
     testkit::echo_speaker_logs(false);
-    let lab = Lab::build();
+    let mut lab = Lab::build();
     lab.report();
+    lab.failover();
     if args.keep {
         lab.explore();
         wait_for_interrupt();
@@ -57,168 +54,113 @@ fn main() {
 }
 
 struct Lab {
-    client: Netns,
-    nodes: Vec<(&'static str, Netns, Speaker)>,
+    cluster: Cluster,
     router: Daemon,
-    api: BlockingClient,
-    _server: ApiServer,
-    _dir: tempfile::TempDir,
-    _control_plane: Netns,
     _router_ns: Netns,
-    _bridge: Bridge,
 }
 
 impl Lab {
     fn build() -> Lab {
         println!(
-            "lab: building the network (a bridge; two nodes, a client, a router, a control plane)"
+            "lab: building the network (a bridge; three nodes, a client, a router, a control plane)"
         );
-        let bridge = Bridge::new();
-        let on_lan = |prefix: &str, (v4, v6): (&str, &str)| {
-            let ns = Netns::new(prefix);
-            testkit::lan::quiet(&ns);
-            bridge.attach(&ns, "eth0");
-            ns.ip(&["addr", "add", &format!("{v4}/24"), "dev", "eth0"]);
-            ns.ip(&["addr", "add", &format!("{v6}/64"), "dev", "eth0", "nodad"]);
-            ns
-        };
-        let control_plane = on_lan("cp", CONTROL_PLANE);
-        let router_ns = on_lan("rt", ROUTER);
-        let client = on_lan("cl", CLIENT);
-        let node_ns: Vec<Netns> = NODES
-            .iter()
-            .map(|(_, v4, v6)| on_lan("nd", (v4, v6)))
-            .collect();
-
-        let router = Daemon::start(Kind::Bird, &router_ns, &bird_config());
+        let cluster = Cluster::new(3);
+        let router_ns = cluster.host("rt", ROUTER.0, ROUTER.1);
+        let router = Daemon::start(Kind::Bird, &router_ns, &bird_config(&cluster));
         println!(
             "lab: BIRD runs in {} as AS{ROUTER_AS} at {}",
             router_ns.name(),
             ROUTER.0
         );
-
-        let server = ApiServer::builder()
-            .listen(
-                format!("{}:6443", CONTROL_PLANE.0)
-                    .parse()
-                    .expect("an address"),
-            )
-            .start_in(control_plane.name())
-            .expect("the API server starts");
-        println!("lab: the Kubernetes API server listens at {}", server.url());
-        let api = BlockingClient::new(&server, "lab", Some(control_plane.name()));
-        for object in cluster() {
-            api.create(object);
+        println!(
+            "lab: the Kubernetes API server listens at {}",
+            cluster.server.url()
+        );
+        for object in configuration() {
+            cluster.api.create(object);
         }
-        for (service, (v4, v6)) in [("web", WEB), ("api", API)] {
-            api.patch_status(
-                &service_object(service),
-                json!({"status": {"loadBalancer": {"ingress": [{"ip": v4}, {"ip": v6}]}}}),
+        cluster.service("web", &[WEB.0.to_owned(), WEB.1.to_owned()], false);
+        cluster.service("api", &[API.0.to_owned(), API.1.to_owned()], false);
+        println!(
+            "lab: created MetalLB's configuration (one L2Advertisement for every node) and two dual-stack Services"
+        );
+        let mut lab = Lab {
+            cluster,
+            router,
+            _router_ns: router_ns,
+        };
+        lab.cluster.start_all();
+        for n in &lab.cluster.nodes {
+            println!(
+                "lab: herald speaker runs on {} (namespace {}, MAC {})",
+                n.name,
+                n.ns.name(),
+                n.mac()
             );
         }
-        println!("lab: created MetalLB's configuration, two nodes and two dual-stack Services");
-
-        let dir = tempfile::Builder::new()
-            .prefix("herald-lab")
-            .tempdir()
-            .expect("a scratch directory");
-        let nodes = node_ns
-            .into_iter()
-            .zip(NODES)
-            .map(|(ns, (name, _, _))| {
-                let kubeconfig = dir.path().join(format!("{name}.kubeconfig"));
-                server
-                    .write_kubeconfig(&kubeconfig, name)
-                    .expect("writing a kubeconfig");
-                let kubeconfig = kubeconfig.display().to_string();
-                let herald = Speaker::start_in(
-                    &ns,
-                    &Vec::<PathBuf>::new(),
-                    name,
-                    &["--kubeconfig", &kubeconfig, "--namespace", NS],
-                );
-                println!(
-                    "lab: herald speaker runs on {name} (namespace {})",
-                    ns.name()
-                );
-                (name, ns, herald)
-            })
-            .collect();
-        Lab {
-            client,
-            nodes,
-            router,
-            api,
-            _server: server,
-            _dir: dir,
-            _control_plane: control_plane,
-            _router_ns: router_ns,
-            _bridge: bridge,
-        }
+        lab
     }
 
     fn report(&self) {
-        println!("\n== What each node plans and does (from its /status)");
-        for (name, ns, herald) in &self.nodes {
-            let st = herald.eventually("a valid plan", |s| {
-                let st = s.get_json("/status");
-                (st["config"]["state"] == "loaded").then_some(st)
-            });
-            let l2: Vec<String> = st["announcing"]["layer2"]["addresses"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|a| a["interfaces"].as_array().is_some_and(|i| !i.is_empty()))
-                .filter_map(|a| a["ip"].as_str().map(str::to_owned))
-                .collect();
-            let answers = if l2.is_empty() {
-                "nothing".to_owned()
-            } else {
-                l2.join(", ")
-            };
+        let c = &self.cluster;
+        println!(
+            "\n== The election: which node answers each Layer 2 address (from the Leases and /status)"
+        );
+        for ip in [WEB.0, WEB.1] {
+            let leader = c.wait_leader(ip);
+            let st = c.address_status(leader, ip).unwrap_or_default();
             println!(
-                "{name}: answers ARP/NDP for {answers} on eth0 (MAC {})",
-                ns.mac("eth0")
+                "{ip}: {} leads it (Lease herald-{}), answering on {}",
+                c.nodes[leader].name,
+                testkit::cluster::lease_key(ip),
+                st["interfaces"]
             );
-            for skipped in st["plan"]["skipped"].as_array().into_iter().flatten() {
-                if let (Some(ip), Some(reason)) =
-                    (skipped["ip"].as_str(), skipped["reason"]["reason"].as_str())
-                {
-                    let protocol = skipped["protocol"].as_str().unwrap_or("any protocol");
-                    println!("{name}: does not announce {ip} by {protocol}: {reason}");
+        }
+        for (i, n) in c.nodes.iter().enumerate() {
+            let led: Vec<&str> = [WEB.0, WEB.1]
+                .into_iter()
+                .filter(|ip| c.answering(ip).contains(&i))
+                .collect();
+            println!(
+                "{}: leads {}",
+                n.name,
+                if led.is_empty() {
+                    "nothing (a standby)".to_owned()
+                } else {
+                    led.join(", ")
                 }
-            }
-            let session = herald.eventually("its BGP session to come up", |s| {
+            );
+        }
+
+        println!("\n== The client's kernel resolves the Layer 2 Service (ip neigh)");
+        for ip in [WEB.0, WEB.1] {
+            let leader = c.wait_leader(ip);
+            c.wait_client_sees(ip, leader);
+            let entry = testkit::lan::neigh(&c.client, ip, "eth0");
+            println!("client: {}   <- {}", entry.trim(), c.nodes[leader].name);
+        }
+
+        println!("\n== Each node's BGP session (from its /status)");
+        for n in &c.nodes {
+            let session = n.speaker().eventually("its BGP session to come up", |s| {
                 let st = s.get_json("/status");
                 let session = st["announcing"]["bgp"][0].clone();
                 (session["state"] == "Established").then_some(session)
             });
             println!(
-                "{name}: BGP session to {} is {}, {} routes advertised",
+                "{}: BGP session to {} is {}, {} routes advertised",
+                n.name,
                 session["address"].as_str().unwrap_or("?"),
                 session["state"].as_str().unwrap_or("?"),
                 session["routes_advertised"]
             );
         }
 
-        println!("\n== The client's kernel resolves the Layer 2 Service (ip neigh)");
-        for ip in [WEB.0, WEB.1] {
-            let entry = poll_until(&format!("the client to resolve {ip}"), PATIENCE, |last| {
-                let _ = output(self.client.command("ping").args(["-c1", "-W1", ip]));
-                *last = self.client.ip(&["neigh", "show", "to", ip, "dev", "eth0"]);
-                last.contains("lladdr").then(|| last.trim().to_owned())
-            });
-            let owner = self
-                .nodes
-                .iter()
-                .find(|(_, ns, _)| entry.contains(&ns.mac("eth0")))
-                .map_or("an unknown MAC", |(name, _, _)| name);
-            println!("client: {entry}   <- {owner}");
-        }
-
-        println!("\n== The router's table for the BGP Service (birdc show route all)");
+        println!(
+            "\n== The router's table for the BGP Service (birdc show route all): ECMP over every node"
+        );
         for prefix in [format!("{}/32", API.0), format!("{}/128", API.1)] {
-            let routes = self.wait_routes(&prefix, |r| r.len() == NODES.len());
+            let routes = self.wait_routes(&prefix, |r| r.len() == c.nodes.len());
             for r in routes {
                 println!(
                     "router: {} via {} path {:?} communities {:?} large {:?}",
@@ -236,9 +178,41 @@ impl Lab {
         }
     }
 
+    /// Stops the leader of the Layer 2 Service's IPv4 address, gracefully and then with
+    /// `kill -9`, and times how long the client's neighbor cache takes to follow.
+    fn failover(&mut self) {
+        println!("\n== Failover, as the client sees it");
+        let ip = WEB.0;
+        for (what, signal) in [("SIGTERM", Signal::Term), ("kill -9", Signal::Kill)] {
+            let c = &mut self.cluster;
+            let old = c.wait_leader(ip);
+            c.wait_client_sees(ip, old);
+            // Past Linux's ARP locktime (1 s), as an entry in use would be.
+            std::thread::sleep(Duration::from_millis(1200));
+            let since = Instant::now();
+            c.stop(old, signal);
+            let new = c.wait_leader(ip);
+            let took = time_until_client_sees(c, ip, new, since);
+            println!(
+                "{what} to {}: the client's cache moved {ip} to {} after {:.3} s",
+                c.nodes[old].name,
+                c.nodes[new].name,
+                took.as_secs_f64()
+            );
+            c.start(old, &[]);
+            println!(
+                "{} is back as a standby: it takes nothing back",
+                c.nodes[old].name
+            );
+        }
+    }
+
     fn withdraw(&self) {
         println!("\n== kubectl delete service api: the router drops its routes");
-        self.api.delete(&service_object("api"));
+        self.cluster.api.delete(&json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "api", "namespace": "default"},
+        }));
         for prefix in [format!("{}/32", API.0), format!("{}/128", API.1)] {
             self.wait_routes(&prefix, |r| r.is_empty());
             println!("router: no route for {prefix} any more");
@@ -266,103 +240,73 @@ impl Lab {
 
     fn explore(&self) {
         println!("\n== The lab stays up until Ctrl-C. To look around:");
-        for (name, ns, herald) in &self.nodes {
+        for n in &self.cluster.nodes {
             println!(
-                "  ip netns exec {} curl -s http://{}/status    # {name}",
-                ns.name(),
-                herald.addr(),
+                "  ip netns exec {} curl -s http://{}/status    # {}",
+                n.ns.name(),
+                n.speaker().addr(),
+                n.name
             );
         }
-        println!("  ip netns exec {} ip neigh", self.client.name());
+        println!("  ip netns exec {} ip neigh", self.cluster.client.name());
         println!(
             "  birdc -s {}/bird.ctl show route all",
             self.router.dir().display()
         );
+        println!(
+            "  kubectl --server {} get leases -n {NAMESPACE}",
+            self.cluster.server.url()
+        );
     }
 }
 
-fn bird_config() -> String {
+fn bird_config(cluster: &Cluster) -> String {
     let mut c = format!(
         "log stderr all;\nrouter id {};\nprotocol device {{ scan time 1; }}\n",
         ROUTER.0
     );
-    for (name, v4, _) in NODES {
+    for n in &cluster.nodes {
         c += &format!(
-            "protocol bgp {} {{\n  local {} as {ROUTER_AS};\n  neighbor {v4} as {NODE_AS};\n  passive on;\n  direct;\n  ipv4 {{ import all; export none; }};\n  ipv6 {{ import all; export none; }};\n}}\n",
-            name.replace('-', "_"),
-            ROUTER.0
+            "protocol bgp {} {{\n  local {} as {ROUTER_AS};\n  neighbor {} as {NODE_AS};\n  passive on;\n  direct;\n  ipv4 {{ import all; export none; }};\n  ipv6 {{ import all; export none; }};\n}}\n",
+            n.name.replace('-', "_"),
+            ROUTER.0,
+            n.v4
         );
     }
     c
 }
 
-fn service_object(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"}})
-}
-
-/// MetalLB's configuration for the lab, its nodes and Services.
-fn cluster() -> Vec<Value> {
-    let mut objects = vec![
+/// MetalLB's configuration for the lab: one pool answered on the LAN by every node (the
+/// election picks one per address), one routed by BGP.
+fn configuration() -> Vec<Value> {
+    vec![
         json!({
             "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
-            "metadata": {"name": "lan", "namespace": NS},
-            "spec": {"addresses": ["192.0.2.200-192.0.2.219", "2001:db8::200-2001:db8::219"]},
+            "metadata": {"name": "lan", "namespace": NAMESPACE},
+            "spec": {"addresses": ["192.0.2.200-192.0.2.219", "2001:db8::1:0/112"]},
         }),
         json!({
             "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
-            "metadata": {"name": "routed", "namespace": NS},
+            "metadata": {"name": "routed", "namespace": NAMESPACE},
             "spec": {"addresses": ["198.51.100.0/28", "2001:db8:100::/124"]},
         }),
-        // Until election lands every eligible node answers, so one node is chosen here.
         json!({
             "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
-            "metadata": {"name": "lan", "namespace": NS},
-            "spec": {"ipAddressPools": ["lan"],
-                     "nodeSelectors": [{"matchLabels": {"kubernetes.io/hostname": "node-1"}}]},
+            "metadata": {"name": "lan", "namespace": NAMESPACE},
+            "spec": {"ipAddressPools": ["lan"]},
         }),
         json!({
             "apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
-            "metadata": {"name": "routed", "namespace": NS},
+            "metadata": {"name": "routed", "namespace": NAMESPACE},
             "spec": {"ipAddressPools": ["routed"], "communities": ["64512:100", "no-export"]},
         }),
         json!({
             "apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
-            "metadata": {"name": "router", "namespace": NS},
+            "metadata": {"name": "router", "namespace": NAMESPACE},
             "spec": {"myASN": NODE_AS, "peerASN": ROUTER_AS, "peerAddress": ROUTER.0,
                      "dualStackAddressFamily": true, "holdTime": "9s"},
         }),
-    ];
-    for (name, _, _) in NODES {
-        objects.push(json!({
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-        }));
-    }
-    for service in ["web", "api"] {
-        objects.push(json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": service, "namespace": "default"},
-            "spec": {"type": "LoadBalancer", "ipFamilyPolicy": "RequireDualStack",
-                     "ipFamilies": ["IPv4", "IPv6"], "ports": [{"port": 80}]},
-        }));
-        for (family, address) in [("IPv4", "10.244.0.5"), ("IPv6", "fd00:10:244::5")] {
-            let endpoints: Vec<Value> = NODES
-                .iter()
-                .map(|(node, _, _)| {
-                    json!({"addresses": [address], "nodeName": node, "conditions": {"ready": true}})
-                })
-                .collect();
-            objects.push(json!({
-                "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                "metadata": {"name": format!("{service}-{}", family.to_lowercase()),
-                             "namespace": "default",
-                             "labels": {"kubernetes.io/service-name": service}},
-                "addressType": family,
-                "endpoints": endpoints,
-            }));
-        }
-    }
-    objects
+    ]
 }
 
 fn wait_for_interrupt() {

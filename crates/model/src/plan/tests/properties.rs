@@ -186,6 +186,7 @@ fn l2_ads() -> impl Strategy<Value = Vec<L2Advertisement>> {
                     node_selectors,
                     interfaces,
                     service_selectors,
+                    preferred_nodes: vec![],
                 },
             )
             .collect()
