@@ -193,6 +193,47 @@ fn serves_health_readiness_status_and_metrics() {
 }
 
 #[test]
+fn status_is_served_apart_on_loopback_and_herald_status_prints_it() {
+    let (_dir, file) = config_dir(&valid());
+    // The address `herald status` reads by default.
+    let s = Speaker::start(&[&file], "node-a", &["--status-addr", "127.0.0.1:7473"]);
+    wait_ready(&s);
+    assert_eq!(s.status_addr(), "127.0.0.1:7473".parse().expect("addr"));
+    // Not on --metrics-addr, the listener the node network (and Prometheus) reaches.
+    let metrics = s.addr();
+    let r = testkit::netns::spawn_in(s.netns(), move || testkit::http_get(metrics, "/status"))
+        .join()
+        .expect("the client thread")
+        .expect("an answer");
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("--status-addr"), "{}", r.body);
+
+    let out = s.herald(["status"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    assert!(
+        out.stdout
+            .contains("node node-a: configuration loaded (generation 1), ready"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("198.51.100.20"), "{}", out.stdout);
+    assert!(out.stdout.contains("router-v4"), "{}", out.stdout);
+
+    let out = s.herald(["status", "--output", "json"]);
+    assert_eq!(out.code(), Some(0), "{out:#?}");
+    let doc: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(doc["node"], "node-a", "{doc:#}");
+    assert_eq!(doc["config"]["generation"], 1, "{doc:#}");
+
+    let out = s.herald(["status", "--status-addr", "127.0.0.1:1"]);
+    assert_eq!(out.code(), Some(1), "{out:#?}");
+    assert!(
+        out.stderr.contains("is herald speaker running here"),
+        "{out:#?}"
+    );
+}
+
+#[test]
 fn reloads_when_the_file_is_rewritten_in_place() {
     let (_dir, file) = config_dir(&valid());
     let s = Speaker::start(&[&file], "node-a", &[]);

@@ -10,6 +10,7 @@
 //! `bgp` crate reports state rather than events.
 
 use crate::metrics::{Family, counter_family, gauge_family};
+use crate::supervise::{Reporter, Tasks};
 use bgp::fsm::{PeerAs, State};
 use bgp::wire::{Community, LargeCommunity, Prefix};
 use bgp::{PeerConfig, PeerStatus, RouteAttrs, Routes, Speaker, SpeakerConfig};
@@ -30,6 +31,9 @@ const GRACEFUL_RESTART_TIME: u16 = 120;
 
 /// How often session changes are looked for, to log them.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The name of the task that watches the sessions (and starts dead peer tasks again).
+const SESSIONS_TASK: &str = "bgp_sessions";
 
 /// One planned peer as the speaker should run it, or why it cannot.
 struct Planned {
@@ -75,7 +79,7 @@ pub struct SessionStatus {
 #[derive(Debug)]
 pub struct BgpSpeaker {
     inner: Arc<Inner>,
-    watcher: tokio::task::JoinHandle<()>,
+    tasks: Tasks,
 }
 
 struct Inner {
@@ -86,6 +90,8 @@ struct Inner {
     planned: Mutex<Vec<Planned>>,
     /// Router ids already given, by peer name, so one never changes under a running session.
     router_ids: Mutex<BTreeMap<String, Ipv4Addr>>,
+    /// Where peer tasks that were started again are counted.
+    restarts: Reporter,
 }
 
 impl std::fmt::Debug for Inner {
@@ -100,6 +106,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+impl Drop for BgpSpeaker {
+    fn drop(&mut self) {
+        self.tasks.stop_task(SESSIONS_TASK);
+    }
+}
+
 impl BgpSpeaker {
     /// Starts an empty speaker. Every peer's first OPEN carries the graceful restart R bit:
     /// herald may have been restarted, and a peer keeping our routes must wait for our
@@ -108,6 +120,7 @@ impl BgpSpeaker {
         node: String,
         graceful_shutdown: Option<Duration>,
         link_local_next_hop: bool,
+        tasks: &Tasks,
     ) -> BgpSpeaker {
         let speaker = Speaker::new(SpeakerConfig {
             router_id: hashed_router_id(&node),
@@ -120,9 +133,14 @@ impl BgpSpeaker {
             speaker: Mutex::new(Some(speaker)),
             planned: Mutex::new(Vec::new()),
             router_ids: Mutex::new(BTreeMap::new()),
+            restarts: tasks.reporter(),
         });
-        let watcher = tokio::spawn(watch_sessions(inner.clone()));
-        BgpSpeaker { inner, watcher }
+        let watched = inner.clone();
+        tasks.spawn(SESSIONS_TASK, move || watch_sessions(watched.clone()));
+        BgpSpeaker {
+            inner,
+            tasks: tasks.clone(),
+        }
     }
 
     /// Makes the plan's peers and routes the speaker's (level-based: unchanged peers are
@@ -208,7 +226,7 @@ impl BgpSpeaker {
     /// Ends every session: with a graceful shutdown wait, routes are first re-announced with
     /// GRACEFUL_SHUTDOWN and the wait passes; then each session gets Cease naming the node.
     pub async fn shutdown(&self) {
-        self.watcher.abort();
+        self.tasks.stop_task(SESSIONS_TASK);
         let speaker = lock(&self.inner.speaker).take();
         if let Some(speaker) = speaker {
             let message = format!("herald on node {} is shutting down", self.inner.node);
@@ -441,6 +459,18 @@ async fn watch_sessions(inner: Arc<Inner>) {
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
     loop {
         tick.tick().await;
+        // A peer task ends only when told to; one that panicked is started again here, at
+        // most once a tick, and counted as task `bgp_peer:NAME`.
+        let revived = lock(&inner.speaker)
+            .as_mut()
+            .map(Speaker::revive)
+            .unwrap_or_default();
+        for id in revived {
+            inner.restarts.restarted(
+                &format!("bgp_peer:{id}"),
+                "the peer's task ended while the peer is configured (a panic)",
+            );
+        }
         let running = inner.running();
         seen.retain(|id, _| running.contains_key(id));
         for (id, s) in running {

@@ -25,7 +25,30 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the node speaker daemon.
     Speaker(SpeakerArgs),
+    /// Show what the speaker on this node announces, and why anything is not announced
+    /// (its /status, on --status-addr).
+    Status(StatusArgs),
 }
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Where the speaker serves /status (its --status-addr).
+    #[arg(
+        long,
+        env = "HERALD_STATUS_ADDR",
+        default_value = DEFAULT_STATUS_ADDR,
+        value_name = "ADDR"
+    )]
+    pub status_addr: SocketAddr,
+
+    /// How to print it: a summary for people, or the JSON document as served.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Loopback: `/status` names every Service, peer, AS number and configuration problem, which
+/// is not for everyone on the node network.
+pub const DEFAULT_STATUS_ADDR: &str = "127.0.0.1:7473";
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -71,7 +94,7 @@ pub struct SpeakerArgs {
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node: Option<String>,
 
-    /// Where to serve /metrics, /healthz, /readyz and /status.
+    /// Where to serve /metrics, /healthz and /readyz.
     #[arg(
         long,
         env = "HERALD_METRICS_ADDR",
@@ -79,6 +102,17 @@ pub struct SpeakerArgs {
         value_name = "ADDR"
     )]
     pub metrics_addr: SocketAddr,
+
+    /// Where to serve /status (what is announced where, every Service, peer and
+    /// configuration problem): loopback by default, so only this node (`herald status`)
+    /// sees it.
+    #[arg(
+        long,
+        env = "HERALD_STATUS_ADDR",
+        default_value = DEFAULT_STATUS_ADDR,
+        value_name = "ADDR"
+    )]
+    pub status_addr: SocketAddr,
 
     #[command(flatten)]
     pub announce: AnnounceArgs,
@@ -302,6 +336,11 @@ mod tests {
         );
         assert_eq!(args.node.as_deref(), Some("n1"));
         assert_eq!(args.metrics_addr, "0.0.0.0:7472".parse().expect("addr"));
+        assert_eq!(
+            args.status_addr,
+            "127.0.0.1:7473".parse().expect("addr"),
+            "/status is for this node only unless asked otherwise"
+        );
         assert_eq!(args.log.log_format, LogFormat::Text);
         assert_eq!(args.log.log_level, "info");
         let options = args.announce.options();

@@ -18,6 +18,8 @@ mod render;
 mod source;
 mod speaker;
 mod state;
+mod status;
+mod supervise;
 mod watch;
 
 use clap::Parser as _;
@@ -34,6 +36,13 @@ fn main() -> ExitCode {
             }
         },
         cli::Command::Speaker(args) => run_speaker(args),
+        cli::Command::Status(args) => match status::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("herald status: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

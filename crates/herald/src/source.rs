@@ -10,6 +10,7 @@
 
 use crate::config::{Planned, evaluate_and_plan, plan_snapshot};
 use crate::state;
+use crate::supervise::Tasks;
 use crate::watch::{ConfigWatch, WatchMsg};
 use anyhow::Context as _;
 use k8s::{EventRecorder, RecorderConfig, ServiceAnnouncement, Snapshot, SourceConfig};
@@ -183,6 +184,18 @@ pub struct Cluster {
     /// The snapshot the running plan's read came from, for the Events about it.
     last: Option<Arc<Snapshot>>,
     reports: watch::Sender<Option<Report>>,
+    /// Runs the Event writer, task [`EVENTS_TASK`].
+    tasks: Tasks,
+}
+
+/// The name of the Event writer among the speaker's tasks.
+const EVENTS_TASK: &str = "kubernetes_events";
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Before `reports` closes, which would end the writer as if it had failed.
+        self.tasks.stop_task(EVENTS_TASK);
+    }
 }
 
 /// What the Events should say now.
@@ -201,6 +214,7 @@ impl Cluster {
         namespace: String,
         node: &str,
         lb_class: Option<String>,
+        tasks: &Tasks,
     ) -> anyhow::Result<(Cluster, k8s::Metrics, kube::Client)> {
         let config = match &kubeconfig {
             Some(path) => {
@@ -225,10 +239,17 @@ impl Cluster {
         let (source, snapshots) = k8s::Source::start(client.clone(), source_config);
         let metrics = source.metrics();
         let (reports, reports_rx) = watch::channel(None);
-        tokio::spawn(write_events(
-            EventRecorder::new(client.clone(), RecorderConfig::new(node)),
-            reports_rx,
-        ));
+        {
+            let (client, node) = (client.clone(), node.to_owned());
+            // Started again after a failure with a new recorder: at worst an Event already
+            // written is written once more.
+            tasks.spawn(EVENTS_TASK, move || {
+                write_events(
+                    EventRecorder::new(client.clone(), RecorderConfig::new(&node)),
+                    reports_rx.clone(),
+                )
+            });
+        }
         let cluster = Cluster {
             namespace,
             _source: source,
@@ -236,6 +257,7 @@ impl Cluster {
             pending: None,
             last: None,
             reports,
+            tasks: tasks.clone(),
         };
         Ok((cluster, metrics, client))
     }

@@ -3,8 +3,14 @@
 //! change, until SIGTERM or SIGINT.
 //!
 //! A rejected configuration never replaces the running plan: the speaker keeps announcing
-//! what the last valid configuration said and reports the configuration as stale. Until
-//! election exists, every eligible node announces (in both modes).
+//! what the last valid configuration said and reports the configuration as stale.
+//!
+//! No task dies silently: the speaker's long-running tasks (the Layer 2 reconcile loop, the
+//! BGP session watcher and through it every peer task, the Event writer) are supervised
+//! ([`crate::supervise`]): restarted with backoff, counted, and shown by `/healthz` while
+//! down. Every way out (SIGTERM, SIGINT, the configuration source or the HTTP server
+//! failing) runs the same orderly shutdown: stop answering, release Leases, close BGP
+//! sessions.
 
 use crate::actuators::Actuators;
 use crate::cli::{Mode, SpeakerArgs};
@@ -13,6 +19,7 @@ use crate::logs::DiagnosticLog;
 use crate::metrics::Metrics;
 use crate::source::{Cluster, Files, Read, Source};
 use crate::state::{Applied, Shared};
+use crate::supervise::Tasks;
 use anyhow::{Context as _, bail};
 use model::{NodePlan, Severity};
 use std::path::PathBuf;
@@ -31,12 +38,16 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
     let node = node_name(args.node)?;
+    // Bound before anything starts, so a taken port stops herald before it announces.
+    let (metrics_listener, metrics_addr) = bind(args.metrics_addr, "--metrics-addr").await?;
+    let (status_listener, status_addr) = bind(args.status_addr, "--status-addr").await?;
     let lb_class = args.source.lb_class.clone();
     let timing = args
         .announce
         .election_timing()
         .map_err(anyhow::Error::msg)?;
     let mut metrics = Metrics::new();
+    let tasks = Tasks::default();
     let mut elector = None;
     let mut source = match args.source.mode() {
         Mode::Files(files) => {
@@ -65,7 +76,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
                 "starting herald speaker in Kubernetes mode"
             );
             let (cluster, k8s_metrics, client) =
-                Cluster::connect(kubeconfig, namespace.clone(), &node, lb_class).await?;
+                Cluster::connect(kubeconfig, namespace.clone(), &node, lb_class, &tasks).await?;
             metrics.register_kubernetes(k8s_metrics);
             let mut config = election::Config::new(&namespace, crate::leadership::ELECTION, &node);
             config.timing = timing;
@@ -73,7 +84,13 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
             Source::Cluster(cluster)
         }
     };
-    let actuators = Actuators::start(node.clone(), args.announce.options(), elector).await;
+    let actuators = Actuators::start(
+        node.clone(),
+        args.announce.options(),
+        elector,
+        tasks.clone(),
+    )
+    .await;
     let mut answering = actuators.changed();
     let shared = Arc::new(Shared::new(
         node.clone(),
@@ -82,64 +99,118 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
         Some(actuators.clone()),
     ));
 
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("cannot listen on --metrics-addr {}", args.metrics_addr))?;
-    let local_addr = listener
-        .local_addr()
-        .context("reading the bound metrics address")?;
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = crate::http::router(shared.clone());
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let metrics_server = serve(
+        metrics_listener,
+        crate::http::router(shared.clone()),
+        http_stopped.clone(),
+    );
+    info!(addr = %metrics_addr, "serving metrics");
+    let status_server = serve(
+        status_listener,
+        crate::http::status_router(shared.clone()),
+        http_stopped,
+    );
+    info!(addr = %status_addr, "serving status");
     let mut server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = http_stopped.await;
-            })
-            .await
+        // Either ending is a failure; the other is stopped with it.
+        tokio::select! {
+            r = metrics_server => r,
+            r = status_server => r,
+        }
     });
-    info!(addr = %local_addr, "serving metrics");
 
     let mut logged = DiagnosticLog::default();
-    let why = loop {
+    let mut server_ended = false;
+    // Every way out (a signal, the source failing, the HTTP server failing) leaves through
+    // the same orderly shutdown below: stop answering, release Leases, close BGP sessions.
+    let exit = loop {
         tokio::select! {
-            _ = sigterm.recv() => break "SIGTERM",
-            _ = sigint.recv() => break "SIGINT",
+            _ = sigterm.recv() => break Exit::Signal("SIGTERM"),
+            _ = sigint.recv() => break Exit::Signal("SIGINT"),
             _ = sighup.recv() => source.sighup(),
-            read = source.next(&node) => {
-                let Read { trigger, planned } = read?;
-                let diagnostics = planned.diagnostics.clone();
-                apply(&shared, planned, trigger, &mut logged);
-                if let Source::Cluster(cluster) = &source {
-                    report(cluster, &shared, &actuators, Some(diagnostics));
+            read = source.next(&node) => match read {
+                Ok(Read { trigger, planned }) => {
+                    let diagnostics = planned.diagnostics.clone();
+                    apply(&shared, planned, trigger, &mut logged);
+                    if let Source::Cluster(cluster) = &source {
+                        report(cluster, &shared, &actuators, Some(diagnostics));
+                    }
                 }
-            }
+                Err(e) => break Exit::Failed(e.context("the configuration source failed")),
+            },
             Ok(()) = answering.changed() => {
                 if let Source::Cluster(cluster) = &source {
                     report(cluster, &shared, &actuators, None);
                 }
             }
             result = &mut server => {
-                match result {
-                    Ok(Ok(())) => bail!("the metrics server stopped unexpectedly"),
-                    Ok(Err(e)) => return Err(e).context("the metrics server failed"),
-                    Err(e) => return Err(e).context("the metrics server task failed"),
-                }
+                server_ended = true;
+                break Exit::Failed(match result {
+                    Ok(Ok(())) => anyhow::anyhow!("an HTTP server (metrics or status) stopped unexpectedly"),
+                    Ok(Err(e)) => anyhow::Error::from(e).context("an HTTP server (metrics or status) failed"),
+                    Err(e) => anyhow::Error::from(e).context("an HTTP server task failed"),
+                });
             }
         }
     };
 
-    info!(signal = why, "shutting down");
+    match &exit {
+        Exit::Signal(signal) => info!(signal, "shutting down"),
+        Exit::Failed(e) => error!(
+            error = %format!("{e:#}"),
+            "shutting down after a failure: answering stops, Leases are released and BGP sessions closed first"
+        ),
+    }
     drop(source);
     actuators.shutdown().await;
-    let _ = stop_http.send(());
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => warn!(error = %e, "metrics server stopped with an error"),
-        Ok(Err(e)) => warn!(error = %e, "metrics server task failed"),
-        Err(_) => warn!("metrics server connections did not close in time; leaving them"),
+    tasks.stop();
+    let _ = stop_http.send(true);
+    if !server_ended {
+        match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => warn!(error = %e, "an HTTP server stopped with an error"),
+            Ok(Err(e)) => warn!(error = %e, "an HTTP server task failed"),
+            Err(_) => warn!("HTTP connections did not close in time; leaving them"),
+        }
     }
     info!("stopped");
-    Ok(())
+    match exit {
+        Exit::Signal(_) => Ok(()),
+        Exit::Failed(e) => Err(e),
+    }
+}
+
+async fn bind(
+    addr: std::net::SocketAddr,
+    flag: &str,
+) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {flag} {addr}"))?;
+    let local = listener
+        .local_addr()
+        .with_context(|| format!("reading the bound {flag} address"))?;
+    Ok((listener, local))
+}
+
+/// Serves `router` on `listener` until `stop` turns true.
+fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = std::io::Result<()>> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .into_future()
+}
+
+/// Why the speaker stops.
+enum Exit {
+    Signal(&'static str),
+    Failed(anyhow::Error),
 }
 
 /// Has Events written for what this node now announces of each Service (and, after a read,

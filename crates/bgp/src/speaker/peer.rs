@@ -160,6 +160,8 @@ impl PeerTask {
                             continue;
                         }
                         Some(Control::Stop(reason)) => reason,
+                        #[cfg(test)]
+                        Some(Control::Panic) => panic!("a fault injected by a test"),
                         None => "speaker stopped".to_string(),
                     };
                     self.stop(reason).await;
