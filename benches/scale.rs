@@ -108,7 +108,7 @@ fn main() {
         Stream::Stderr,
     );
     let first = herald
-        .wait(LIMIT, |l| is_plan_line(l))
+        .wait(LIMIT, is_plan_line)
         .expect("herald's first plan");
     let herald_sync = first.0 - started;
     let metrics_addr = herald
@@ -260,7 +260,7 @@ fn node_name(i: usize) -> String {
 
 /// Whether LoadBalancer `i` uses `externalTrafficPolicy: Local` (half of them).
 fn local(i: usize) -> bool {
-    i % 2 == 0
+    i.is_multiple_of(2)
 }
 
 /// The addresses of LoadBalancer `i` in round `round`: distinct for every pair.
@@ -304,7 +304,7 @@ impl Cluster {
             let i = LOAD_BALANCERS + j;
             self.touched[j] += 1;
             let touched = self.touched[j];
-            return if n % 2 == 0 {
+            return if n.is_multiple_of(2) {
                 Change {
                     write: Write::Patch(
                         service(i),
@@ -324,7 +324,7 @@ impl Cluster {
             };
         }
         let i = (n * 13) % LOAD_BALANCERS;
-        if local(i) && n % 3 != 0 {
+        if local(i) && !n.is_multiple_of(3) {
             // Local: moving the endpoint here or away adds or removes its routes.
             self.local_here[i] = !self.local_here[i];
             let nodes = self.endpoint_nodes(i);

@@ -1465,9 +1465,7 @@ fn password(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Password>
         );
         return None;
     }
-    let Some(name) = reference.name.as_deref().filter(|n| !n.is_empty()) else {
-        return None;
-    };
+    let name = reference.name.as_deref().filter(|n| !n.is_empty())?;
     let namespace = reference.namespace.as_deref().unwrap_or(namespace_of(r));
     let shown = format!("{namespace}/{name}");
     let Some(secret) = known
