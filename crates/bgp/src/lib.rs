@@ -87,6 +87,7 @@ pub mod wire;
 
 pub use adj_rib_out::{RouteAttrs, Withheld};
 pub use fsm::StopKind;
+pub use socket::Md5Password;
 pub use speaker::{
     PeerConfig, PeerConfigError, PeerStatus, Routes, SEND_QUEUE_LIMIT, SessionEvent, Speaker,
     SpeakerConfig, Transition,

@@ -7,6 +7,42 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::TcpStream;
 
+/// A TCP MD5 password (RFC 2385). Reads as the string it holds, but its `Debug` output never
+/// shows it, so no log or status made from a configuration carries it.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Md5Password(String);
+
+impl Md5Password {
+    pub fn new(password: impl Into<String>) -> Self {
+        Self(password.into())
+    }
+}
+
+impl std::ops::Deref for Md5Password {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Md5Password {
+    fn from(password: String) -> Self {
+        Self(password)
+    }
+}
+
+impl From<&str> for Md5Password {
+    fn from(password: &str) -> Self {
+        Self(password.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Md5Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Md5Password(<redacted>)")
+    }
+}
+
 /// How to reach one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectParams {
@@ -16,7 +52,7 @@ pub struct ConnectParams {
     /// multihop and iBGP.
     pub ttl: u32,
     /// TCP MD5 signature key (RFC 2385), at most 80 octets.
-    pub md5_key: Option<Vec<u8>>,
+    pub md5_key: Option<Md5Password>,
 }
 
 /// Opens a connection to the peer. The caller bounds how long it may take.
@@ -33,7 +69,7 @@ pub async fn connect(params: ConnectParams) -> io::Result<TcpStream> {
         SocketAddr::V6(_) => socket.set_unicast_hops_v6(params.ttl)?,
     }
     if let Some(key) = &params.md5_key {
-        set_md5_key(&socket, params.peer.ip(), key)?;
+        set_md5_key(&socket, params.peer.ip(), key.as_bytes())?;
     }
     if let Some(source) = params.source {
         socket.bind(&SocketAddr::new(source, 0).into())?;
@@ -257,6 +293,34 @@ fn interface_addresses() -> Vec<(String, IpAddr, IpAddr)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_show_in_debug_output() {
+        let secret = "never-print-me-0815";
+        let mut config = crate::PeerConfig::new(
+            "r1",
+            "192.0.2.2".parse().unwrap(),
+            64512,
+            crate::fsm::PeerAs::Fixed(64513),
+        );
+        config.password = Some(secret.into());
+        let params = ConnectParams {
+            peer: "192.0.2.2:179".parse().unwrap(),
+            source: None,
+            ttl: 1,
+            md5_key: config.password.clone(),
+        };
+        for shown in [
+            format!("{config:?}"),
+            format!("{config:#?}"),
+            format!("{params:?}"),
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+        // It still reads as the password where the key is set.
+        assert_eq!(config.password.as_deref(), Some(secret));
+    }
 
     #[test]
     fn md5_keys_are_checked_and_set() {

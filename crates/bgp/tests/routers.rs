@@ -148,7 +148,7 @@ fn peer_config(kind: Kind, s: &Session) -> PeerConfig {
     };
     let mut p = PeerConfig::new(s.id, ip(router), s.local_as, s.peer_as);
     p.source_address = Some(ip(s.source));
-    p.password = s.password.map(|(ours, _)| ours.to_string());
+    p.password = s.password.map(|(ours, _)| ours.into());
     p.backoff = Backoff {
         initial: Duration::from_secs(1),
         max: Duration::from_secs(4),

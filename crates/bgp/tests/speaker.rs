@@ -266,7 +266,7 @@ async fn invalid_peers_are_reported_and_not_run() {
     bad.hold_time = 2;
     let mut long = peer(2);
     long.id = "long".into();
-    long.password = Some("x".repeat(81));
+    long.password = Some("x".repeat(81).into());
     let errors = speaker.set_peers(vec![bad, long]).expect_err("invalid");
     assert_eq!(errors.len(), 2);
     assert!(speaker.status().is_empty());

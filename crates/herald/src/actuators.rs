@@ -4,6 +4,7 @@
 use crate::bgp_speaker::{BgpSpeaker, SessionStatus};
 use crate::layer2::{Layer2, Layer2Status};
 use crate::metrics::gauge_family;
+use crate::supervise::Tasks;
 use k8s::ServiceAnnouncement;
 use model::NodePlan;
 use model::plan::Protocol;
@@ -32,6 +33,8 @@ pub struct Actuators {
     node: String,
     layer2: Layer2,
     bgp: BgpSpeaker,
+    /// The speaker's supervised tasks, theirs and the others'.
+    tasks: Tasks,
 }
 
 /// What `/status` shows of the actuators.
@@ -51,15 +54,18 @@ impl Actuators {
             election::Elector,
             tokio::sync::mpsc::UnboundedReceiver<election::Event>,
         )>,
+        tasks: Tasks,
     ) -> Arc<Actuators> {
         Arc::new(Actuators {
-            layer2: Layer2::start(node.clone(), options.l2, elector).await,
+            layer2: Layer2::start(node.clone(), options.l2, elector, &tasks).await,
             bgp: BgpSpeaker::start(
                 node.clone(),
                 options.bgp_graceful_shutdown,
                 options.bgp_link_local_next_hop,
+                &tasks,
             ),
             node,
+            tasks,
         })
     }
 
@@ -74,9 +80,12 @@ impl Actuators {
         self.layer2.links()
     }
 
-    /// Why the actuators are not healthy (a Layer 2 task down); empty when they are.
+    /// Why the speaker is not healthy (a task down, of the Layer 2 responder or one of
+    /// the speaker's own); empty when it is.
     pub fn problems(&self) -> Vec<String> {
-        self.layer2.problems()
+        let mut problems = self.layer2.problems();
+        problems.extend(self.tasks.problems());
+        problems
     }
 
     pub fn status(&self) -> Announcing {
@@ -160,6 +169,7 @@ impl Actuators {
         vec![
             self.layer2.collector(),
             self.bgp.collector(),
+            self.tasks.collector(),
             Box::new(Announced(self.clone())),
         ]
     }
@@ -173,6 +183,8 @@ impl Actuators {
     /// Stops answering at once and releases the addresses this node leads, then ends the BGP
     /// sessions (after the graceful shutdown wait, when one is set).
     pub async fn shutdown(&self) {
+        // First, so that no task ended here counts as a failure or is started again.
+        self.tasks.stop();
         self.layer2.stop().await;
         self.bgp.shutdown().await;
     }

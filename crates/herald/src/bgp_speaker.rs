@@ -27,6 +27,7 @@
 
 use crate::metrics::{Family, counter_family, gauge_family};
 use crate::state::rfc3339;
+use crate::supervise::{Reporter, Tasks};
 use bfd::{Bfd, BfdEvent, SessionConfig as BfdConfig, SessionStatus as BfdStatus};
 use bgp::StopKind;
 use bgp::fsm::{PeerAs, State};
@@ -50,6 +51,14 @@ const GRACEFUL_RESTART_TIME: u16 = 120;
 
 /// How often withheld routes are looked for, to log them (they are not session state).
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The name of the task that watches the sessions (starts dead peer tasks again, and logs
+/// withheld routes).
+const SESSIONS_TASK: &str = "bgp_sessions";
+/// The name of the task that logs every BGP session transition.
+const SESSION_LOG_TASK: &str = "bgp_session_log";
+/// The name of the task that takes each BFD session's state to its BGP session.
+const BFD_TASK: &str = "bfd_sessions";
 
 /// One planned peer as the speaker should run it, or why it cannot.
 struct Planned {
@@ -185,7 +194,7 @@ pub struct BfdView {
 #[derive(Debug)]
 pub struct BgpSpeaker {
     inner: Arc<Inner>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks: Tasks,
 }
 
 struct Inner {
@@ -201,6 +210,8 @@ struct Inner {
     bfd_warned: Mutex<BTreeMap<String, Vec<String>>>,
     /// Whether the node is going away, from the running plan.
     departing: Mutex<Option<Departure>>,
+    /// Where peer tasks that were started again are counted.
+    restarts: Reporter,
 }
 
 impl std::fmt::Debug for Inner {
@@ -215,6 +226,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+impl Drop for BgpSpeaker {
+    fn drop(&mut self) {
+        for task in [SESSIONS_TASK, SESSION_LOG_TASK, BFD_TASK] {
+            self.tasks.stop_task(task);
+        }
+    }
+}
+
 impl BgpSpeaker {
     /// Starts an empty speaker. Every peer's first OPEN carries the graceful restart R bit:
     /// herald may have been restarted, and a peer keeping our routes must wait for our
@@ -223,6 +242,7 @@ impl BgpSpeaker {
         node: String,
         graceful_shutdown: Option<Duration>,
         link_local_next_hop: bool,
+        tasks: &Tasks,
     ) -> BgpSpeaker {
         let speaker = Speaker::new(SpeakerConfig {
             router_id: hashed_router_id(&node),
@@ -241,13 +261,32 @@ impl BgpSpeaker {
             router_ids: Mutex::new(BTreeMap::new()),
             bfd_warned: Mutex::new(BTreeMap::new()),
             departing: Mutex::new(None),
+            restarts: tasks.reporter(),
         });
-        let tasks = vec![
-            tokio::spawn(log_sessions(sessions)),
-            tokio::spawn(follow_bfd(inner.clone(), bfd_events)),
-            tokio::spawn(watch_withheld(inner.clone())),
-        ];
-        BgpSpeaker { inner, tasks }
+        // Supervised: one that ends is started again, with a new subscription when it
+        // followed a channel (what it missed meanwhile is read from the sessions' state).
+        let watched = inner.clone();
+        tasks.spawn(SESSIONS_TASK, move || watch_sessions(watched.clone()));
+        let logged = inner.clone();
+        let mut first = Some(sessions);
+        tasks.spawn(SESSION_LOG_TASK, move || {
+            let events = first
+                .take()
+                .or_else(|| lock(&logged.speaker).as_ref().map(Speaker::events));
+            log_sessions(events)
+        });
+        let followed = inner.clone();
+        let mut first = Some(bfd_events);
+        tasks.spawn(BFD_TASK, move || {
+            let events = first
+                .take()
+                .or_else(|| lock(&followed.bfd).as_ref().map(Bfd::events));
+            follow_bfd(followed.clone(), events)
+        });
+        BgpSpeaker {
+            inner,
+            tasks: tasks.clone(),
+        }
     }
 
     /// Makes the plan's peers and routes the speaker's (level-based: unchanged peers are
@@ -360,6 +399,7 @@ impl BgpSpeaker {
     /// restart, or (the node going away, or a drain asked for) withdrawn; then the BFD
     /// sessions say AdminDown.
     pub async fn shutdown(&self) {
+        self.tasks.stop_task(SESSIONS_TASK);
         let speaker = lock(&self.inner.speaker).take();
         let bfd = lock(&self.inner.bfd).take();
         let departing = *lock(&self.inner.departing);
@@ -403,9 +443,8 @@ impl BgpSpeaker {
         if let Some(bfd) = bfd {
             bfd.shutdown().await;
         }
-        for t in &self.tasks {
-            t.abort();
-        }
+        self.tasks.stop_task(SESSION_LOG_TASK);
+        self.tasks.stop_task(BFD_TASK);
     }
 }
 
@@ -488,6 +527,16 @@ impl Inner {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Takes each BFD session's state now to its BGP session.
+    fn sync_bfd(&self) {
+        let states = self.bfd_running();
+        if let Some(speaker) = lock(&self.speaker).as_mut() {
+            for (id, s) in states {
+                speaker.set_bfd(&id, s.state == bfd::State::Up);
+            }
+        }
     }
 
     fn bfd_running(&self) -> BTreeMap<String, BfdStatus> {
@@ -756,7 +805,7 @@ fn session_config(
         config.connect_time = connect;
     }
     config.ebgp_multihop = peer.ebgp_multihop;
-    config.password = peer.password.as_ref().map(|p| p.value().to_owned());
+    config.password = peer.password.as_ref().map(|p| p.value().into());
     config.graceful_restart = peer.graceful_restart.then_some(GRACEFUL_RESTART_TIME);
     // On an unnumbered link the link-local address is all there is: it always goes.
     config.link_local_next_hop = link_local_next_hop || config.is_unnumbered();
@@ -786,7 +835,11 @@ fn hashed_router_id(node: &str) -> Ipv4Addr {
 }
 
 /// Logs every change of every BGP session's state, as the speaker publishes it.
-async fn log_sessions(mut events: tokio::sync::broadcast::Receiver<SessionEvent>) {
+async fn log_sessions(events: Option<tokio::sync::broadcast::Receiver<SessionEvent>>) {
+    // No speaker (it has shut down): nothing to log, and no failure either.
+    let Some(mut events) = events else {
+        return std::future::pending().await;
+    };
     loop {
         let e = match events.recv().await {
             Ok(e) => e,
@@ -798,7 +851,8 @@ async fn log_sessions(mut events: tokio::sync::broadcast::Receiver<SessionEvent>
                 );
                 continue;
             }
-            Err(RecvError::Closed) => return,
+            // The speaker has shut down; nothing more will come, and that is no failure.
+            Err(RecvError::Closed) => return std::future::pending().await,
         };
         let from = format!("{:?}", e.from);
         let to = format!("{:?}", e.to);
@@ -847,7 +901,12 @@ async fn log_sessions(mut events: tokio::sync::broadcast::Receiver<SessionEvent>
 
 /// Takes each BFD session's state to its BGP session (down at once, up to start it), and
 /// logs every change.
-async fn follow_bfd(inner: Arc<Inner>, mut events: tokio::sync::broadcast::Receiver<BfdEvent>) {
+async fn follow_bfd(inner: Arc<Inner>, events: Option<tokio::sync::broadcast::Receiver<BfdEvent>>) {
+    let Some(mut events) = events else {
+        return std::future::pending().await;
+    };
+    // Started again after a failure, changes were missed: the sessions' states now count.
+    inner.sync_bfd();
     loop {
         match events.recv().await {
             Ok(e) => {
@@ -871,26 +930,32 @@ async fn follow_bfd(inner: Arc<Inner>, mut events: tokio::sync::broadcast::Recei
                     debug!(protocol = "bfd", peer = %e.id, address = peer, from = %e.from, to = %e.to, "BFD session state changed");
                 }
             }
-            Err(RecvError::Lagged(_)) => {
-                // Missed some: the sessions' states now are what counts.
-                let states = inner.bfd_running();
-                if let Some(speaker) = lock(&inner.speaker).as_mut() {
-                    for (id, s) in states {
-                        speaker.set_bfd(&id, s.state == bfd::State::Up);
-                    }
-                }
-            }
-            Err(RecvError::Closed) => return,
+            // Missed some: the sessions' states now are what counts.
+            Err(RecvError::Lagged(_)) => inner.sync_bfd(),
+            // The BFD runner has shut down; nothing more will come, and that is no failure.
+            Err(RecvError::Closed) => return std::future::pending().await,
         }
     }
 }
 
-/// Logs planned routes a session cannot carry, once each.
-async fn watch_withheld(inner: Arc<Inner>) {
+/// Starts dead peer tasks again, and logs planned routes a session cannot carry, once each.
+async fn watch_sessions(inner: Arc<Inner>) {
     let mut seen: BTreeMap<String, BTreeSet<Prefix>> = BTreeMap::new();
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
     loop {
         tick.tick().await;
+        // A peer task ends only when told to; one that panicked is started again here, at
+        // most once a tick, and counted as task `bgp_peer:NAME`.
+        let revived = lock(&inner.speaker)
+            .as_mut()
+            .map(Speaker::revive)
+            .unwrap_or_default();
+        for id in revived {
+            inner.restarts.restarted(
+                &format!("bgp_peer:{id}"),
+                "the peer's task ended while the peer is configured (a panic)",
+            );
+        }
         let running = inner.running();
         seen.retain(|id, _| running.contains_key(id));
         for (id, s) in running {

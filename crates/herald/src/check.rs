@@ -4,6 +4,7 @@ use crate::cli::{CheckArgs, OutputFormat};
 use crate::config::{Evaluated, evaluate};
 use crate::render;
 use anyhow::Context as _;
+use model::file::UnknownFields;
 use model::{NodePlan, Severity};
 use serde::Serialize;
 use std::io::Write;
@@ -32,7 +33,12 @@ struct Allocation {
 
 /// Exit code 0 when the configuration has no errors, 1 when it has.
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let evaluated = evaluate(&args.files, args.lb_class.as_deref());
+    let unknown = if args.allow_unknown_fields {
+        UnknownFields::Warn
+    } else {
+        UnknownFields::Error
+    };
+    let evaluated = evaluate(&args.files, args.lb_class.as_deref(), unknown);
     let valid = evaluated.world.is_some();
     let plans = plans(&evaluated, args.node.as_deref());
     let allocations = match &evaluated.world {

@@ -17,6 +17,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate configuration files offline and show what a node would announce.
@@ -34,6 +36,9 @@ pub enum Command {
     /// Node checks read this host's interfaces and sysctls: run it where herald runs (on the
     /// node, in its network namespace). Prints one line per check; exits 1 when any fails.
     Doctor(DoctorArgs),
+    /// Show what the speaker on this node announces, and why anything is not announced
+    /// (its /status, on --status-addr).
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +91,26 @@ pub struct DoctorArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Where the speaker serves /status (its --status-addr).
+    #[arg(
+        long,
+        env = "HERALD_STATUS_ADDR",
+        default_value = DEFAULT_STATUS_ADDR,
+        value_name = "ADDR"
+    )]
+    pub status_addr: SocketAddr,
+
+    /// How to print it: a summary for people, or the JSON document as served.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Loopback: `/status` names every Service, peer, AS number and configuration problem, which
+/// is not for everyone on the node network.
+pub const DEFAULT_STATUS_ADDR: &str = "127.0.0.1:7473";
+
+#[derive(Debug, Args)]
 pub struct CheckArgs {
     /// YAML files of Kubernetes-style documents (metallb.io resources, v1 Services, v1 Nodes).
     #[arg(required = true, value_name = "FILE")]
@@ -107,6 +132,11 @@ pub struct CheckArgs {
     /// Also print notes (e.g. documents of kinds herald does not read).
     #[arg(short, long)]
     pub verbose: bool,
+
+    /// Report fields herald does not know as warnings, not errors (the speaker does so), for
+    /// files written for a newer MetalLB. Without it a misspelt field fails the check.
+    #[arg(long)]
+    pub allow_unknown_fields: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -124,7 +154,7 @@ pub struct SpeakerArgs {
     #[arg(long, env = "NODE_NAME", value_name = "NAME")]
     pub node: Option<String>,
 
-    /// Where to serve /metrics, /healthz, /readyz and /status.
+    /// Where to serve /metrics, /healthz and /readyz.
     #[arg(
         long,
         env = "HERALD_METRICS_ADDR",
@@ -132,6 +162,17 @@ pub struct SpeakerArgs {
         value_name = "ADDR"
     )]
     pub metrics_addr: SocketAddr,
+
+    /// Where to serve /status (what is announced where, every Service, peer and
+    /// configuration problem): loopback by default, so only this node (`herald status`)
+    /// sees it.
+    #[arg(
+        long,
+        env = "HERALD_STATUS_ADDR",
+        default_value = DEFAULT_STATUS_ADDR,
+        value_name = "ADDR"
+    )]
+    pub status_addr: SocketAddr,
 
     #[command(flatten)]
     pub announce: AnnounceArgs,
@@ -370,6 +411,11 @@ mod tests {
         );
         assert_eq!(args.node.as_deref(), Some("n1"));
         assert_eq!(args.metrics_addr, "0.0.0.0:7472".parse().expect("addr"));
+        assert_eq!(
+            args.status_addr,
+            "127.0.0.1:7473".parse().expect("addr"),
+            "/status is for this node only unless asked otherwise"
+        );
         assert_eq!(args.log.log_format, LogFormat::Text);
         assert_eq!(args.log.log_level, "info");
         let options = args.announce.options();

@@ -3,6 +3,7 @@
 //! objects go through the same validation.
 
 use model::diag::has_errors;
+use model::file::UnknownFields;
 use model::{Diagnostic, NodePlan, ResourceRef, Severity, World};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -35,10 +36,11 @@ impl Evaluated {
 
 /// Loads every file and validates what was read. Validation runs even when loading found
 /// errors, so one run reports as many problems as possible. Only Services of `lb_class`
-/// are announced (`None`: Services without a class).
-pub fn evaluate(files: &[PathBuf], lb_class: Option<&str>) -> Evaluated {
+/// are announced (`None`: Services without a class); `unknown` says whether fields herald
+/// does not know are errors (`herald check`) or warnings (the speaker).
+pub fn evaluate(files: &[PathBuf], lb_class: Option<&str>, unknown: UnknownFields) -> Evaluated {
     guarded("reading the configuration", || {
-        let mut loaded = model::file::load_files(files);
+        let mut loaded = model::file::load_files_with(files, unknown);
         loaded.resources.load_balancer_class = lb_class.map(str::to_owned);
         let checked = model::validate(&loaded.resources);
         let mut diagnostics = loaded.diagnostics;
@@ -78,8 +80,10 @@ pub struct Planned {
     pub world: Option<std::sync::Arc<World>>,
 }
 
+/// The speaker's read of its files: unknown fields are warnings, so a configuration written
+/// for a newer MetalLB still runs.
 pub fn evaluate_and_plan(files: &[PathBuf], lb_class: Option<&str>, node: &str) -> Planned {
-    let evaluated = evaluate(files, lb_class);
+    let evaluated = evaluate(files, lb_class, UnknownFields::Warn);
     let unknown_node = evaluated.world.as_ref().and_then(|w| unknown_node(w, node));
     Planned {
         unknown_node,
@@ -149,7 +153,7 @@ mod tests {
     #[test]
     fn unreadable_file_is_rejected_with_an_error_naming_it() {
         let missing = PathBuf::from("/nonexistent/herald-test.yaml");
-        let evaluated = evaluate(std::slice::from_ref(&missing), None);
+        let evaluated = evaluate(std::slice::from_ref(&missing), None, UnknownFields::Error);
         assert!(evaluated.world.is_none());
         assert!(evaluated.errors() >= 1);
         assert_eq!(
@@ -183,6 +187,7 @@ mod tests {
                 network_unavailable: false,
                 unschedulable: false,
                 deleting: false,
+                problems: Vec::new(),
             },
         );
         assert_eq!(unknown_node(&world, "n1"), Some(vec!["n2".to_owned()]));

@@ -354,7 +354,9 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
     axum::Json(doc).into_response()
 }
 
-/// One watch event, tagged with its watch.
+/// One watch event, tagged with its watch. Each lives only until it is applied, so the
+/// size of the largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Feed {
     Services(Result<Watched<Service>, watcher::Error>),
     Pools(Result<Watched<DynamicObject>, watcher::Error>),

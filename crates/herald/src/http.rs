@@ -1,9 +1,13 @@
-//! The speaker's HTTP endpoints on `--metrics-addr`:
+//! The speaker's HTTP endpoints: `/metrics`, `/healthz` and `/readyz` on `--metrics-addr`
+//! ([`router`]), `/status` on `--status-addr` ([`status_router`], loopback by default: it
+//! names every Service, peer and configuration problem).
 //!
 //! - `/metrics`: OpenMetrics text: `herald_*`, and MetalLB's names and labels.
-//! - `/healthz`: 200 while the process answers and every Layer 2 task runs; 503 naming the
-//!   task while one that ended unexpectedly waits to be restarted. Configuration trouble does
-//!   not fail it, so a kubelet never restarts a speaker that is keeping the last good plan.
+//! - `/healthz`: 200 while the process answers and every supervised task runs (the Layer 2
+//!   responder's, and the speaker's own: `layer2_reconcile`, `bgp_sessions`,
+//!   `bgp_session_log`, `bfd_sessions`, `kubernetes_events`); 503 naming the task while one
+//!   that ended unexpectedly waits to be restarted. Configuration trouble does not fail it,
+//!   so a kubelet never restarts a speaker that is keeping the last good plan.
 //! - `/readyz`: 503 until a plan has been made from a valid configuration, then 200.
 //! - `/status`: JSON `{node, ready, config: {state, files, generation, last_reload,
 //!   last_success, last_errors, warnings}, plan, node_checks: {checked_at, trigger, failed,
@@ -33,8 +37,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/status", get(status))
         .fallback(not_found)
+        .with_state(shared)
+}
+
+/// `/status`, on its own listener.
+pub fn status_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/status", get(status))
+        .fallback(status_not_found)
         .with_state(shared)
 }
 
@@ -52,8 +63,8 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-/// Alive as long as the process answers and every Layer 2 task runs (one that ended shows
-/// here until it is restarted); configuration problems show in `/readyz`.
+/// Alive as long as the process answers and every supervised task runs (one that ended
+/// shows here until it is restarted); configuration problems show in `/readyz`.
 async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, String) {
     let problems = shared
         .actuators
@@ -126,6 +137,13 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 async fn not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "not found; herald serves /metrics, /healthz, /readyz and /status\n",
+        "not found; herald serves /metrics, /healthz and /readyz here, and /status on --status-addr\n",
+    )
+}
+
+async fn status_not_found() -> (StatusCode, &'static str) {
+    (
+        StatusCode::NOT_FOUND,
+        "not found; herald serves /status here, and /metrics, /healthz and /readyz on --metrics-addr\n",
     )
 }

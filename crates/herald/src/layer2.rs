@@ -16,6 +16,7 @@
 
 use crate::leadership;
 use crate::metrics::{Family, counter_family, gauge_family};
+use crate::supervise::Tasks;
 use election::{Elector, Event as ElectionEvent, Members};
 use l2::{InterfaceSelection, Link, LinkTable, Responder};
 use model::plan::{Interfaces, L2Announcement};
@@ -219,7 +220,8 @@ struct Election {
 pub struct Layer2 {
     plan: watch::Sender<Arc<Vec<L2Announcement>>>,
     state: Arc<State>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Runs the reconcile loop, task [`RECONCILE_TASK`].
+    tasks: Tasks,
     /// Bumped whenever the addresses this node answers change, for Events.
     changed: watch::Receiver<u64>,
 }
@@ -257,6 +259,7 @@ impl Layer2 {
         node: String,
         config: l2::Config,
         elector: Option<(Elector, mpsc::UnboundedReceiver<ElectionEvent>)>,
+        tasks: &Tasks,
     ) -> Layer2 {
         let (responder, start_error) = match Responder::start(config).await {
             Ok(r) => (Some(r), None),
@@ -283,19 +286,27 @@ impl Layer2 {
         });
         let (plan, plan_rx) = watch::channel(Arc::new(Vec::new()));
         let (changed_tx, changed) = watch::channel(0);
-        let task = state.responder.as_ref().map(|r| {
-            tokio::spawn(reconcile_loop(
-                state.clone(),
-                plan_rx,
-                r.links().subscribe(),
-                events,
-                changed_tx,
-            ))
-        });
+        if let Some(r) = &state.responder {
+            // Everything the loop reads outlives it, so a loop that died is started again
+            // and takes up where the state is (level-based). The election's events are
+            // kept behind a lock the loop holds while it runs.
+            let (state, links) = (state.clone(), r.links().subscribe());
+            let events = events.map(|e| Arc::new(tokio::sync::Mutex::new(e)));
+            let changed_tx = Arc::new(changed_tx);
+            tasks.spawn(RECONCILE_TASK, move || {
+                reconcile_loop(
+                    state.clone(),
+                    plan_rx.clone(),
+                    links.clone(),
+                    events.clone(),
+                    changed_tx.clone(),
+                )
+            });
+        }
         Layer2 {
             plan,
             state,
-            task: Mutex::new(task),
+            tasks: tasks.clone(),
             changed,
         }
     }
@@ -428,14 +439,7 @@ impl Layer2 {
     /// Stops answering for every address at once, and releases every address this node
     /// leads so that the other nodes take over without waiting for it to expire.
     pub async fn stop(&self) {
-        let task = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(task) = task {
-            task.abort();
-        }
+        self.tasks.stop_task(RECONCILE_TASK);
         if let Some(r) = &self.state.responder {
             r.set_owned(&BTreeMap::new());
         }
@@ -447,20 +451,16 @@ impl Layer2 {
     }
 }
 
+/// The name of the reconcile loop among the speaker's tasks.
+const RECONCILE_TASK: &str = "layer2_reconcile";
+
 /// How long shutdown waits for the release to be written before leaving the others to find
 /// this node's Lease expired.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Drop for Layer2 {
     fn drop(&mut self) {
-        if let Some(task) = self
-            .task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            task.abort();
-        }
+        self.tasks.stop_task(RECONCILE_TASK);
         if let Some(r) = &self.state.responder {
             r.set_owned(&BTreeMap::new());
         }
@@ -481,12 +481,17 @@ async fn reconcile_loop(
     state: Arc<State>,
     mut plan: watch::Receiver<Arc<Vec<L2Announcement>>>,
     mut links: watch::Receiver<Arc<LinkTable>>,
-    mut events: Option<mpsc::UnboundedReceiver<ElectionEvent>>,
-    changed: watch::Sender<u64>,
+    events: Option<Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ElectionEvent>>>>,
+    changed: Arc<watch::Sender<u64>>,
 ) {
     let Some(responder) = &state.responder else {
         return;
     };
+    let mut events = match &events {
+        Some(e) => Some(e.lock().await),
+        None => None,
+    };
+
     let election = state.election.as_ref();
     let mut acting = election.map(|e| e.elector.acting());
     let mut members = election.map(|e| e.elector.members());
@@ -655,7 +660,10 @@ async fn changed_members(
     changed_opt(rx).await
 }
 
-async fn recv_opt<T>(rx: &mut Option<mpsc::UnboundedReceiver<T>>) -> Option<T> {
+async fn recv_opt<T, R>(rx: &mut Option<R>) -> Option<T>
+where
+    R: std::ops::DerefMut<Target = mpsc::UnboundedReceiver<T>>,
+{
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -15,12 +15,15 @@ mod http;
 mod layer2;
 mod leadership;
 mod logging;
+mod logs;
 mod metrics;
 mod notify;
 mod render;
 mod source;
 mod speaker;
 mod state;
+mod status;
+mod supervise;
 mod watch;
 
 use clap::Parser as _;
@@ -45,6 +48,13 @@ fn main() -> ExitCode {
         },
         cli::Command::Speaker(args) => run_speaker(args),
         cli::Command::Controller(args) => run_controller(args),
+        cli::Command::Status(args) => match status::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("herald status: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

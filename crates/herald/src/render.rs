@@ -246,6 +246,9 @@ pub fn skip_reason(protocol: Option<Protocol>, reason: &SkipReason) -> String {
                 None => "services without a class".to_owned(),
             }
         ),
+        SkipReason::Unusable { problems } => {
+            format!("herald cannot use it: {}", problems.join("; "))
+        }
         SkipReason::NoAddress => "no address in status.loadBalancer.ingress yet".to_owned(),
         SkipReason::NotInAnyPool => "the address is in no IPAddressPool".to_owned(),
         SkipReason::NodeExcluded => {

@@ -10,6 +10,7 @@
 
 use crate::config::{Planned, evaluate_and_plan, plan_snapshot};
 use crate::state;
+use crate::supervise::Tasks;
 use crate::watch::{ConfigWatch, WatchMsg};
 use anyhow::Context as _;
 use k8s::{EventRecorder, RecorderConfig, ServiceAnnouncement, Snapshot, SourceConfig};
@@ -178,6 +179,12 @@ fn unfinished(e: tokio::task::JoinError) -> Planned {
 /// A client from `kubeconfig`, else the in-cluster configuration, else `$KUBECONFIG` or
 /// `~/.kube/config`.
 pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    kube::Client::try_from(client_config(kubeconfig).await?)
+        .context("cannot make a Kubernetes client")
+}
+
+/// The configuration [`client`] makes its client from.
+async fn client_config(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Config> {
     let config = match kubeconfig {
         Some(path) => {
             let file = kube::config::Kubeconfig::read_from(path)
@@ -191,7 +198,7 @@ pub async fn client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube
              ~/.kube/config); give --kubeconfig, or --config FILE for file mode",
         )?,
     };
-    kube::Client::try_from(config).context("cannot make a Kubernetes client")
+    Ok(config)
 }
 
 /// Kubernetes mode.
@@ -206,6 +213,18 @@ pub struct Cluster {
     reports: watch::Sender<Option<Report>>,
     /// MetalLB's ServiceL2Status / ServiceBGPStatus objects of this node.
     statuses: k8s::ServiceStatusWriter,
+    /// Runs the Event writer, task [`EVENTS_TASK`].
+    tasks: Tasks,
+}
+
+/// The name of the Event writer among the speaker's tasks.
+const EVENTS_TASK: &str = "kubernetes_events";
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Before `reports` closes, which would end the writer as if it had failed.
+        self.tasks.stop_task(EVENTS_TASK);
+    }
 }
 
 /// What the Events should say now.
@@ -224,18 +243,30 @@ impl Cluster {
         namespace: String,
         node: &str,
         lb_class: Option<String>,
+        tasks: &Tasks,
     ) -> anyhow::Result<(Cluster, k8s::Metrics, kube::Client)> {
-        let client = client(kubeconfig.as_deref()).await?;
+        let mut config = client_config(kubeconfig.as_deref()).await?;
+        // The watches retry on their own, with a capped backoff; kube's retry of 503s grows
+        // to minutes and would keep a watch blind long after the API server is back.
+        config.default_retry = false;
+        let client = kube::Client::try_from(config).context("cannot make a Kubernetes client")?;
         let mut source_config = SourceConfig::new(namespace.clone(), node);
         source_config.load_balancer_class = lb_class;
         let (source, snapshots) = k8s::Source::start(client.clone(), source_config);
         let statuses = k8s::ServiceStatusWriter::start(client.clone(), namespace.clone(), node);
         let metrics = source.metrics();
         let (reports, reports_rx) = watch::channel(None);
-        tokio::spawn(write_events(
-            EventRecorder::new(client.clone(), RecorderConfig::new(node)),
-            reports_rx,
-        ));
+        {
+            let (client, node) = (client.clone(), node.to_owned());
+            // Started again after a failure with a new recorder: at worst an Event already
+            // written is written once more.
+            tasks.spawn(EVENTS_TASK, move || {
+                write_events(
+                    EventRecorder::new(client.clone(), RecorderConfig::new(&node)),
+                    reports_rx.clone(),
+                )
+            });
+        }
         let cluster = Cluster {
             statuses,
             namespace,
@@ -244,6 +275,7 @@ impl Cluster {
             pending: None,
             last: None,
             reports,
+            tasks: tasks.clone(),
         };
         Ok((cluster, metrics, client))
     }

@@ -3,16 +3,23 @@
 //! change, until SIGTERM or SIGINT.
 //!
 //! A rejected configuration never replaces the running plan: the speaker keeps announcing
-//! what the last valid configuration said and reports the configuration as stale. Until
-//! election exists, every eligible node announces (in both modes).
+//! what the last valid configuration said and reports the configuration as stale.
+//!
+//! No task dies silently: the speaker's long-running tasks (the Layer 2 reconcile loop, the
+//! BGP session watcher and through it every peer task, the Event writer) are supervised
+//! ([`crate::supervise`]): restarted with backoff, counted, and shown by `/healthz` while
+//! down. Every way out (SIGTERM, SIGINT, the configuration source or the HTTP server
+//! failing) runs the same orderly shutdown: stop answering, release Leases, close BGP
+//! sessions.
 
 use crate::actuators::Actuators;
 use crate::cli::{Mode, SpeakerArgs};
 use crate::config::Planned;
+use crate::logs::DiagnosticLog;
 use crate::metrics::Metrics;
-use crate::render;
 use crate::source::{Cluster, Files, Read, Source};
 use crate::state::{Applied, Shared};
+use crate::supervise::Tasks;
 use anyhow::{Context as _, bail};
 use model::{NodePlan, Severity};
 use std::path::PathBuf;
@@ -31,12 +38,16 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
     let node = node_name(args.node)?;
+    // Bound before anything starts, so a taken port stops herald before it announces.
+    let (metrics_listener, metrics_addr) = bind(args.metrics_addr, "--metrics-addr").await?;
+    let (status_listener, status_addr) = bind(args.status_addr, "--status-addr").await?;
     let lb_class = args.source.lb_class.clone();
     let timing = args
         .announce
         .election_timing()
         .map_err(anyhow::Error::msg)?;
     let mut metrics = Metrics::new();
+    let tasks = Tasks::default();
     let mut elector = None;
     let mut source = match args.source.mode() {
         Mode::Files(files) => {
@@ -65,7 +76,7 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
                 "starting herald speaker in Kubernetes mode"
             );
             let (cluster, k8s_metrics, client) =
-                Cluster::connect(kubeconfig, namespace.clone(), &node, lb_class).await?;
+                Cluster::connect(kubeconfig, namespace.clone(), &node, lb_class, &tasks).await?;
             metrics.register_kubernetes(k8s_metrics);
             let mut config = election::Config::new(&namespace, crate::leadership::ELECTION, &node);
             config.timing = timing;
@@ -73,7 +84,13 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
             Source::Cluster(cluster)
         }
     };
-    let actuators = Actuators::start(node.clone(), args.announce.options(), elector).await;
+    let actuators = Actuators::start(
+        node.clone(),
+        args.announce.options(),
+        elector,
+        tasks.clone(),
+    )
+    .await;
     let mut answering = actuators.changed();
     let mut links = actuators.links();
     let role = match &source {
@@ -89,53 +106,63 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
         Some(actuators.clone()),
     ));
 
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
-        .await
-        .with_context(|| format!("cannot listen on --metrics-addr {}", args.metrics_addr))?;
-    let local_addr = listener
-        .local_addr()
-        .context("reading the bound metrics address")?;
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = crate::http::router(shared.clone());
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let metrics_server = serve(
+        metrics_listener,
+        crate::http::router(shared.clone()),
+        http_stopped.clone(),
+    );
+    info!(addr = %metrics_addr, "serving metrics");
+    let status_server = serve(
+        status_listener,
+        crate::http::status_router(shared.clone()),
+        http_stopped,
+    );
+    info!(addr = %status_addr, "serving status");
     let mut server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = http_stopped.await;
-            })
-            .await
+        // Either ending is a failure; the other is stopped with it.
+        tokio::select! {
+            r = metrics_server => r,
+            r = status_server => r,
+        }
     });
-    info!(addr = %local_addr, "serving metrics");
 
     let notifier = crate::notify::Notifier::from_env();
     let mut ready_sent = false;
     let mut watchdog = notifier.watchdog_interval().map(tokio::time::interval);
 
-    let why = loop {
+    let mut logged = DiagnosticLog::default();
+    let mut server_ended = false;
+    // Every way out (a signal, the source failing, the HTTP server failing) leaves through
+    // the same orderly shutdown below: stop answering, release Leases, close BGP sessions.
+    let exit = loop {
         tokio::select! {
             // Petted from this loop, so a wedged loop (not merely a live process) is restarted.
             Some(_) = tick(&mut watchdog) => notifier.send("WATCHDOG=1"),
-            _ = sigterm.recv() => break "SIGTERM",
-            _ = sigint.recv() => break "SIGINT",
+            _ = sigterm.recv() => break Exit::Signal("SIGTERM"),
+            _ = sigint.recv() => break Exit::Signal("SIGINT"),
             _ = sighup.recv() => source.sighup(),
-            read = source.next(&node) => {
-                let Read { trigger, planned } = read?;
-                let diagnostics = planned.diagnostics.clone();
-                let first = world.is_none();
-                if let Some(w) = planned.world.clone() {
-                    world = Some(w);
+            read = source.next(&node) => match read {
+                Ok(Read { trigger, planned }) => {
+                    let diagnostics = planned.diagnostics.clone();
+                    let first = world.is_none();
+                    if let Some(w) = planned.world.clone() {
+                        world = Some(w);
+                    }
+                    apply(&shared, planned, trigger, &mut logged);
+                    notifier.send(&systemd_status(&shared, ready_sent));
+                    ready_sent = true;
+                    if let Some(w) = &world {
+                        let table = links.as_mut().map(|l| l.borrow_and_update().clone());
+                        let why = if first { "start" } else { "configuration" };
+                        run_node_checks(&shared, w, role, why, table);
+                    }
+                    if let Source::Cluster(cluster) = &source {
+                        report(cluster, &shared, &actuators, Some(diagnostics));
+                    }
                 }
-                apply(&shared, planned, trigger);
-                notifier.send(&systemd_status(&shared, ready_sent));
-                ready_sent = true;
-                if let Some(w) = &world {
-                    let table = links.as_mut().map(|l| l.borrow_and_update().clone());
-                    let why = if first { "start" } else { "configuration" };
-                    run_node_checks(&shared, w, role, why, table);
-                }
-                if let Source::Cluster(cluster) = &source {
-                    report(cluster, &shared, &actuators, Some(diagnostics));
-                }
-            }
+                Err(e) => break Exit::Failed(e.context("the configuration source failed")),
+            },
             Some(table) = link_change(&mut links) => {
                 if let Some(w) = &world {
                     run_node_checks(&shared, w, role, "link change", Some(table));
@@ -147,28 +174,73 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
                 }
             }
             result = &mut server => {
-                match result {
-                    Ok(Ok(())) => bail!("the metrics server stopped unexpectedly"),
-                    Ok(Err(e)) => return Err(e).context("the metrics server failed"),
-                    Err(e) => return Err(e).context("the metrics server task failed"),
-                }
+                server_ended = true;
+                break Exit::Failed(match result {
+                    Ok(Ok(())) => anyhow::anyhow!("an HTTP server (metrics or status) stopped unexpectedly"),
+                    Ok(Err(e)) => anyhow::Error::from(e).context("an HTTP server (metrics or status) failed"),
+                    Err(e) => anyhow::Error::from(e).context("an HTTP server task failed"),
+                });
             }
         }
     };
 
-    info!(signal = why, "shutting down");
+    match &exit {
+        Exit::Signal(signal) => info!(signal, "shutting down"),
+        Exit::Failed(e) => error!(
+            error = %format!("{e:#}"),
+            "shutting down after a failure: answering stops, Leases are released and BGP sessions closed first"
+        ),
+    }
     notifier.send("STOPPING=1");
     drop(source);
     actuators.shutdown().await;
-    let _ = stop_http.send(());
-    match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => warn!(error = %e, "metrics server stopped with an error"),
-        Ok(Err(e)) => warn!(error = %e, "metrics server task failed"),
-        Err(_) => warn!("metrics server connections did not close in time; leaving them"),
+    tasks.stop();
+    let _ = stop_http.send(true);
+    if !server_ended {
+        match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => warn!(error = %e, "an HTTP server stopped with an error"),
+            Ok(Err(e)) => warn!(error = %e, "an HTTP server task failed"),
+            Err(_) => warn!("HTTP connections did not close in time; leaving them"),
+        }
     }
     info!("stopped");
-    Ok(())
+    match exit {
+        Exit::Signal(_) => Ok(()),
+        Exit::Failed(e) => Err(e),
+    }
+}
+
+async fn bind(
+    addr: std::net::SocketAddr,
+    flag: &str,
+) -> anyhow::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {flag} {addr}"))?;
+    let local = listener
+        .local_addr()
+        .with_context(|| format!("reading the bound {flag} address"))?;
+    Ok((listener, local))
+}
+
+/// Serves `router` on `listener` until `stop` turns true.
+fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = std::io::Result<()>> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .into_future()
+}
+
+/// Why the speaker stops.
+enum Exit {
+    Signal(&'static str),
+    Failed(anyhow::Error),
 }
 
 /// The next watchdog tick, when systemd's watchdog is on (never otherwise).
@@ -309,9 +381,17 @@ fn absolute(files: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Logs a read and makes its plan the running one when it is valid, then hands the running
-/// plan to the actuators.
-fn apply(shared: &Arc<Shared>, planned: Planned, trigger: &'static str) {
-    log_diagnostics(&planned);
+/// plan to the actuators. Diagnostics are logged when they appear and when they clear; a plan
+/// change is one info line with counts, its details at debug.
+fn apply(
+    shared: &Arc<Shared>,
+    planned: Planned,
+    trigger: &'static str,
+    logged: &mut DiagnosticLog,
+) {
+    let changes = logged.update(&planned.diagnostics);
+    // A rejection restated without new problems is not news.
+    let news = !changes.appeared.is_empty() || !changes.cleared.is_empty();
     if let Some(known) = &planned.unknown_node {
         warn!(
             node = %shared.node,
@@ -324,6 +404,7 @@ fn apply(shared: &Arc<Shared>, planned: Planned, trigger: &'static str) {
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
+    let before = shared.read().plan.clone();
     match shared.apply(planned, SystemTime::now()) {
         Applied::Accepted {
             plan,
@@ -332,11 +413,13 @@ fn apply(shared: &Arc<Shared>, planned: Planned, trigger: &'static str) {
         } => {
             // An unchanged plan is already the actuators': applying it again would only make
             // every BGP peer diff its whole table for nothing.
-            if changed {
-                log_plan(&plan);
-                if let Some(actuators) = &shared.actuators {
-                    actuators.apply(&plan);
-                }
+            if !changed {
+                debug!(trigger, generation, "configuration loaded; plan unchanged");
+                return;
+            }
+            let c = crate::logs::plan_changes(before.as_deref(), &plan);
+            if let Some(actuators) = &shared.actuators {
+                actuators.apply(&plan);
             }
             info!(
                 trigger,
@@ -346,86 +429,23 @@ fn apply(shared: &Arc<Shared>, planned: Planned, trigger: &'static str) {
                 bgp_peers = plan.bgp.len(),
                 bgp_routes = route_count(&plan),
                 skipped = plan.skipped.len(),
-                changed,
-                "{}",
-                if changed {
-                    "configuration loaded; plan updated"
-                } else {
-                    "configuration loaded; plan unchanged"
-                }
+                l2_added = c.l2_added,
+                l2_removed = c.l2_removed,
+                routes_added = c.routes_added,
+                routes_removed = c.routes_removed,
+                "configuration loaded; plan updated"
             );
         }
-        Applied::Rejected { kept_plan: true } => error!(
+        Applied::Rejected { kept_plan: true } if news => error!(
             trigger,
             errors, "configuration rejected; keeping the last good plan (configuration is stale)"
         ),
-        Applied::Rejected { kept_plan: false } => error!(
+        Applied::Rejected { kept_plan: false } if news => error!(
             trigger,
             errors,
             "configuration rejected; nothing is announced until a valid configuration is read"
         ),
-    }
-}
-
-fn log_diagnostics(planned: &Planned) {
-    for d in &planned.diagnostics {
-        // The message is the whole one-line diagnostic; the fields make it searchable.
-        let file = d.origin.file.as_ref().map(|f| f.display().to_string());
-        let line = d.origin.line;
-        let resource = (!d.resource.kind.is_empty()).then(|| d.resource.to_string());
-        let field = (!d.field.is_empty()).then_some(d.field.as_str());
-        match d.severity {
-            Severity::Error => error!(file, line, resource, field, "{d}"),
-            Severity::Warning => warn!(file, line, resource, field, "{d}"),
-            Severity::Note => debug!(file, line, resource, field, "{d}"),
-        }
-    }
-}
-
-/// One line per announcement, so a log search for an address finds why it is (or is not)
-/// announced.
-fn log_plan(plan: &NodePlan) {
-    for a in &plan.l2 {
-        info!(
-            protocol = "layer2",
-            ip = %a.ip,
-            service = %a.service,
-            pool = %a.pool,
-            interfaces = %render::interfaces(&a.interfaces),
-            "planned layer 2 announcement"
-        );
-    }
-    for p in &plan.bgp {
-        info!(
-            protocol = "bgp",
-            peer = %p.peer.name,
-            address = %render::endpoint(&p.peer),
-            local_as = p.peer.local_as(),
-            peer_as = %render::peer_asn(p.peer.peer_asn),
-            families = %render::families(&p.families),
-            routes = p.routes.len(),
-            "planned BGP session"
-        );
-        for r in &p.routes {
-            info!(
-                protocol = "bgp",
-                peer = %p.peer.name,
-                prefix = %r.prefix,
-                services = %r.services.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
-                communities = %render::communities(r),
-                local_pref = r.local_pref,
-                "planned BGP route"
-            );
-        }
-    }
-    for s in &plan.skipped {
-        debug!(
-            ip = ?s.ip,
-            service = %s.service,
-            protocol = render::protocol(s.protocol),
-            reason = %render::skip_reason(s.protocol, &s.reason),
-            "not announced"
-        );
+        Applied::Rejected { .. } => debug!(trigger, errors, "configuration still rejected"),
     }
 }
 

@@ -79,18 +79,16 @@ pub(crate) fn no_pool(alloc: &Allocator, req: &Request, stack: Stack) -> String 
                 "RequireDualStack, but no auto-assign pool has both IPv4 and IPv6 ranges: {each}; put both families in one pool, or name a dual-stack pool with metallb.io/address-pool"
             );
         }
-        (Stack::Single(family), _) => {
-            if !candidates.iter().any(|p| p.pool.has_family(family)) {
-                let held: Vec<String> = candidates
-                    .iter()
-                    .map(|p| format!("{} holds {}", p.pool.name, families(p)))
-                    .collect();
-                return format!(
-                    "the Service is {family} (clusterIPs {:?}), but no auto-assign pool it may use has an {family} range ({}); add an {family} range to a pool, or name one that has it with metallb.io/address-pool",
-                    req.cluster_ips,
-                    held.join(", ")
-                );
-            }
+        (Stack::Single(family), _) if !candidates.iter().any(|p| p.pool.has_family(family)) => {
+            let held: Vec<String> = candidates
+                .iter()
+                .map(|p| format!("{} holds {}", p.pool.name, families(p)))
+                .collect();
+            return format!(
+                "the Service is {family} (clusterIPs {:?}), but no auto-assign pool it may use has an {family} range ({}); add an {family} range to a pool, or name one that has it with metallb.io/address-pool",
+                req.cluster_ips,
+                held.join(", ")
+            );
         }
         _ => {}
     }

@@ -295,9 +295,9 @@ proptest! {
             }
         }
         w.check()?;
-        for i in 0..first {
-            if w.live[i] && !before[i].is_empty() {
-                prop_assert_eq!(&w.services[i].ingress, &before[i], "{} moved", w.services[i].key);
+        for (i, was) in before.iter().enumerate().take(first) {
+            if w.live[i] && !was.is_empty() {
+                prop_assert_eq!(&w.services[i].ingress, was, "{} moved", w.services[i].key);
             }
         }
     }

@@ -8,6 +8,13 @@
 //! ([`EventRecorder`]) about invalid configuration objects and about Services this node starts
 //! or stops announcing.
 //!
+//! It keeps only what the model reads of each object, once, shared with every snapshot;
+//! Services that are not LoadBalancers of herald's class are dropped when read, and a change
+//! to them or their EndpointSlices publishes nothing. Watches retry every second at most
+//! ([`WATCH_BACKOFF_MAX`]): give [`Source::start`] a client whose configuration has
+//! `default_retry` off, or kube's own retry of a refused request (which grows to minutes)
+//! comes first.
+//!
 //! Must not touch: validation rules and what is announced where (that is `model`'s:
 //! `validate` and `plan` stay pure), Leases (that is `election`'s), sockets and routing
 //! protocols, and the binary's wiring, logging setup and Prometheus registry. It writes nothing
@@ -44,9 +51,13 @@
 //! ```
 
 pub mod allocation;
+mod backoff;
 mod debounce;
 mod error;
 mod events;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod kinds;
 mod read;
 mod snapshot;
@@ -57,5 +68,5 @@ mod store;
 pub use error::Error;
 pub use events::{EventRecorder, RecorderConfig, ServiceAnnouncement, reasons as event_reasons};
 pub use snapshot::Snapshot;
-pub use source::{Counters, Metrics, Source, SourceConfig};
+pub use source::{Counters, Metrics, Source, SourceConfig, WATCH_BACKOFF_MAX};
 pub use status::{Announced, ServiceStatusWriter};

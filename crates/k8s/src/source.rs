@@ -2,15 +2,22 @@
 //!
 //! One task owns every store and every watch stream (merged), so a snapshot is assembled from
 //! stores no other code is changing: no locks, and no snapshot that is half one change. The
-//! watches are kube-rs watchers with backoff; after a dropped connection they resume from
-//! their last resourceVersion, and after a 410 Gone they list again, which replaces the store
-//! and is published like any other change.
+//! watches are kube-rs watchers with a backoff capped at [`WATCH_BACKOFF_MAX`], so after an
+//! outage of the API server every watch is back within about a second of its return; after a
+//! dropped connection they resume from their last resourceVersion, and when they cannot (410
+//! Gone) they list again, which replaces the store and is published like any other change.
+//! A watch that fails is logged once when it starts failing and once when it recovers.
+//!
+//! A snapshot shares the stores' objects (no copies), and only a change to something herald
+//! reads publishes one: a Service that is not a LoadBalancer of herald's class is never held,
+//! and a change to an EndpointSlice of such a Service publishes nothing.
 
+use crate::backoff::WatchBackoff;
 use crate::debounce::Debounce;
 use crate::kinds::{Feed, SecretKey};
-use crate::read::Read;
+use crate::read::{Read, Scope};
 use crate::snapshot::Snapshot;
-use crate::store::{Applied, Store};
+use crate::store::{Applied, Key, Store};
 use futures::stream::{self, AbortHandle, BoxStream, SelectAll, StreamExt};
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -22,6 +29,7 @@ use kube::runtime::watcher::{self, watcher};
 use model::crd::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
 };
+use model::resources::Unreadable;
 use model::validate::SERVICE_NAME_LABEL;
 use model::{Diagnostic, EndpointsMode, ResourceRef, Resources, Sourced};
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,10 +50,11 @@ pub struct SourceConfig {
     /// The `spec.loadBalancerClass` of the Services herald announces; `None` for Services
     /// without a class, as MetalLB's default.
     pub load_balancer_class: Option<String>,
-    /// Publish once changes have stopped for this long (default 150 ms)...
+    /// Publish once changes have stopped for this long (default 10 ms: changes that come
+    /// together, such as a Service and its EndpointSlices, make one snapshot)...
     pub quiet: Duration,
     /// ...or this long after the first unpublished change, whichever is sooner (default
-    /// 500 ms), so a steady stream of changes cannot hold a new snapshot back.
+    /// 100 ms), so a steady stream of changes cannot hold a new snapshot back.
     pub max_delay: Duration,
     /// How long a snapshot may wait for a Secret a BGPPeer has just started naming to be
     /// listed (default 5 s). Publishing at once would report the Secret missing for a moment,
@@ -60,8 +69,8 @@ impl SourceConfig {
             namespace: namespace.into(),
             node: node.into(),
             load_balancer_class: None,
-            quiet: Duration::from_millis(150),
-            max_delay: Duration::from_millis(500),
+            quiet: Duration::from_millis(10),
+            max_delay: Duration::from_millis(100),
             secret_wait: Duration::from_secs(5),
         }
     }
@@ -188,11 +197,26 @@ fn watch_feed(client: &Client, config: &SourceConfig, feed: Feed) -> BoxStream<'
             watcher::Config::default(),
         ),
     };
+    let seed = seed_of(&config.node, &feed);
     watcher(api, selection)
-        .default_backoff()
+        .backoff(WatchBackoff::new(seed))
         .map(move |result| (feed.clone(), result))
         .boxed()
 }
+
+/// Where a watch's retry jitter starts: different per node and watch, so the nodes of a
+/// cluster do not all come back to a recovered API server at the same instant.
+fn seed_of(node: &str, feed: &Feed) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    node.hash(&mut h);
+    feed.hash(&mut h);
+    std::process::id().hash(&mut h);
+    h.finish()
+}
+
+/// The longest a watch waits before trying the API server again.
+pub const WATCH_BACKOFF_MAX: Duration = crate::backoff::MAX;
 
 /// A watch on one Secret, started when a BGPPeer names it and stopped when none does.
 struct SecretWatch {
@@ -211,6 +235,10 @@ impl Drop for SecretWatch {
 struct State {
     client: Client,
     config: SourceConfig,
+    scope: Scope,
+    /// Watches that are failing, with the error they last met: logged when they start
+    /// failing and when they recover, not at every retry.
+    failing: BTreeMap<Feed, String>,
     metrics: Metrics,
     debounce: Debounce,
     generation: u64,
@@ -283,6 +311,10 @@ impl State {
         Self {
             client,
             debounce: Debounce::new(config.quiet, config.max_delay),
+            scope: Scope {
+                load_balancer_class: config.load_balancer_class.clone(),
+            },
+            failing: BTreeMap::new(),
             config,
             metrics,
             generation: 0,
@@ -311,7 +343,14 @@ impl State {
             Ok(event) => event,
             Err(e) => {
                 Metrics::add(&self.metrics.0.update_errors, 1);
-                tracing::warn!(watch = %feed, error = %e, "watching the API server failed; retrying");
+                let error = e.to_string();
+                match self.failing.insert(feed.clone(), error.clone()) {
+                    None => tracing::warn!(
+                        watch = %feed, error,
+                        "watching the API server failed; retrying until it answers"
+                    ),
+                    Some(_) => tracing::debug!(watch = %feed, error, "still failing; retrying"),
+                }
                 if let Feed::Secret(key) = feed
                     && let Some(w) = self.secrets.get_mut(key)
                 {
@@ -329,19 +368,35 @@ impl State {
             }
         };
         self.unserved.remove(feed);
+        if let Some(error) = self.failing.remove(feed) {
+            tracing::info!(watch = %feed, last_error = error, "watching the API server again");
+        }
         let kind = feed.kind();
+        let scope = &self.scope;
         let applied: Applied = match feed {
-            Feed::Pools => self.pools.apply(kind, event),
-            Feed::L2Advertisements => self.l2_advertisements.apply(kind, event),
-            Feed::BgpAdvertisements => self.bgp_advertisements.apply(kind, event),
-            Feed::BgpPeers => self.bgp_peers.apply(kind, event),
-            Feed::Communities => self.communities.apply(kind, event),
-            Feed::BfdProfiles => self.bfd_profiles.apply(kind, event),
-            Feed::Services => self.services.apply(kind, event),
-            Feed::EndpointSlices => self.endpoint_slices.apply(kind, event),
-            Feed::Node => self.node.apply(kind, node_tombstone(event)),
+            Feed::Pools => self.pools.apply(kind, scope, event),
+            Feed::L2Advertisements => self.l2_advertisements.apply(kind, scope, event),
+            Feed::BgpAdvertisements => self.bgp_advertisements.apply(kind, scope, event),
+            Feed::BgpPeers => self.bgp_peers.apply(kind, scope, event),
+            Feed::Communities => self.communities.apply(kind, scope, event),
+            Feed::BfdProfiles => self.bfd_profiles.apply(kind, scope, event),
+            Feed::Services => self.services.apply(kind, scope, event),
+            Feed::EndpointSlices => {
+                let key = key_of_event(&event);
+                let before = key.as_ref().and_then(|k| self.slice_owner(k));
+                let mut applied = self.endpoint_slices.apply(kind, scope, event);
+                let after = key.as_ref().and_then(|k| self.slice_owner(k));
+                // A slice of a Service that is not ours changes nothing herald shows.
+                let ours = |o: &Option<Key>| o.as_ref().is_some_and(|o| self.services.contains(o));
+                let unknown_owner = key.is_none() || (before.is_none() && after.is_none());
+                if !unknown_owner && !ours(&before) && !ours(&after) {
+                    applied.changed = false;
+                }
+                applied
+            }
+            Feed::Node => self.node.apply(kind, scope, node_tombstone(event)),
             Feed::Secret(key) => match self.secrets.get_mut(key) {
-                Some(w) => w.store.apply(kind, event),
+                Some(w) => w.store.apply(kind, scope, event),
                 // Stopped: what it had in flight no longer matters.
                 None => return false,
             },
@@ -352,6 +407,15 @@ impl State {
             self.debounce.changed(now);
         }
         applied.changed && *feed == Feed::BgpPeers
+    }
+
+    /// The Service an EndpointSlice the store holds belongs to, as a store key; `None` when
+    /// it is not held (or could not be read, so its owner is unknown).
+    fn slice_owner(&self, key: &Key) -> Option<Key> {
+        let slice = self.endpoint_slices.get(key)?.object.as_ref()?;
+        let labels = slice.object.metadata.labels.as_ref()?;
+        let service = labels.get(SERVICE_NAME_LABEL)?;
+        Some((key.0.clone(), service.clone()))
     }
 
     /// Empties the store of a kind the API server does not serve; says whether that changed
@@ -474,7 +538,18 @@ impl State {
         side.collect(&self.communities, &mut r.communities);
         side.collect(&self.bfd_profiles, &mut r.bfd_profiles);
         side.collect(&self.services, &mut r.services);
-        side.collect(&self.endpoint_slices, &mut r.endpoint_slices);
+        // Only the slices of our Services; those of others were kept (compact) in case their
+        // Service becomes ours, but they are no concern of the model's.
+        side.collect_where(&self.endpoint_slices, &mut r.endpoint_slices, |read| {
+            let Some(slice) = read.object.as_ref() else {
+                return true;
+            };
+            let namespace = slice.object.metadata.namespace.clone();
+            let labels = slice.object.metadata.labels.as_ref();
+            labels
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                .is_some_and(|s| self.services.contains(&(namespace, s.clone())))
+        });
         side.collect(&self.node, &mut r.nodes);
         for (key, w) in &self.secrets {
             if w.store.synced() {
@@ -499,9 +574,10 @@ impl State {
                     key.namespace
                 )),
             );
-            side.unreadable.push(resource);
+            side.unreadable
+                .push(Unreadable::new(resource, format!("cannot be read ({why})")));
         }
-        if r.nodes.is_empty() && !side.unreadable.iter().any(|u| u.kind == "Node") {
+        if r.nodes.is_empty() && !side.unreadable.iter().any(|u| u.resource.kind == "Node") {
             side.diagnostics.push(
                 Diagnostic::warning(
                     ResourceRef {
@@ -540,17 +616,39 @@ impl State {
     }
 }
 
+/// The key of the object an event is about, when it is about one.
+fn key_of_event(event: &watcher::Event<DynamicObject>) -> Option<Key> {
+    match event {
+        watcher::Event::Apply(o) | watcher::Event::Delete(o) => Some((
+            o.metadata.namespace.clone(),
+            o.metadata.name.clone().unwrap_or_default(),
+        )),
+        _ => None,
+    }
+}
+
 /// What a snapshot gathers beside the objects themselves.
 #[derive(Default)]
 struct Side {
     diagnostics: Vec<Diagnostic>,
-    unreadable: Vec<ResourceRef>,
+    unreadable: Vec<Unreadable>,
     references: Vec<ObjectReference>,
 }
 
 impl Side {
-    fn collect<K: Clone>(&mut self, store: &Store<K>, into: &mut Vec<Sourced<K>>) {
-        for read in store.objects() {
+    /// Adds every object of `store` (shared, not copied), and what could not be read.
+    fn collect<K>(&mut self, store: &Store<K>, into: &mut Vec<Sourced<K>>) {
+        self.collect_where(store, into, |_| true);
+    }
+
+    fn collect_where<K>(
+        &mut self,
+        store: &Store<K>,
+        into: &mut Vec<Sourced<K>>,
+        keep: impl Fn(&Read<K>) -> bool,
+    ) {
+        into.reserve(store.len());
+        for read in store.objects().filter(|r| keep(r)) {
             let Read {
                 object,
                 reference,
@@ -560,7 +658,8 @@ impl Side {
             match object {
                 Some(object) => into.push(object.clone()),
                 None => {
-                    self.unreadable.push(read.resource_ref());
+                    self.unreadable
+                        .push(Unreadable::new(read.resource_ref(), read.problem()));
                     self.references.push(reference.clone());
                 }
             }
@@ -590,11 +689,11 @@ mod tests {
     fn state() -> State {
         let url = "http://127.0.0.1:9".parse().expect("a URL");
         let client = Client::try_from(kube::Config::new(url)).expect("a client");
-        State::new(
-            client,
-            SourceConfig::new("ns", "node-a"),
-            Metrics::default(),
-        )
+        // The times the tests below were written for, longer than the defaults.
+        let mut config = SourceConfig::new("ns", "node-a");
+        config.quiet = Duration::from_millis(150);
+        config.max_delay = Duration::from_millis(500);
+        State::new(client, config, Metrics::default())
     }
 
     fn object(v: serde_json::Value) -> DynamicObject {
@@ -700,7 +799,7 @@ mod tests {
         let snapshot = s.snapshot();
         assert_eq!(snapshot.resources.unreadable.len(), 1);
         assert_eq!(
-            snapshot.resources.unreadable[0].to_string(),
+            snapshot.resources.unreadable[0].resource.to_string(),
             "Secret ns/pw2"
         );
         let d = &snapshot.diagnostics[0];

@@ -4,24 +4,38 @@
 //! `InitApply`..., `InitDone`) is gathered aside and then replaces the whole store, so an object
 //! deleted while the watch was away disappears, rather than lingering beside the new list.
 //! Unlike the reflector, it keeps objects read (or the diagnostic saying why one could not be
-//! read), so each object is typed once when it arrives, not again for every snapshot.
+//! read), so each object is typed once when it arrives, not again for every snapshot; it
+//! keeps only the part herald reads, shared (`Arc`) with every snapshot that shows it; it
+//! drops Services that are not herald's; and an update that leaves what herald reads as it
+//! was changes nothing.
 
 use crate::kinds::Kind;
-use crate::read::{Read, read};
+use crate::read::{Read, Scope, read};
+use kube::Resource;
 use kube::core::DynamicObject;
 use kube::runtime::watcher::Event;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 
 /// `(namespace, name)`.
-type Key = (Option<String>, String);
+pub(crate) type Key = (Option<String>, String);
 
-#[derive(Debug)]
 pub(crate) struct Store<K> {
     objects: BTreeMap<Key, Read<K>>,
     /// A re-list in progress: shown once complete.
     relisting: Option<BTreeMap<Key, Read<K>>>,
     synced: bool,
+}
+
+/// Counts only: a store may hold Secrets.
+impl<K> std::fmt::Debug for Store<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("objects", &self.objects.len())
+            .field("relisting", &self.relisting.as_ref().map(BTreeMap::len))
+            .field("synced", &self.synced)
+            .finish()
+    }
 }
 
 impl<K> Default for Store<K> {
@@ -35,7 +49,7 @@ impl<K> Default for Store<K> {
 }
 
 /// What one watch event did to a store.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Applied {
     /// What the store shows changed (or a re-list completed, which must be published even
     /// when it found nothing new, since what it replaced is unknown to the reader).
@@ -46,19 +60,39 @@ pub(crate) struct Applied {
     pub unreadable: u64,
 }
 
-fn key<K>(read: &Read<K>) -> Key {
+fn key_of(object: &DynamicObject) -> Key {
     (
-        read.reference.namespace.clone(),
-        read.reference.name.clone().unwrap_or_default(),
+        object.metadata.namespace.clone(),
+        object.metadata.name.clone().unwrap_or_default(),
     )
 }
 
-impl<K: DeserializeOwned> Store<K> {
-    pub fn apply(&mut self, kind: &Kind, event: Event<DynamicObject>) -> Applied {
-        let received = |r: &Read<K>| Applied {
-            changed: false,
+/// Whether two reads of an object show herald the same thing: equal but for the
+/// resourceVersion, which every write moves on.
+fn same<K: Resource + Clone + PartialEq>(a: &Read<K>, b: &Read<K>) -> bool {
+    let objects = match (&a.object, &b.object) {
+        (Some(a), Some(b)) => {
+            let version = |o: &K| o.meta().resource_version.clone();
+            if version(&a.object) == version(&b.object) {
+                a.object == b.object
+            } else {
+                let mut b = (*b.object).clone();
+                b.meta_mut().resource_version = version(&a.object);
+                *a.object == b
+            }
+        }
+        (None, None) => true,
+        _ => false,
+    };
+    objects && a.diagnostics == b.diagnostics && a.reference.uid == b.reference.uid
+}
+
+impl<K: DeserializeOwned + Resource + Clone + PartialEq> Store<K> {
+    pub fn apply(&mut self, kind: &Kind, scope: &Scope, event: Event<DynamicObject>) -> Applied {
+        let received = |r: Option<&Read<K>>| Applied {
             received: 1,
-            unreadable: u64::from(r.object.is_none()),
+            unreadable: u64::from(r.is_some_and(|r| r.object.is_none())),
+            ..Applied::default()
         };
         match event {
             Event::Init => {
@@ -66,11 +100,14 @@ impl<K: DeserializeOwned> Store<K> {
                 Applied::default()
             }
             Event::InitApply(object) => {
-                let r = read(kind, object);
-                let applied = received(&r);
-                self.relisting
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(key(&r), r);
+                let key = key_of(&object);
+                let r = read(kind, scope, object);
+                let applied = received(r.as_ref());
+                if let Some(r) = r {
+                    self.relisting
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(key, r);
+                }
                 applied
             }
             Event::InitDone => {
@@ -84,23 +121,29 @@ impl<K: DeserializeOwned> Store<K> {
                 }
             }
             Event::Apply(object) => {
-                let r = read(kind, object);
-                let applied = received(&r);
-                self.objects.insert(key(&r), r);
-                Applied {
-                    changed: true,
-                    ..applied
-                }
+                let key = key_of(&object);
+                let r = read(kind, scope, object);
+                let mut applied = received(r.as_ref());
+                let changed = match r {
+                    // Kept either way, so the store shows the latest resourceVersion; a
+                    // change only when herald would see one.
+                    Some(r) => match self.objects.insert(key.clone(), r) {
+                        Some(old) => !same(&old, &self.objects[&key]),
+                        None => true,
+                    },
+                    // Not herald's (any more): gone, if it was held.
+                    None => self.objects.remove(&key).is_some(),
+                };
+                applied.changed = changed;
+                applied
             }
             Event::Delete(object) => {
-                let k = (
-                    object.metadata.namespace,
-                    object.metadata.name.unwrap_or_default(),
-                );
+                let key = key_of(&object);
+                let changed = self.objects.remove(&key).is_some();
                 Applied {
-                    changed: self.objects.remove(&k).is_some(),
+                    changed,
                     received: 1,
-                    unreadable: 0,
+                    ..Applied::default()
                 }
             }
         }
@@ -126,6 +169,18 @@ impl<K> Store<K> {
 
     pub fn objects(&self) -> impl Iterator<Item = &Read<K>> {
         self.objects.values()
+    }
+
+    pub fn contains(&self, key: &Key) -> bool {
+        self.objects.contains_key(key)
+    }
+
+    pub fn get(&self, key: &Key) -> Option<&Read<K>> {
+        self.objects.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
     }
 }
 
@@ -153,31 +208,41 @@ mod tests {
     #[test]
     fn a_relist_replaces_the_store_when_it_completes() {
         let mut s = Store::<IPAddressPool>::default();
-        s.apply(&POOLS, Event::Init);
-        s.apply(&POOLS, Event::InitApply(pool("a", json!(["192.0.2.0/28"]))));
+        s.apply(&POOLS, &Scope::default(), Event::Init);
+        s.apply(
+            &POOLS,
+            &Scope::default(),
+            Event::InitApply(pool("a", json!(["192.0.2.0/28"]))),
+        );
         assert!(!s.synced());
         assert!(
             names(&s).is_empty(),
             "nothing is shown before the list completes"
         );
-        assert!(s.apply(&POOLS, Event::InitDone).changed);
+        assert!(s.apply(&POOLS, &Scope::default(), Event::InitDone).changed);
         assert!(s.synced());
-        s.apply(&POOLS, Event::Apply(pool("b", json!(["192.0.2.16/28"]))));
+        s.apply(
+            &POOLS,
+            &Scope::default(),
+            Event::Apply(pool("b", json!(["192.0.2.16/28"]))),
+        );
         assert_eq!(names(&s), ["a", "b"]);
 
         // The watch was away: "a" was deleted meanwhile and "c" created. Until the re-list
         // completes, the old objects stay; then only the listed ones remain.
-        s.apply(&POOLS, Event::Init);
+        s.apply(&POOLS, &Scope::default(), Event::Init);
         s.apply(
             &POOLS,
+            &Scope::default(),
             Event::InitApply(pool("b", json!(["192.0.2.16/28"]))),
         );
         s.apply(
             &POOLS,
+            &Scope::default(),
             Event::InitApply(pool("c", json!(["192.0.2.32/28"]))),
         );
         assert_eq!(names(&s), ["a", "b"]);
-        let done = s.apply(&POOLS, Event::InitDone);
+        let done = s.apply(&POOLS, &Scope::default(), Event::InitDone);
         assert!(done.changed, "a completed re-list is always published");
         assert_eq!(names(&s), ["b", "c"]);
     }
@@ -188,7 +253,11 @@ mod tests {
         assert!(s.absent(), "newly synced");
         assert!(s.synced());
         assert!(!s.absent(), "still absent: nothing to publish");
-        s.apply(&POOLS, Event::Apply(pool("a", json!(["192.0.2.0/28"]))));
+        s.apply(
+            &POOLS,
+            &Scope::default(),
+            Event::Apply(pool("a", json!(["192.0.2.0/28"]))),
+        );
         assert!(s.absent(), "what it held is gone");
         assert!(names(&s).is_empty());
     }
@@ -196,7 +265,11 @@ mod tests {
     #[test]
     fn unreadable_objects_are_kept_as_diagnostics_and_counted() {
         let mut s = Store::<IPAddressPool>::default();
-        let applied = s.apply(&POOLS, Event::Apply(pool("bad", json!("not a list"))));
+        let applied = s.apply(
+            &POOLS,
+            &Scope::default(),
+            Event::Apply(pool("bad", json!("not a list"))),
+        );
         assert_eq!(
             applied,
             Applied {
@@ -209,14 +282,62 @@ mod tests {
         assert!(r.object.is_none());
         assert_eq!(r.diagnostics.len(), 1);
         // Fixing it replaces the diagnostic with the object.
-        s.apply(&POOLS, Event::Apply(pool("bad", json!(["192.0.2.0/24"]))));
+        s.apply(
+            &POOLS,
+            &Scope::default(),
+            Event::Apply(pool("bad", json!(["192.0.2.0/24"]))),
+        );
         let r = s.objects().next().expect("kept");
         assert!(r.object.is_some() && r.diagnostics.is_empty());
-        let deleted = s.apply(&POOLS, Event::Delete(pool("bad", json!([]))));
+        let deleted = s.apply(
+            &POOLS,
+            &Scope::default(),
+            Event::Delete(pool("bad", json!([]))),
+        );
         assert!(deleted.changed);
         assert!(names(&s).is_empty());
         assert!(
-            !s.apply(&POOLS, Event::Delete(pool("bad", json!([]))))
+            !s.apply(
+                &POOLS,
+                &Scope::default(),
+                Event::Delete(pool("bad", json!([])))
+            )
+            .changed
+        );
+    }
+
+    #[test]
+    fn an_update_of_what_herald_does_not_read_changes_nothing() {
+        use crate::kinds::NODES;
+        use k8s_openapi::api::core::v1::Node;
+        let node = |rv: &str, heartbeat: &str, unavailable: &str| -> DynamicObject {
+            serde_json::from_value(json!({
+                "metadata": {"name": "n1", "resourceVersion": rv},
+                "status": {"conditions": [
+                    {"type": "Ready", "status": "True", "lastHeartbeatTime": heartbeat},
+                    {"type": "NetworkUnavailable", "status": unavailable}]},
+            }))
+            .expect("a DynamicObject")
+        };
+        let scope = Scope::default();
+        let mut s = Store::<Node>::default();
+        assert!(
+            s.apply(&NODES, &scope, Event::Apply(node("1", "t1", "False")))
+                .changed
+        );
+        // A kubelet heartbeat: a new resourceVersion, nothing herald reads.
+        assert!(
+            !s.apply(&NODES, &scope, Event::Apply(node("2", "t2", "False")))
+                .changed
+        );
+        let shown = s
+            .objects()
+            .next()
+            .and_then(|r| r.object.as_ref())
+            .expect("held");
+        assert_eq!(shown.object.metadata.resource_version.as_deref(), Some("2"));
+        assert!(
+            s.apply(&NODES, &scope, Event::Apply(node("3", "t3", "True")))
                 .changed
         );
     }

@@ -70,6 +70,12 @@ async fn the_snapshot_holds_the_cluster_and_its_plan() {
     let world = checked.world.clone().expect("a valid configuration");
     let password = world.peers["router"].password.as_ref().expect("a password");
     assert_eq!(password.value(), "s3cret");
+    // Held, and never shown: not by the snapshot's Debug, nor the World's.
+    let shown = format!("{s:?} {s:#?} {world:?} {:?}", checked.diagnostics);
+    assert!(
+        !shown.contains("s3cret") && !shown.contains("czNjcmV0"),
+        "{shown}"
+    );
     assert!(matches!(password, Password::Secret { name, .. } if name == "router-password"));
 
     let plan = model::plan(&world, NODE);
@@ -89,25 +95,37 @@ async fn the_snapshot_holds_the_cluster_and_its_plan() {
 }
 
 #[tokio::test]
-async fn a_load_balancer_class_is_carried_into_the_snapshot() {
+async fn only_services_of_our_load_balancer_class_are_held() {
     let server = server();
     let client = writer(&server);
     small_cluster(&client, "Cluster").await;
     let mut config = config();
     config.load_balancer_class = Some("herald.example/lb".into());
     let (_source, mut rx) = start(&server, config);
-    let s = wait_for(&mut rx, "the service", |s| !s.resources.services.is_empty()).await;
+    let s = wait_for(&mut rx, "the cluster", |s| !s.resources.pools.is_empty()).await;
     assert_eq!(
         s.resources.load_balancer_class.as_deref(),
         Some("herald.example/lb")
     );
-    let plan = plan(&s, NODE);
-    assert!(l2(&plan).is_empty(), "the class-less Service is not ours");
+    // The class-less Service is not ours: not held, not planned, not even skipped.
     assert!(
-        plan.skipped
-            .iter()
-            .any(|k| matches!(k.reason, SkipReason::OtherLoadBalancerClass { .. }))
+        names(&s).iter().all(|n| !n.contains("web")),
+        "{:?}",
+        names(&s)
     );
+    let p = plan(&s, NODE);
+    assert!(l2(&p).is_empty() && p.skipped.is_empty(), "{p:#?}");
+
+    let mut ours = service("gold", "Cluster");
+    ours["spec"]["loadBalancerClass"] = json!("herald.example/lb");
+    create(&client, ours.clone()).await;
+    create(&client, endpoint_slice("gold-1", "gold", "IPv4", &[NODE])).await;
+    assign(&client, &ours, &["192.0.2.20"]).await;
+    let s = wait_for(&mut rx, "the Service of our class", |s| {
+        !plan(s, NODE).l2.is_empty()
+    })
+    .await;
+    assert_eq!(l2(&plan(&s, NODE)), set(["192.0.2.20"]));
 }
 
 #[tokio::test]
@@ -389,7 +407,7 @@ async fn an_unreadable_object_is_reported_and_the_rest_keeps_working() {
 
     assert_eq!(s.resources.unreadable.len(), 1);
     assert_eq!(
-        s.resources.unreadable[0].to_string(),
+        s.resources.unreadable[0].resource.to_string(),
         "IPAddressPool metallb-system/bad"
     );
     let d = &s.diagnostics[0];
@@ -490,4 +508,171 @@ async fn password_secrets_are_watched_by_name_as_peers_name_them() {
     })
     .await;
     assert_eq!(s.resources.secrets[0].name(), "second");
+}
+
+#[tokio::test]
+async fn a_service_that_cannot_be_read_is_skipped_alone() {
+    let server = server();
+    let client = writer(&server);
+    small_cluster(&client, "Cluster").await;
+    // A LoadBalancer whose traffic policy is not a string (as from an API server that
+    // differs from herald's types), and a ClusterIP Service just as broken, which is no
+    // concern of ours.
+    let mut odd = service("odd", "Cluster");
+    odd["spec"]["externalTrafficPolicy"] = json!(["Local"]);
+    create(&client, odd).await;
+    let mut other = service("other", "Cluster");
+    other["spec"]["type"] = json!("ClusterIP");
+    other["spec"]["externalTrafficPolicy"] = json!(["Local"]);
+    create(&client, other).await;
+    let (_source, mut rx) = start(&server, config());
+    let s = wait_for(&mut rx, "the cluster", |s| !s.resources.services.is_empty()).await;
+
+    let warned: Vec<String> = s.diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0].starts_with("warning: Service default/odd: spec.externalTrafficPolicy"),
+        "{warned:?}"
+    );
+    let checked = s.validate();
+    let world = checked.world.expect("a Service harms only itself");
+    let p = model::plan(&world, NODE);
+    assert_eq!(l2(&p), set(["192.0.2.10", "2001:db8::10"]));
+    let odd = p
+        .skipped
+        .iter()
+        .find(|x| x.service.name == "odd")
+        .expect("odd skipped");
+    assert!(
+        matches!(&odd.reason, SkipReason::Unusable { problems }
+            if problems[0].contains("spec.externalTrafficPolicy")),
+        "{odd}"
+    );
+    assert!(p.skipped.iter().all(|x| x.service.name != "other"));
+}
+
+#[tokio::test]
+async fn a_change_to_a_service_that_is_not_ours_publishes_nothing() {
+    let server = server();
+    let client = writer(&server);
+    small_cluster(&client, "Cluster").await;
+    let mut plain = service("plain", "Cluster");
+    plain["spec"]["type"] = json!("ClusterIP");
+    create(&client, plain.clone()).await;
+    create(
+        &client,
+        endpoint_slice("plain-1", "plain", "IPv4", &["node-b"]),
+    )
+    .await;
+    let (source, mut rx) = start(&server, config());
+    let s = wait_for(&mut rx, "the cluster", |s| !s.resources.services.is_empty()).await;
+    assert!(
+        !names(&s).iter().any(|n| n.contains("plain")),
+        "neither the Service nor its slice is held: {:?}",
+        names(&s)
+    );
+    let before = source.counters().snapshots;
+
+    // Changes to the ClusterIP Service and its slice, then one to ours: only the last makes
+    // a snapshot.
+    patch(
+        &client,
+        &plain,
+        json!({"metadata": {"labels": {"tier": "x"}}}),
+    )
+    .await;
+    patch(
+        &client,
+        &endpoint_slice("plain-1", "", "IPv4", &[]),
+        json!({"endpoints": [{"addresses": ["10.9.9.9"], "nodeName": NODE}]}),
+    )
+    .await;
+    // And to ours, in a field herald does not read: nothing either.
+    patch(
+        &client,
+        &service("web", ""),
+        json!({"metadata": {"annotations": {"note": "unread"}}}),
+    )
+    .await;
+    patch(
+        &client,
+        &service("web", ""),
+        json!({"metadata": {"labels": {"tier": "front"}}}),
+    )
+    .await;
+    wait_for(&mut rx, "web's new label", |s| {
+        s.resources.services.iter().any(|svc| {
+            svc.object
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("tier"))
+        })
+    })
+    .await;
+    assert_eq!(
+        source.counters().snapshots,
+        before + 1,
+        "one snapshot, for the one change herald reads"
+    );
+
+    // The ClusterIP Service becomes a LoadBalancer: now it and its slice are ours.
+    patch(&client, &plain, json!({"spec": {"type": "LoadBalancer"}})).await;
+    let s = wait_for(&mut rx, "plain, now a LoadBalancer", |s| {
+        names(s).contains("Service default/plain")
+    })
+    .await;
+    assert!(names(&s).contains("EndpointSlice default/plain-1"));
+}
+
+#[tokio::test]
+async fn after_an_outage_every_watch_is_back_within_two_seconds() {
+    let server = server();
+    let client = writer(&server);
+    small_cluster(&client, "Cluster").await;
+    // As herald makes it: without kube's own retries, whose waits grow to minutes.
+    let mut config_ = server.config_as(HERALD);
+    config_.default_retry = false;
+    let source_client = kube::Client::try_from(config_).expect("a client");
+    let (_source, mut rx) = k8s::Source::start(source_client, config());
+    wait_for(&mut rx, "the cluster", |s| !s.resources.services.is_empty()).await;
+    eventually("every watch open", || server.open_watches() == 10).await;
+
+    for (outage, history) in [("the history kept", true), ("the history lost", false)] {
+        // The API server refuses every request for long enough that kube-rs's default
+        // backoff would have grown past 6 s; meanwhile a Service is created.
+        server.stop_with(testkit::apiserver::FaultMode::Unavailable);
+        eventually("the watches are cut", || server.open_watches() == 0).await;
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let name = format!("after-{}", history);
+        let mut svc = service(&name, "Cluster");
+        svc["metadata"]["namespace"] = json!("default");
+        server.create(svc).expect("created");
+        if !history {
+            // No watch can resume from where it was: each must list again.
+            server.clear_history();
+        }
+        let lists = server.requests_from(HERALD, "list", "services");
+        let back = tokio::time::Instant::now();
+        server.resume();
+        let s = wait_for(&mut rx, "the Service created during the outage", |s| {
+            names(s).contains(&format!("Service default/{name}"))
+        })
+        .await;
+        eventually("every watch open again", || server.open_watches() == 10).await;
+        let took = back.elapsed();
+        eprintln!(
+            "after an outage with {outage}: every watch back and the change seen in {took:?}"
+        );
+        assert!(!s.validate().diagnostics.iter().any(|d| d.is_error()));
+        if !history {
+            assert!(
+                server.requests_from(HERALD, "list", "services") > lists,
+                "listed again"
+            );
+        }
+        // The bound is 2 s; the backoff is capped at 1 s. Judged with patience for a
+        // busy machine: far below the 6 s and more of an uncapped backoff.
+        assert!(took < Duration::from_secs(5), "{outage}: {took:?}");
+    }
 }

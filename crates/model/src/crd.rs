@@ -22,6 +22,7 @@ pub mod v1beta1 {
     #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "IPAddressPool",
         plural = "ipaddresspools",
@@ -99,6 +100,7 @@ pub mod v1beta1 {
     )]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "L2Advertisement",
         plural = "l2advertisements",
@@ -143,6 +145,7 @@ pub mod v1beta1 {
     )]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "BGPAdvertisement",
         plural = "bgpadvertisements",
@@ -183,6 +186,7 @@ pub mod v1beta1 {
     )]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "Community",
         plural = "communities",
@@ -207,6 +211,7 @@ pub mod v1beta1 {
     )]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "BFDProfile",
         plural = "bfdprofiles",
@@ -245,6 +250,7 @@ pub mod v1beta1 {
     )]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "BGPPeer",
         plural = "bgppeers",
@@ -306,6 +312,7 @@ pub mod v1beta2 {
     )]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta2",
         kind = "BGPPeer",
         plural = "bgppeers",

@@ -171,3 +171,25 @@ impl fmt::Display for Diagnostic {
 pub fn has_errors(diagnostics: &[Diagnostic]) -> bool {
     diagnostics.iter().any(Diagnostic::is_error)
 }
+
+/// Whether a problem with an object of `kind` harms only that object: a Service, an
+/// EndpointSlice or a Node herald cannot use is skipped with a warning, and everything else
+/// keeps following the cluster. Only problems in the `metallb.io` configuration (and the
+/// Secrets it names) reject a configuration, and so keep the last valid one (MetalLB's rule).
+pub fn isolated_kind(kind: &str) -> bool {
+    matches!(kind, "Service" | "EndpointSlice" | "Node")
+}
+
+/// Whether the value at `field` of a `kind` object may be a secret (a BGP password, a
+/// Secret's data): a problem with it is reported without the value, which parsers otherwise
+/// quote.
+pub fn may_hold_secret(kind: &str, field: &str) -> bool {
+    let field = field.trim_start_matches('.');
+    (kind == "Secret" && (field.starts_with("data") || field.starts_with("stringData")))
+        || field == "password"
+        || field.ends_with(".password")
+}
+
+/// What a parser said about a field that may hold a secret, without the value it quoted.
+pub const SECRET_VALUE_PROBLEM: &str =
+    "the value has the wrong type (not shown: it may be a password)";

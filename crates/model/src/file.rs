@@ -1,13 +1,17 @@
 //! File mode: Kubernetes-style YAML documents read into [`Resources`].
 //!
-//! Reading is strict in the way `kubectl apply --validate=strict` is: a field herald does not
-//! know is an error, not silently dropped, because a misspelt `passwordSecret` key or
-//! `aggregationLenght` would otherwise change what is announced without a word. Every problem
-//! in every document is reported, each with the line it is on.
+//! A field herald does not know is never silently dropped, because a misspelt
+//! `passwordSecret` key or `aggregationLenght` would otherwise change what is announced
+//! without a word. By default ([`UnknownFields::Error`], what `herald check` uses) it is an
+//! error, as with `kubectl apply --validate=strict`; the speaker reads with
+//! [`UnknownFields::Warn`], so a field of a newer MetalLB than herald knows does not reject a
+//! configuration MetalLB would accept. A document of a kind whose problems harm only itself
+//! (a Service, EndpointSlice or Node) is never an error: it is skipped with a warning. Every
+//! problem in every document is reported, each with the line it is on.
 
 use crate::crd::{self, BFDProfile, BGPAdvertisement, Community, IPAddressPool, L2Advertisement};
-use crate::diag::{Diagnostic, Origin, ResourceRef};
-use crate::resources::{EndpointsMode, FieldLines, Resources, Sourced};
+use crate::diag::{Diagnostic, Origin, ResourceRef, Severity, isolated_kind};
+use crate::resources::{EndpointsMode, FieldLines, Resources, Sourced, Unreadable};
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -22,11 +26,32 @@ use std::sync::Arc;
 pub struct Loaded {
     pub resources: Resources,
     pub diagnostics: Vec<Diagnostic>,
+    /// How unknown fields were reported.
+    pub unknown: UnknownFields,
 }
 
-/// Reads every file; `resources.endpoints_mode` is `AssumeReadyEverywhere`.
+/// How a field herald does not know is reported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnknownFields {
+    /// An error: the configuration is rejected (`herald check`'s default).
+    #[default]
+    Error,
+    /// A warning naming the field, which is ignored.
+    Warn,
+}
+
+/// Reads every file, unknown fields being errors; `resources.endpoints_mode` is
+/// `AssumeReadyEverywhere`.
 pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> Loaded {
-    let mut loaded = Loaded::default();
+    load_files_with(paths, UnknownFields::Error)
+}
+
+/// [`load_files`], reporting unknown fields as `unknown` says.
+pub fn load_files_with<P: AsRef<Path>>(paths: &[P], unknown: UnknownFields) -> Loaded {
+    let mut loaded = Loaded {
+        unknown,
+        ..Loaded::default()
+    };
     for path in paths {
         let path = path.as_ref();
         match std::fs::read_to_string(path) {
@@ -49,9 +74,17 @@ pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> Loaded {
     loaded
 }
 
-/// Reads YAML text; `file` only labels diagnostics.
+/// Reads YAML text, unknown fields being errors; `file` only labels diagnostics.
 pub fn load_str(text: &str, file: Option<&Path>) -> Loaded {
-    let mut loaded = Loaded::default();
+    load_str_with(text, file, UnknownFields::Error)
+}
+
+/// [`load_str`], reporting unknown fields as `unknown` says.
+pub fn load_str_with(text: &str, file: Option<&Path>, unknown: UnknownFields) -> Loaded {
+    let mut loaded = Loaded {
+        unknown,
+        ..Loaded::default()
+    };
     read_into(&mut loaded, text, file);
     loaded.resources.endpoints_mode = EndpointsMode::AssumeReadyEverywhere;
     loaded
@@ -184,8 +217,12 @@ fn read_object(loaded: &mut Loaded, node: &Spanned<YamlNode>, origin: Origin) {
             .or_insert_with(|| Value::Object(Map::new()));
     }
 
+    let unknown_fields = loaded.unknown;
     let r = &mut loaded.resources;
-    let d = &mut loaded.diagnostics;
+    let d = &mut Sink {
+        diagnostics: &mut loaded.diagnostics,
+        unknown: unknown_fields,
+    };
     let src = (&origin, &lines);
     match (api_version.as_str(), kind.as_str()) {
         (crd::GROUP_V1BETA1, "IPAddressPool") => push(
@@ -282,7 +319,7 @@ fn read_object(loaded: &mut Loaded, node: &Spanned<YamlNode>, origin: Origin) {
                 }
             }
         }
-        (_, "AddressPool") => d.push(
+        (_, "AddressPool") => d.diagnostics.push(
             error(
                 "kind",
                 "AddressPool was removed from MetalLB (v0.14) and is not read".into(),
@@ -300,7 +337,7 @@ fn read_object(loaded: &mut Loaded, node: &Spanned<YamlNode>, origin: Origin) {
             } else {
                 "metallb.io/v1beta1"
             };
-            d.push(
+            d.diagnostics.push(
                 error(
                     "apiVersion",
                     format!("herald does not read {kind} in this version"),
@@ -309,7 +346,7 @@ fn read_object(loaded: &mut Loaded, node: &Spanned<YamlNode>, origin: Origin) {
                 .fix(format!("write apiVersion: {supported}")),
             )
         }
-        (v, k) => d.push(
+        (v, k) => d.diagnostics.push(
             Diagnostic::note(
                 resource.clone(),
                 "",
@@ -324,26 +361,57 @@ fn read_object(loaded: &mut Loaded, node: &Spanned<YamlNode>, origin: Origin) {
 /// met before that, so they are reported in the same pass).
 type Typed<T> = Result<(T, Vec<String>), (Box<Diagnostic>, Vec<String>)>;
 
-/// Adds a read object, and an error for each unknown field in it.
+/// Where one document's problems go, and how unknown fields count.
+struct Sink<'a> {
+    diagnostics: &'a mut Vec<Diagnostic>,
+    unknown: UnknownFields,
+}
+
+/// Adds a read object, and a diagnostic for each unknown field in it. A Service,
+/// EndpointSlice or Node that cannot be read, or has unknown fields, gets warnings, not
+/// errors: it harms only itself.
 fn push<T: kube::Resource<DynamicType = ()>>(
-    diagnostics: &mut Vec<Diagnostic>,
-    unreadable: &mut Vec<ResourceRef>,
+    sink: &mut Sink<'_>,
+    unreadable: &mut Vec<Unreadable>,
     into: &mut Vec<Sourced<T>>,
     read: Typed<T>,
     (origin, lines): (&Origin, &Arc<FieldLines>),
 ) {
+    let isolated = isolated_kind(&T::kind(&()));
+    let diagnostics = &mut *sink.diagnostics;
     let (object, unknown, resource) = match read {
         Ok((object, unknown)) => {
             let resource = crate::resources::resource_ref(&object);
             (Some(object), unknown, resource)
         }
-        Err((diagnostic, unknown)) => {
+        Err((mut diagnostic, unknown)) => {
             let resource = diagnostic.resource.clone();
-            diagnostics.push(*diagnostic);
+            if isolated {
+                diagnostic.severity = Severity::Warning;
+                diagnostic.fix = Some(format!(
+                    "{}; until then herald skips this {}",
+                    diagnostic.fix.as_deref().unwrap_or("correct it"),
+                    resource.kind
+                ));
+            }
             // Known to exist, so references to it are not reported as a second mistake.
-            unreadable.push(resource.clone());
+            let at = if diagnostic.field.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", diagnostic.field)
+            };
+            unreadable.push(Unreadable::new(
+                resource.clone(),
+                format!("{at}{}", diagnostic.problem),
+            ));
+            diagnostics.push(*diagnostic);
             (None, unknown, resource)
         }
+    };
+    let severity = match sink.unknown {
+        _ if isolated => Severity::Warning,
+        UnknownFields::Error => Severity::Error,
+        UnknownFields::Warn => Severity::Warning,
     };
     // Derived custom resources read apiVersion and kind through their type, not fields.
     let mut unknown: Vec<String> = unknown
@@ -360,20 +428,23 @@ fn push<T: kube::Resource<DynamicType = ()>>(
         };
         let mut at = origin.clone();
         at.line = lines.line_of(&field).or(at.line);
-        diagnostics.push(
-            Diagnostic::error(
-                resource.clone(),
-                &field,
-                format!("unknown field {name:?} {place}"),
-            )
-            .value(name)
-            .at(at)
-            .fix("remove it or correct its spelling (field names are case-sensitive camelCase)"),
-        );
+        let mut d = Diagnostic::error(
+            resource.clone(),
+            &field,
+            format!("unknown field {name:?} {place}"),
+        )
+        .value(name)
+        .at(at)
+        .fix("remove it or correct its spelling (field names are case-sensitive camelCase)");
+        if severity == Severity::Warning {
+            d.severity = severity;
+            d.problem.push_str(", ignored");
+        }
+        diagnostics.push(d);
     }
     if let Some(object) = object {
         into.push(Sourced {
-            object,
+            object: Arc::new(object),
             origin: origin.clone(),
             lines: lines.clone(),
         });
@@ -394,7 +465,11 @@ fn typed<T: DeserializeOwned>(
         Err(e) => {
             let field = e.path().to_string();
             let field = if field == "." { String::new() } else { field };
-            let problem = e.into_inner().to_string();
+            let problem = if crate::diag::may_hold_secret(&resource.kind, &field) {
+                crate::diag::SECRET_VALUE_PROBLEM.to_owned()
+            } else {
+                e.into_inner().to_string()
+            };
             let diagnostic = Diagnostic::error(resource.clone(), &field, problem.clone())
                 .at(at(&field))
                 .fix(type_fix(&problem));

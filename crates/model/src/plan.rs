@@ -131,6 +131,10 @@ pub enum SkipReason {
         class: Option<String>,
         ours: Option<String>,
     },
+    /// herald cannot use the Service, or this node's Node object: an ingress address it
+    /// cannot parse, a malformed annotation, an object it could not read. Each problem is
+    /// also a warning (and an Event on the object in Kubernetes mode).
+    Unusable { problems: Vec<String> },
     /// No address in `status.loadBalancer.ingress` yet.
     NoAddress,
     /// The address is in no IPAddressPool.
@@ -190,7 +194,11 @@ pub fn plan(world: &World, node: &str) -> NodePlan {
     let this_node = world.nodes.get(node);
     let node_labels = this_node.map_or(&implied_labels, |n| &n.labels);
     let node_gate = this_node.and_then(|n| {
-        if n.excluded_from_load_balancers {
+        if !n.problems.is_empty() {
+            Some(SkipReason::Unusable {
+                problems: n.problems.clone(),
+            })
+        } else if n.excluded_from_load_balancers {
             Some(SkipReason::NodeExcluded)
         } else if n.network_unavailable {
             Some(SkipReason::NodeNetworkUnavailable)
@@ -312,6 +320,10 @@ fn service_gate(world: &World, svc: &Service) -> Option<SkipReason> {
         Some(SkipReason::OtherLoadBalancerClass {
             class: svc.load_balancer_class.clone(),
             ours: world.load_balancer_class.clone(),
+        })
+    } else if !svc.problems.is_empty() {
+        Some(SkipReason::Unusable {
+            problems: svc.problems.clone(),
         })
     } else if svc.ips.is_empty() {
         Some(SkipReason::NoAddress)
@@ -592,6 +604,9 @@ impl fmt::Display for SkipReason {
                 class.as_deref().unwrap_or("<none>"),
                 ours.as_deref().unwrap_or("<none>")
             ),
+            SkipReason::Unusable { problems } => {
+                write!(f, "herald cannot use it: {}", problems.join("; "))
+            }
             SkipReason::NoAddress => f.write_str("no address assigned yet"),
             SkipReason::NotInAnyPool => f.write_str("address is in no IPAddressPool"),
             SkipReason::NodeExcluded => f.write_str(

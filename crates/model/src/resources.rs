@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Resource;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 
 /// Line numbers of the fields of one YAML document, keyed by path (`spec.addresses[0]`).
@@ -32,22 +33,43 @@ impl FieldLines {
     }
 }
 
-/// An object together with where it came from.
-#[derive(Clone, Debug)]
+/// An object together with where it came from. The object is shared, not copied: a source
+/// keeps each object once, and every snapshot it publishes points at the same one.
+#[derive(Debug)]
 pub struct Sourced<T> {
-    pub object: T,
+    pub object: Arc<T>,
     pub origin: Origin,
     pub lines: Arc<FieldLines>,
+}
+
+/// Shares the object: no copy of it is made.
+impl<T> Clone for Sourced<T> {
+    fn clone(&self) -> Self {
+        Self {
+            object: self.object.clone(),
+            origin: self.origin.clone(),
+            lines: self.lines.clone(),
+        }
+    }
 }
 
 impl<T> Sourced<T> {
     /// An object with no file behind it (from the API server, or built in a test).
     pub fn new(object: T) -> Self {
         Self {
-            object,
+            object: Arc::new(object),
             origin: Origin::default(),
             lines: Arc::default(),
         }
+    }
+
+    /// The object to change, copied first if another holder shares it (for tests and
+    /// conversions; sources never change an object they have published).
+    pub fn object_mut(&mut self) -> &mut T
+    where
+        T: Clone,
+    {
+        Arc::make_mut(&mut self.object)
     }
 
     /// The origin, pointed at the line of `field` when it is known.
@@ -66,7 +88,7 @@ impl<T: Resource<DynamicType = ()>> Sourced<T> {
     }
 
     pub fn resource_ref(&self) -> ResourceRef {
-        resource_ref(&self.object)
+        resource_ref(&*self.object)
     }
 }
 
@@ -90,8 +112,29 @@ pub enum EndpointsMode {
     AssumeReadyEverywhere,
 }
 
+/// An object a source found but could not read, already reported.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Unreadable {
+    pub resource: ResourceRef,
+    /// Why, in a few words: what the plan gives as the reason a Service or Node that could
+    /// not be read is skipped.
+    pub problem: String,
+}
+
+impl Unreadable {
+    pub fn new(resource: ResourceRef, problem: impl Into<String>) -> Self {
+        Self {
+            resource,
+            problem: problem.into(),
+        }
+    }
+}
+
 /// Everything a source has read, unchecked. Order carries no meaning.
-#[derive(Clone, Debug, Default)]
+///
+/// Its `Debug` output never shows a password: Secrets appear by name and type only, and a
+/// BGPPeer's inline `password` as `<redacted>`.
+#[derive(Clone, Default)]
 pub struct Resources {
     pub pools: Vec<Sourced<IPAddressPool>>,
     pub l2_advertisements: Vec<Sourced<L2Advertisement>>,
@@ -110,6 +153,70 @@ pub struct Resources {
     pub load_balancer_class: Option<String>,
     /// Objects the source found but could not read (a field of the wrong type, say), and has
     /// already reported. Their names still count when other objects refer to them, so one
-    /// mistake is reported once, not again as an unknown pool, peer or profile.
-    pub unreadable: Vec<ResourceRef>,
+    /// mistake is reported once, not again as an unknown pool, peer or profile; a Service or
+    /// Node among them is skipped with the problem as its reason.
+    pub unreadable: Vec<Unreadable>,
+}
+
+impl Resources {
+    /// Whether the source could not read an object of `kind` named `name`.
+    pub fn is_unreadable(&self, kind: &str, name: &str) -> bool {
+        self.unreadable
+            .iter()
+            .any(|u| u.resource.kind == kind && u.resource.name == name)
+    }
+}
+
+impl fmt::Debug for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let peers: Vec<Redacted<'_, BGPPeer>> = self.bgp_peers.iter().map(Redacted).collect();
+        let secrets: Vec<Redacted<'_, Secret>> = self.secrets.iter().map(Redacted).collect();
+        f.debug_struct("Resources")
+            .field("pools", &self.pools)
+            .field("l2_advertisements", &self.l2_advertisements)
+            .field("bgp_advertisements", &self.bgp_advertisements)
+            .field("bgp_peers", &peers)
+            .field("communities", &self.communities)
+            .field("bfd_profiles", &self.bfd_profiles)
+            .field("services", &self.services)
+            .field("endpoint_slices", &self.endpoint_slices)
+            .field("nodes", &self.nodes)
+            .field("secrets", &secrets)
+            .field("endpoints_mode", &self.endpoints_mode)
+            .field("load_balancer_class", &self.load_balancer_class)
+            .field("unreadable", &self.unreadable)
+            .finish()
+    }
+}
+
+/// An object whose secret parts `Debug` leaves out.
+pub struct Redacted<'a, T>(pub &'a Sourced<T>);
+
+impl fmt::Debug for Redacted<'_, BGPPeer> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut peer = (*self.0.object).clone();
+        if peer.spec.password.is_some() {
+            peer.spec.password = Some("<redacted>".into());
+        }
+        f.debug_struct("Sourced")
+            .field("object", &peer)
+            .field("origin", &self.0.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Redacted<'_, Secret> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = &self.0.object;
+        let data: Vec<&String> = secret.data.iter().flat_map(|d| d.keys()).collect();
+        let string_data: Vec<&String> = secret.string_data.iter().flat_map(|d| d.keys()).collect();
+        f.debug_struct("Secret")
+            .field("namespace", &secret.metadata.namespace)
+            .field("name", &secret.metadata.name)
+            .field("type", &secret.type_)
+            .field("data_keys", &data)
+            .field("string_data_keys", &string_data)
+            .field("origin", &self.0.origin)
+            .finish_non_exhaustive()
+    }
 }

@@ -1,4 +1,8 @@
 //! Label selectors, checked once and then matched without errors.
+//!
+//! Checked as Kubernetes' `LabelSelectorAsSelector` checks them (and so as MetalLB does): a
+//! key is a qualified name (`[prefix/]name`), a value a label value, `In` / `NotIn` take
+//! values and `Exists` / `DoesNotExist` none.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Serialize;
@@ -43,10 +47,48 @@ pub struct SelectorError {
 impl Selector {
     pub fn parse(s: &LabelSelector) -> Result<Self, Vec<SelectorError>> {
         let mut errors = Vec::new();
+        for (k, v) in s.match_labels.iter().flatten() {
+            let field = format!("matchLabels[{k:?}]");
+            if let Some(problem) = key_problem(k) {
+                errors.push(SelectorError {
+                    field: field.clone(),
+                    value: k.clone(),
+                    problem: format!("the label key {problem}"),
+                    fix: KEY_FIX.into(),
+                });
+            }
+            if let Some(problem) = value_problem(v) {
+                errors.push(SelectorError {
+                    field,
+                    value: v.clone(),
+                    problem: format!("the label value {problem}"),
+                    fix: VALUE_FIX.into(),
+                });
+            }
+        }
         let mut requirements = Vec::new();
         for (i, e) in s.match_expressions.iter().flatten().enumerate() {
             let values: BTreeSet<String> = e.values.iter().flatten().cloned().collect();
             let field = format!("matchExpressions[{i}]");
+            if let Some(problem) = key_problem(&e.key) {
+                errors.push(SelectorError {
+                    field: format!("{field}.key"),
+                    value: e.key.clone(),
+                    problem: format!("the key {problem}"),
+                    fix: KEY_FIX.into(),
+                });
+                continue;
+            }
+            for (j, v) in e.values.iter().flatten().enumerate() {
+                if let Some(problem) = value_problem(v) {
+                    errors.push(SelectorError {
+                        field: format!("{field}.values[{j}]"),
+                        value: v.clone(),
+                        problem: format!("the value {problem}"),
+                        fix: VALUE_FIX.into(),
+                    });
+                }
+            }
             let req = match e.operator.as_str() {
                 "In" | "NotIn" if values.is_empty() => {
                     errors.push(SelectorError {
@@ -116,6 +158,90 @@ impl Selector {
     }
 }
 
+const KEY_FIX: &str = "write a label key: a name of up to 63 letters, digits, '-', '_' or '.', \
+     starting and ending with a letter or digit, optionally after a DNS prefix and '/' \
+     (example.com/zone)";
+const VALUE_FIX: &str = "write a label value: up to 63 letters, digits, '-', '_' or '.', starting and \
+     ending with a letter or digit (or empty)";
+
+/// What is wrong with a label key, as Kubernetes' `IsQualifiedName` sees it.
+pub fn key_problem(key: &str) -> Option<String> {
+    if key.is_empty() {
+        return Some("is empty".into());
+    }
+    let (prefix, name) = match key.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() {
+            return Some(format!("{key:?} has an empty prefix before '/'"));
+        }
+        if let Some(problem) = dns_subdomain_problem(prefix) {
+            return Some(format!(
+                "{key:?} has the prefix {prefix:?}, which {problem}"
+            ));
+        }
+    }
+    if name.is_empty() {
+        return Some(format!("{key:?} has no name after the prefix"));
+    }
+    name_problem(name).map(|problem| format!("{key:?} {problem}"))
+}
+
+/// What is wrong with a label value, as Kubernetes' `IsValidLabelValue` sees it.
+pub fn value_problem(value: &str) -> Option<String> {
+    if value.is_empty() {
+        return None;
+    }
+    name_problem(value).map(|problem| format!("{value:?} {problem}"))
+}
+
+/// The rule shared by label names and values: at most 63 characters of `[-A-Za-z0-9_.]`,
+/// the first and last alphanumeric.
+fn name_problem(s: &str) -> Option<String> {
+    if s.len() > 63 {
+        return Some(format!(
+            "is {} characters long; at most 63 are allowed",
+            s.len()
+        ));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Some(format!(
+            "contains {c:?}; only letters, digits, '-', '_' and '.' are allowed"
+        ));
+    }
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !alnum(s.chars().next()) || !alnum(s.chars().last()) {
+        return Some("must start and end with a letter or digit".into());
+    }
+    None
+}
+
+/// A DNS-1123 subdomain: at most 253 characters of lower-case `[a-z0-9.-]`, each dot-separated
+/// part starting and ending alphanumeric.
+fn dns_subdomain_problem(s: &str) -> Option<String> {
+    if s.len() > 253 {
+        return Some("is longer than 253 characters".into());
+    }
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    for part in s.split('.') {
+        let bad = part.is_empty()
+            || !alnum(part.chars().next())
+            || !alnum(part.chars().last())
+            || part
+                .chars()
+                .any(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        if bad {
+            return Some("is not a DNS subdomain (lower-case letters, digits, '-' and '.')".into());
+        }
+    }
+    None
+}
+
 /// MetalLB's rule for a list of selectors: empty matches everything, otherwise any one must.
 pub fn any_matches(selectors: &[Selector], labels: &BTreeMap<String, String>) -> bool {
     selectors.is_empty() || selectors.iter().any(|s| s.matches(labels))
@@ -151,6 +277,58 @@ mod tests {
     #[test]
     fn empty_list_matches_all() {
         assert!(any_matches(&[], &labels(&[])));
+    }
+
+    fn expression(key: &str, operator: &str, values: &[&str]) -> LabelSelector {
+        LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: key.into(),
+                operator: operator.into(),
+                values: Some(values.iter().map(|v| v.to_string()).collect()),
+            }]),
+        }
+    }
+
+    #[test]
+    fn a_requirement_needs_a_key() {
+        let err = Selector::parse(&expression("", "Exists", &[])).unwrap_err();
+        assert_eq!(err[0].field, "matchExpressions[0].key");
+        assert!(err[0].problem.contains("empty"), "{:?}", err[0]);
+    }
+
+    #[test]
+    fn keys_and_values_are_label_syntax() {
+        for key in ["zone", "example.com/zone", "a_b.c-d", "k8s.io/x"] {
+            assert!(
+                Selector::parse(&expression(key, "Exists", &[])).is_ok(),
+                "{key}"
+            );
+        }
+        for key in [
+            "-zone",
+            "zone-",
+            "Example.com/zone",
+            "/zone",
+            "example.com/",
+            "a/b/c",
+            "zo ne",
+        ] {
+            assert!(
+                Selector::parse(&expression(key, "Exists", &[])).is_err(),
+                "{key}"
+            );
+        }
+        assert!(Selector::parse(&expression("zone", "In", &["a", ""])).is_ok());
+        let err = Selector::parse(&expression("zone", "In", &["a b"])).unwrap_err();
+        assert_eq!(err[0].field, "matchExpressions[0].values[0]");
+        let long = "x".repeat(64);
+        let err = Selector::parse(&LabelSelector {
+            match_labels: Some(labels(&[("zone", &long)])),
+            match_expressions: None,
+        })
+        .unwrap_err();
+        assert!(err[0].problem.contains("64 characters"), "{:?}", err[0]);
     }
 
     #[test]

@@ -7,6 +7,14 @@
 //! wrong in one field is still entered under its name, so one mistake does not cascade into
 //! "unknown pool" errors elsewhere. It must not decide what is announced where: that is
 //! [`crate::plan()`]'s.
+//!
+//! The rules are MetalLB's (its `internal/config` parser and CRD schema), rule by rule: what
+//! MetalLB rejects is an error, what it accepts never is (herald's own checks beyond it are
+//! warnings); `docs/metallb-differences.md` lists every deliberate difference. Only the
+//! `metallb.io` objects and the Secrets they name can be errors: a Service, EndpointSlice or
+//! Node herald cannot use is a warning and a `problems` entry of that object, which the plan
+//! skips alone. Services that are not LoadBalancers of the class herald serves never enter
+//! the World.
 
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
@@ -24,10 +32,10 @@ use crate::community::{AnyCommunity, CommunityError};
 use crate::crd::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, DynamicAsn, IPAddressPool, L2Advertisement,
 };
-use crate::diag::{Diagnostic, Origin, Severity, has_errors};
+use crate::diag::{Diagnostic, Origin, Severity, has_errors, isolated_kind};
 use crate::net::{minimal_cidrs, parse_duration, parse_ip, parse_ipv4, parse_pool_entry};
 use crate::resources::{EndpointsMode, Resources, Sourced};
-use crate::selector::Selector;
+use crate::selector::{Selector, any_matches};
 use crate::world::{
     self, AddressRange, BfdProfile, BgpAdvertisement, Endpoints, Family, Password, Peer, PeerAsn,
     PeerEndpoint, Pool, PoolSelection, ServiceAllocation, ServiceRef, TrafficPolicy, World,
@@ -134,13 +142,51 @@ impl Sink {
         self.0.iter().filter(|d| d.is_error()).count()
     }
 
-    /// Parses `selectors` found at `path`; a bad one is reported and left out.
+    /// Parses `selectors` found at `path`; a bad one is reported and left out. As MetalLB,
+    /// a list may not hold the same selector twice (values compared as a set), nor a
+    /// selector the same requirement twice or a requirement the same value twice.
     fn selectors<T: Resource<DynamicType = ()>>(
         &mut self,
         r: &Res<T>,
         path: &str,
         selectors: &[LabelSelector],
     ) -> Vec<Selector> {
+        let normal = |s: &LabelSelector| {
+            let mut s = s.clone();
+            for e in s.match_expressions.iter_mut().flatten() {
+                if let Some(v) = e.values.as_mut() {
+                    v.sort();
+                }
+            }
+            s
+        };
+        let normalized: Vec<LabelSelector> = selectors.iter().map(normal).collect();
+        for (i, s) in normalized.iter().enumerate() {
+            let expressions = s.match_expressions.as_deref().unwrap_or_default();
+            for (k, e) in expressions.iter().enumerate() {
+                let field = format!("{path}[{i}].matchExpressions[{k}]");
+                let values = e.values.as_deref().unwrap_or_default();
+                if let Some(v) = values.windows(2).find(|w| w[0] == w[1]).map(|w| &w[0]) {
+                    let problem = format!("the value {v:?} is listed twice");
+                    self.error(
+                        r,
+                        &format!("{field}.values"),
+                        v,
+                        problem,
+                        "list each value once",
+                    );
+                }
+                if let Some(j) = expressions[..k].iter().position(|x| x == e) {
+                    let problem = format!("repeats matchExpressions[{j}]");
+                    self.error(r, &field, &e.key, problem, "remove one of the two");
+                }
+            }
+            if let Some(j) = normalized[..i].iter().position(|x| x == s) {
+                let field = format!("{path}[{i}]");
+                let problem = format!("repeats {path}[{j}]");
+                self.error(r, &field, "", problem, "remove one of the two");
+            }
+        }
         let mut out = Vec::new();
         for (i, s) in selectors.iter().enumerate() {
             match Selector::parse(s) {
@@ -270,6 +316,9 @@ struct Known<'a> {
     secrets: Vec<&'a Res<Secret>>,
     /// `(kind, name)` of objects the source could not read.
     unreadable: BTreeSet<(String, String)>,
+    /// The Node objects that could be read, for the rules that depend on which nodes a
+    /// selector picks.
+    nodes: BTreeMap<String, world::Node>,
 }
 
 impl Known<'_> {
@@ -303,6 +352,23 @@ fn build(out: &mut Sink, res: &Resources) -> World {
         .map(|r| (r.name().to_owned(), pool(out, r, &mut entries)))
         .collect();
     overlaps(out, &mut entries);
+    let mut nodes: BTreeMap<String, world::Node> = nodes
+        .iter()
+        .map(|r| (r.name().to_owned(), node(r)))
+        .collect();
+    let readable_nodes = nodes.clone();
+    for u in res.unreadable.iter().filter(|u| u.resource.kind == "Node") {
+        let name = u.resource.name.clone();
+        nodes.entry(name.clone()).or_insert_with(|| world::Node {
+            name,
+            labels: Default::default(),
+            excluded_from_load_balancers: false,
+            network_unavailable: false,
+            unschedulable: false,
+            deleting: false,
+            problems: vec![format!("the Node object cannot be read: {}", u.problem)],
+        });
+    }
     let mut known = Known {
         pools,
         entries,
@@ -317,8 +383,9 @@ fn build(out: &mut Sink, res: &Resources) -> World {
         unreadable: res
             .unreadable
             .iter()
-            .map(|r| (r.kind.clone(), r.name.clone()))
+            .map(|u| (u.resource.kind.clone(), u.resource.name.clone()))
             .collect(),
+        nodes: readable_nodes,
     };
     known.peers = peers
         .iter()
@@ -330,20 +397,66 @@ fn build(out: &mut Sink, res: &Resources) -> World {
         .iter()
         .map(|r| (r.name().to_owned(), l2_advertisement(out, &known, r)))
         .collect();
-    let bgp_advertisements = bgp_ads
+    let bgp_advertisements: BTreeMap<String, BgpAdvertisement> = bgp_ads
         .iter()
         .map(|r| (r.name().to_owned(), bgp_advertisement(out, &known, r)))
         .collect();
-    let endpoints = endpoints(out, &slices);
-    let services = services
+    local_pref_conflicts(out, &known, &bgp_ads, &bgp_advertisements);
+    bfd_echo_over_ipv6(out, &known, &bgp_ads, &bgp_advertisements);
+
+    // Services that are not LoadBalancers of our class are not ours: they never reach the
+    // World, and neither do their EndpointSlices.
+    let class = res.load_balancer_class.as_deref();
+    let (ours, others): (Vec<&Res<Service>>, Vec<&Res<Service>>) =
+        services.iter().copied().partition(|r| is_ours(r, class));
+    for r in others {
+        not_ours_in_file(out, r);
+    }
+    let mut keys: BTreeSet<ServiceRef> = ours.iter().map(|r| service_ref(r)).collect();
+    let unreadable_services: Vec<_> = res
+        .unreadable
+        .iter()
+        .filter(|u| u.resource.kind == "Service")
+        .collect();
+    for u in &unreadable_services {
+        keys.insert(ServiceRef {
+            namespace: u
+                .resource
+                .namespace
+                .clone()
+                .unwrap_or(DEFAULT_NAMESPACE.into()),
+            name: u.resource.name.clone(),
+        });
+    }
+    let endpoints = endpoints(out, &slices, &keys);
+    let mut services: BTreeMap<ServiceRef, world::Service> = ours
         .iter()
         .map(|r| service(out, &known, r, &endpoints, res.endpoints_mode))
         .map(|s| (s.key.clone(), s))
         .collect();
-    let nodes = nodes
-        .iter()
-        .map(|r| (r.name().to_owned(), node(r)))
-        .collect();
+    for u in unreadable_services {
+        let key = ServiceRef {
+            namespace: u
+                .resource
+                .namespace
+                .clone()
+                .unwrap_or(DEFAULT_NAMESPACE.into()),
+            name: u.resource.name.clone(),
+        };
+        services
+            .entry(key.clone())
+            .or_insert_with(|| world::Service {
+                key,
+                labels: Default::default(),
+                is_load_balancer: true,
+                load_balancer_class: res.load_balancer_class.clone(),
+                external_traffic_policy: TrafficPolicy::Cluster,
+                ips: Vec::new(),
+                requested_pool: None,
+                endpoints: Endpoints::default(),
+                problems: vec![format!("the Service cannot be read: {}", u.problem)],
+            });
+    }
 
     World {
         pools: known.pools,
@@ -367,24 +480,37 @@ fn unique<'a, T: Resource<DynamicType = ()> + Serialize>(
     scope: impl Fn(&Res<T>) -> String,
 ) -> Vec<&'a Res<T>> {
     let kind = T::kind(&());
-    let mut sorted: Vec<&Res<T>> = list.iter().collect();
-    // Objects from nowhere in particular (the API, tests) tie on origin; their content decides.
-    sorted.sort_by_cached_key(|r| {
-        let content = serde_json::to_string(&r.object).unwrap_or_default();
-        (r.origin.clone(), r.resource_ref(), content)
-    });
+    // A Service, EndpointSlice or Node that cannot be told apart from another harms only
+    // itself: it is left out with a warning.
+    let severity = if isolated_kind(&kind) {
+        Severity::Warning
+    } else {
+        Severity::Error
+    };
+    let mut sorted: Vec<((Origin, crate::ResourceRef), &Res<T>)> = list
+        .iter()
+        .map(|r| ((r.origin.clone(), r.resource_ref()), r))
+        .collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    // Objects from nowhere in particular (the API, tests) can tie on origin and name only
+    // when the same name comes twice; their content decides, so the input order does not.
+    for run in sorted.chunk_by_mut(|a, b| a.0 == b.0) {
+        if run.len() > 1 {
+            run.sort_by_cached_key(|(_, r)| serde_json::to_string(&*r.object).unwrap_or_default());
+        }
+    }
     let mut seen: BTreeMap<(String, String), &Res<T>> = BTreeMap::new();
     let mut unique = Vec::new();
-    for r in sorted {
+    for (_, r) in sorted {
         let field = "metadata.name";
         if r.name().trim().is_empty() {
             let fix = format!("set metadata.name; every {kind} needs a unique name");
-            out.error(r, field, "", "the object has no name", fix);
+            out.push(severity, r, field, "", "the object has no name", fix);
         } else if let Some(first) = seen.get(&(scope(r), r.name().to_owned())) {
             let there = place(&first.origin_at(field));
             let problem = format!("another {kind} is named {:?}{there}", r.name());
             let fix = "rename one of them, or merge them into one object";
-            out.error(r, field, r.name(), problem, fix);
+            out.push(severity, r, field, r.name(), problem, fix);
         } else {
             seen.insert((scope(r), r.name().to_owned()), r);
             unique.push(r);
@@ -408,9 +534,11 @@ fn aliases(
             let field = format!("spec.communities[{i}].name");
             let name = alias.name.as_str();
             if name.trim().is_empty() {
+                // MetalLB accepts it; only a community written as the same blank refers to it.
                 let fix = "name the alias, so BGPAdvertisement communities can refer to it";
-                out.error(r, &field, "", "the alias has no name", fix);
-            } else if let Some(other) = defined_at.get(name) {
+                out.warning(r, &field, "", "the alias has no name", fix);
+            }
+            if let Some(other) = defined_at.get(name) {
                 let problem = format!("alias {name:?} is already defined by {other}");
                 let fix = "rename one of them; an alias must stand for one value";
                 out.error(r, &field, name, problem, fix);
@@ -457,6 +585,15 @@ fn pool<'a>(out: &mut Sink, r: &'a Res<IPAddressPool>, entries: &mut Vec<Entry<'
         let Some(entry) = out.parsed(r, &field, Some(text), parse_pool_entry, |e| e.fix()) else {
             continue;
         };
+        if !text.contains(['/', '-']) {
+            // MetalLB parses an entry with Go's ParseCIDR unless it is a range.
+            let family = entry.range.family();
+            let len = if family == Family::Ipv4 { 32 } else { 128 };
+            let problem = "a pool entry is a CIDR prefix or a first-last range, not a bare address";
+            let fix = format!("write {}/{len} for the one address", text.trim());
+            out.error(r, &field, text, problem, fix);
+            continue;
+        }
         if let Some(net) = entry.masked_from_host_bits {
             let written = text.split('/').next().and_then(|a| parse_ip(a).ok());
             let host = IpNet::from(written.unwrap_or(net.addr()));
@@ -475,6 +612,7 @@ fn pool<'a>(out: &mut Sink, r: &'a Res<IPAddressPool>, entries: &mut Vec<Entry<'
     }
     let service_allocation = s.service_allocation.as_ref().map(|a| {
         let path = "spec.serviceAllocation";
+        duplicates(out, r, &format!("{path}.namespaces"), &a.namespaces);
         ServiceAllocation {
             priority: a.priority,
             namespaces: a.namespaces.iter().cloned().collect(),
@@ -554,14 +692,16 @@ fn pool_selection<T: Resource<DynamicType = ()>>(
     names: &[String],
     selectors: &[LabelSelector],
 ) -> (PoolSelection, BTreeSet<String>) {
+    duplicates(out, r, "spec.ipAddressPools", names);
     for (i, n) in names.iter().enumerate() {
         if !known.pools.contains_key(n) && !known.unreadable("IPAddressPool", n) {
-            let problem = format!("no IPAddressPool is named {n:?}");
+            // MetalLB ignores the name, and the pool may simply not have arrived yet.
+            let problem = format!("no IPAddressPool is named {n:?}, so this entry selects nothing");
             let fix = format!(
                 "name an existing pool ({}), or create an IPAddressPool named {n:?}",
                 known_names(n, known.pools.keys())
             );
-            out.error(r, &format!("spec.ipAddressPools[{i}]"), n, problem, fix);
+            out.warning(r, &format!("spec.ipAddressPools[{i}]"), n, problem, fix);
         }
     }
     let selection = PoolSelection {
@@ -593,7 +733,8 @@ fn l2_advertisement(
             let fix = "name an interface such as eth0, or remove the entry \
                        (no interfaces at all means every usable one)";
             let field = format!("spec.interfaces[{i}]");
-            out.error(r, &field, name, "the interface name is empty", fix);
+            let problem = "the interface name is empty, so this entry matches no interface";
+            out.warning(r, &field, name, problem, fix);
         }
     }
     let pools = s.ip_address_pools.as_slice();
@@ -602,12 +743,9 @@ fn l2_advertisement(
         name: r.name().to_owned(),
         pools,
         node_selectors: out.selectors(r, "spec.nodeSelectors", &s.node_selectors),
-        interfaces: s
-            .interfaces
-            .iter()
-            .filter(|i| !i.trim().is_empty())
-            .cloned()
-            .collect(),
+        // An empty name is kept: it matches nothing, as in MetalLB, rather than widening the
+        // list to every interface.
+        interfaces: s.interfaces.iter().cloned().collect(),
         service_selectors: out.selectors(r, "spec.serviceSelectors", &s.service_selectors),
         preferred_nodes: s
             .preferred_node_selectors
@@ -644,6 +782,29 @@ fn l2_advertisement(
 
 fn bgp_advertisement(out: &mut Sink, known: &Known, r: &Res<BGPAdvertisement>) -> BgpAdvertisement {
     let s = &r.object.spec;
+    duplicates(out, r, "spec.communities", &s.communities);
+    duplicates(out, r, "spec.peers", &s.peers);
+    if !s.service_selectors.is_empty() {
+        // MetalLB: with service selectors, which addresses share an aggregate is unknown.
+        let lengths = [
+            ("spec.aggregationLength", s.aggregation_length, 32),
+            ("spec.aggregationLengthV6", s.aggregation_length_v6, 128),
+        ];
+        for (field, value, host) in lengths {
+            if let Some(v) = value.filter(|v| *v != host) {
+                let problem = format!(
+                    "serviceSelectors and an aggregation length other than {host} are exclusive: \
+                     an aggregate would carry the addresses of services the selectors leave out"
+                );
+                let fix = format!(
+                    "remove {} (or set it to {host}), or move the service selection to an \
+                     advertisement of its own",
+                    field.trim_start_matches("spec.")
+                );
+                out.error(r, field, v, problem, fix);
+            }
+        }
+    }
     let pools = s.ip_address_pools.as_slice();
     let (selection, selected) = pool_selection(out, known, r, pools, &s.ip_address_pool_selectors);
     let aggregate = |out: &mut Sink, field, value, family| {
@@ -710,12 +871,13 @@ fn bgp_advertisement(out: &mut Sink, known: &Known, r: &Res<BGPAdvertisement>) -
 
     for (i, p) in s.peers.iter().enumerate() {
         if !known.peer_names.contains(p) && !known.unreadable("BGPPeer", p) {
-            let problem = format!("no BGPPeer is named {p:?}");
+            // MetalLB ignores the name, and the peer may simply not have arrived yet.
+            let problem = format!("no BGPPeer is named {p:?}, so nothing is announced to it");
             let fix = format!(
                 "name an existing peer ({}), or remove the entry",
                 known_names(p, &known.peer_names)
             );
-            out.error(r, &format!("spec.peers[{i}]"), p, problem, fix);
+            out.warning(r, &format!("spec.peers[{i}]"), p, problem, fix);
         }
     }
     if let Some(pref) = s.local_pref {
@@ -753,9 +915,12 @@ fn bgp_advertisement(out: &mut Sink, known: &Known, r: &Res<BGPAdvertisement>) -
     }
 }
 
-/// An aggregation length: in range, and no shorter than any prefix of a selected pool, else
-/// the aggregate would cover addresses outside the pool. As in MetalLB, the prefixes are each
-/// entry's own (a range is split into its CIDRs), not the pool's merged ones.
+/// An aggregation length, as MetalLB checks it: at most the family's length (IPv4 at least 1,
+/// as its CRD says), and for each entry of a selected pool, no shorter than the widest of the
+/// prefixes the entry is made of (a range is split into its CIDRs): shorter, every aggregate
+/// of the entry's addresses would reach outside the pool. When only the entry's narrower
+/// prefixes are narrower than the aggregate, MetalLB accepts it, and so does herald, with a
+/// warning that some aggregates reach outside the pool.
 fn aggregation(
     out: &mut Sink,
     known: &Known,
@@ -767,39 +932,64 @@ fn aggregation(
 ) -> u8 {
     let max: u8 = if family == Family::Ipv4 { 32 } else { 128 };
     let Some(written) = value else { return max };
-    let Some(len) = u8::try_from(written).ok().filter(|l| (1..=max).contains(l)) else {
-        let problem = format!("an {family} aggregation length is 1 to {max}");
-        let fix = format!("use 1 to {max}, or remove it to announce each address as a /{max}");
-        out.error(r, field, written, problem, fix);
-        return max;
-    };
     let of_family: Vec<&Entry> = known
         .entries
         .iter()
         .filter(|e| selected.contains(e.pool.name()) && e.range.family() == family)
         .collect();
-    for pool in selected {
-        let narrowest = of_family
+    let least = if family == Family::Ipv4 { 1 } else { 0 };
+    // MetalLB's IPv6 length has no lower bound; it matters only once a pool has IPv6.
+    if written < 1 && family == Family::Ipv6 && of_family.is_empty() {
+        let problem = "not a prefix length, but no pool this advertisement selects has IPv6 \
+                       addresses, so it is not used";
+        out.warning(r, field, written, problem, "use 1 to 128, or remove it");
+        return max;
+    }
+    let len = match u8::try_from(written) {
+        Ok(len) if (least..=max).contains(&len) => len,
+        _ => {
+            let problem = format!("an {family} aggregation length is {least} to {max}");
+            let fix =
+                format!("use {least} to {max}, or remove it to announce each address as a /{max}");
+            out.error(r, field, written, problem, fix);
+            return max;
+        }
+    };
+    let short = field.trim_start_matches("spec.");
+    for e in &of_family {
+        let cidrs = crate::net::range_cidrs(&e.range);
+        let widest = cidrs.iter().map(IpNet::prefix_len).min().unwrap_or(max);
+        let narrowest = cidrs
             .iter()
-            .filter(|e| e.pool.name() == pool)
-            .flat_map(|e| {
-                crate::net::range_cidrs(&e.range)
-                    .into_iter()
-                    .map(move |c| (c, e))
-            })
-            .max_by_key(|(c, e)| (c.prefix_len(), std::cmp::Reverse((c.addr(), e.index))));
-        if let Some((cidr, e)) = narrowest.filter(|(c, _)| c.prefix_len() > len) {
+            .max_by_key(|c| (c.prefix_len(), std::cmp::Reverse(c.addr())));
+        if len < widest {
             let problem = format!(
-                "IPAddressPool {pool} holds {cidr} (from spec.addresses[{}] {:?}), narrower \
-                 than /{len}: the aggregate would announce addresses outside the pool",
-                e.index, e.text
+                "IPAddressPool {} holds {:?} (spec.addresses[{}]), whose widest prefix is a \
+                 /{widest}: every /{len} aggregate of its addresses would announce addresses \
+                 outside the pool",
+                e.pool.name(),
+                e.text,
+                e.index
             );
             let fix = format!(
-                "set {} to {} or more, or make the pool's entries whole /{len} prefixes",
-                field.trim_start_matches("spec."),
-                cidr.prefix_len()
+                "set {short} to {widest} or more, or make the pool's entries whole /{len} prefixes"
             );
             out.error(r, field, written, problem, fix);
+        } else if let Some(cidr) = narrowest.filter(|c| c.prefix_len() > len) {
+            let problem = format!(
+                "IPAddressPool {} holds {:?} (spec.addresses[{}]), which includes {cidr}, \
+                 narrower than /{len}: aggregates of the addresses there announce addresses \
+                 outside the pool (MetalLB accepts this, as long as part of the entry fits)",
+                e.pool.name(),
+                e.text,
+                e.index
+            );
+            let fix = format!(
+                "set {short} to {} to stay inside the pool, or make the entry whole /{len} \
+                 prefixes",
+                cidr.prefix_len()
+            );
+            out.warning(r, field, written, problem, fix);
         }
     }
     if of_family.is_empty() && !selected.is_empty() {
@@ -810,27 +1000,170 @@ fn aggregation(
     len
 }
 
+/// MetalLB's rule that a list field names each item once.
+fn duplicates<T: Resource<DynamicType = ()>>(
+    out: &mut Sink,
+    r: &Res<T>,
+    path: &str,
+    items: &[String],
+) {
+    for (i, item) in items.iter().enumerate() {
+        if let Some(j) = items[..i].iter().position(|x| x == item) {
+            let problem = format!("{item:?} is already listed as {path}[{j}]");
+            out.error(r, &format!("{path}[{i}]"), item, problem, "list it once");
+        }
+    }
+}
+
+/// The pools a selection picks (all of them when it names none).
+fn selected_pools<'a>(known: &'a Known, selection: &PoolSelection) -> Vec<&'a Pool> {
+    known
+        .pools
+        .values()
+        .filter(|p| crate::plan::selects_pool(selection, p))
+        .collect()
+}
+
+/// MetalLB's rule on LOCAL_PREF: two BGPAdvertisements without service selectors that
+/// announce a pool's addresses as the same prefixes (the same aggregation length for each
+/// family the pool has), to a peer both target (an empty `peers` targets all), from a node
+/// both select, must set the same localPref (unset counts as 0, as in MetalLB), since one
+/// route carries one LOCAL_PREF. Which nodes both select is judged among the Node objects
+/// known (in Kubernetes mode, this node's), as MetalLB's speaker judges its own node.
+fn local_pref_conflicts(
+    out: &mut Sink,
+    known: &Known,
+    raw: &[&Res<BGPAdvertisement>],
+    ads: &BTreeMap<String, BgpAdvertisement>,
+) {
+    let res_of = |name: &str| raw.iter().find(|r| r.name() == name).copied();
+    let mut reported = BTreeSet::new();
+    for pool in known.pools.values() {
+        let has = |f| pool.has_family(f);
+        let on_pool: Vec<&BgpAdvertisement> = ads
+            .values()
+            .filter(|a| a.service_selectors.is_empty())
+            .filter(|a| crate::plan::selects_pool(&a.pools, pool))
+            .collect();
+        for (j, b) in on_pool.iter().enumerate() {
+            for a in &on_pool[..j] {
+                let (pa, pb) = (a.local_pref.unwrap_or(0), b.local_pref.unwrap_or(0));
+                if pa == pb {
+                    continue;
+                }
+                let v4_differs = a.aggregation_length != b.aggregation_length;
+                let v6_differs = a.aggregation_length_v6 != b.aggregation_length_v6;
+                let lengths_differ = (!has(Family::Ipv4) && !has(Family::Ipv6))
+                    || (v4_differs && !has(Family::Ipv6))
+                    || (v6_differs && !has(Family::Ipv4))
+                    || (v4_differs && v6_differs);
+                let peers_apart =
+                    !a.peers.is_empty() && !b.peers.is_empty() && a.peers.is_disjoint(&b.peers);
+                let node = known.nodes.values().find(|n| {
+                    any_matches(&a.node_selectors, &n.labels)
+                        && any_matches(&b.node_selectors, &n.labels)
+                });
+                let Some(node) = node.filter(|_| !lengths_differ && !peers_apart) else {
+                    continue;
+                };
+                if !reported.insert((a.name.clone(), b.name.clone())) {
+                    continue;
+                }
+                let Some(r) = res_of(&b.name) else { continue };
+                let problem = format!(
+                    "localPref {pb} differs from BGPAdvertisement {}'s localPref {pa}, yet both \
+                     announce IPAddressPool {}'s addresses as the same prefixes to the same \
+                     peers from node {} (among others): one route carries one LOCAL_PREF",
+                    a.name, pool.name, node.name
+                );
+                let fix = "give both the same localPref, or make them differ in the pools, nodes \
+                           or peers they select, or in their aggregation lengths (unset counts \
+                           as 0)";
+                out.error(r, "spec.localPref", pb, problem, fix);
+            }
+        }
+    }
+}
+
+/// MetalLB's rule that a BGP session announcing IPv6 addresses does not use BFD echo mode.
+fn bfd_echo_over_ipv6(
+    out: &mut Sink,
+    known: &Known,
+    raw: &[&Res<BGPAdvertisement>],
+    ads: &BTreeMap<String, BgpAdvertisement>,
+) {
+    for r in raw {
+        let Some(ad) = ads.get(r.name()) else {
+            continue;
+        };
+        let Some(pool) = selected_pools(known, &ad.pools)
+            .into_iter()
+            .find(|p| p.has_family(Family::Ipv6))
+        else {
+            continue;
+        };
+        let echo = known
+            .peers
+            .values()
+            .filter(|p| ad.peers.is_empty() || ad.peers.contains(&p.name))
+            .find_map(|p| {
+                let profile = known.bfd_profiles.get(p.bfd_profile.as_deref()?)?;
+                profile.echo_mode.then_some((p, profile))
+            });
+        if let Some((peer, profile)) = echo {
+            let problem = format!(
+                "announces IPv6 addresses of IPAddressPool {} to BGPPeer {}, whose BFDProfile \
+                 {} has echoMode on, which BFD cannot do over IPv6",
+                pool.name, peer.name, profile.name
+            );
+            let fix = format!(
+                "turn echoMode off in BFDProfile {}, or keep this advertisement from that peer \
+                 (spec.peers)",
+                profile.name
+            );
+            let field = if ad.peers.is_empty() {
+                ""
+            } else {
+                "spec.peers"
+            };
+            out.error(r, field, "", problem, fix);
+        }
+    }
+}
+
 fn asn(out: &mut Sink, r: &Res<BGPPeer>, field: &str, asn: u32) {
-    let problem = match asn {
-        0 => "AS 0 is reserved and cannot be used in a session (RFC 7607)",
-        AS_TRANS => "AS 23456 is AS_TRANS, which only stands in for 4-octet AS numbers (RFC 6793)",
-        _ => return,
-    };
     let fix = "use a real AS number from 1 to 4294967295 \
                (private: 64512-65534, 4200000000-4294967294)";
-    out.error(r, field, asn, problem, fix);
+    match asn {
+        0 => {
+            let problem = "AS 0 is reserved and cannot be used in a session (RFC 7607)";
+            out.error(r, field, asn, problem, fix);
+        }
+        // MetalLB accepts it; a router may not.
+        AS_TRANS => {
+            let problem = "AS 23456 is AS_TRANS, which only stands in for 4-octet AS numbers \
+                           (RFC 6793); routers may refuse a session with it";
+            out.warning(r, field, asn, problem, fix);
+        }
+        _ => {}
+    }
 }
 
 fn peer(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Peer> {
     let errors_before = out.errors();
     let s = &r.object.spec;
+    // MetalLB's fields are plain Go values: an empty string, or a peerASN of 0, is unset.
+    let set = |v: &Option<String>| v.clone().filter(|t| !t.is_empty());
+    let (peer_address, interface) = (set(&s.peer_address), set(&s.interface));
+    let (source_text, router_id_text) = (set(&s.source_address), set(&s.router_id));
+    let bfd_profile = set(&s.bfd_profile);
 
     asn(out, r, "spec.myASN", s.my_asn);
     if let Some(local) = s.local_asn {
         asn(out, r, "spec.localASN", local);
     }
     let local_as = s.local_asn.unwrap_or(s.my_asn);
-    let peer_asn = match (s.peer_asn, s.dynamic_asn) {
+    let peer_asn = match (s.peer_asn.filter(|a| *a != 0), s.dynamic_asn) {
         (Some(fixed), None) => {
             asn(out, r, "spec.peerASN", fixed);
             PeerAsn::Fixed(fixed)
@@ -851,18 +1184,14 @@ fn peer(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Peer> {
         }
         (None, None) => {
             let fix = "set peerASN to the router's AS number, or dynamicASN: internal | external";
-            out.error(
-                r,
-                "spec.peerASN",
-                "",
-                "neither peerASN nor dynamicASN is set",
-                fix,
-            );
+            let value = s.peer_asn.map(|a| a.to_string()).unwrap_or_default();
+            let problem = "neither peerASN (0 counts as unset) nor dynamicASN is set";
+            out.error(r, "spec.peerASN", value, problem, fix);
             PeerAsn::External
         }
     };
 
-    let endpoint = match (&s.peer_address, &s.interface) {
+    let endpoint = match (&peer_address, &interface) {
         (Some(_), Some(i)) => {
             let fix = "keep peerAddress for a numbered session, \
                        or interface for unnumbered peering over that link";
@@ -890,22 +1219,19 @@ fn peer(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Peer> {
         (Some(text), None) => out
             .parsed(r, "spec.peerAddress", Some(text), parse_ip, |e| e.fix())
             .map(PeerEndpoint::Address),
-        (None, Some(i)) if i.trim().is_empty() => {
-            let fix = "name the interface the router is on, such as eth1";
-            out.error(r, "spec.interface", "", "the interface name is empty", fix);
-            None
-        }
         (None, Some(i)) => Some(PeerEndpoint::Interface(i.clone())),
     };
-    let source = s.source_address.as_deref();
+    let source = source_text.as_deref();
     let source_address = out.parsed(r, "spec.sourceAddress", source, parse_ip, |e| e.fix());
     if let (Some(src), Some(PeerEndpoint::Address(dst))) = (source_address, &endpoint)
         && src.is_ipv4() != dst.is_ipv4()
     {
+        // MetalLB accepts it; the session cannot come up.
         let (sf, df) = (Family::of(&src), Family::of(dst));
-        let problem = format!("the source is {sf} but peerAddress {dst} is {df}");
+        let problem =
+            format!("the source is {sf} but peerAddress {dst} is {df}: no session can be made");
         let fix = format!("use an {df} source address, or remove sourceAddress");
-        out.error(r, "spec.sourceAddress", src, problem, fix);
+        out.warning(r, "spec.sourceAddress", src, problem, fix);
     }
 
     let port = match s.peer_port {
@@ -938,26 +1264,26 @@ fn peer(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Peer> {
         parsed
     };
 
-    let router_id = s.router_id.as_deref().and_then(|text| {
+    let router_id = router_id_text.as_deref().and_then(|text| {
         let e = match parse_ipv4(text) {
             Ok(id) => return Some(id),
             Err(e) => e,
         };
-        let (problem, fix) = match parse_ip(text) {
-            Ok(_) => (
-                "a router ID is a 32-bit number written as an IPv4 address, \
-                 even on IPv6-only nodes"
-                    .to_owned(),
-                "write an IPv4 address such as 10.0.0.1, or remove routerID".to_owned(),
-            ),
-            Err(_) => (e.to_string(), e.fix()),
-        };
-        out.error(r, "spec.routerID", text, problem, fix);
+        match parse_ip(text) {
+            // MetalLB accepts any address; a BGP identifier is 32 bits, so it cannot be used.
+            Ok(_) => {
+                let problem = "a router ID is a 32-bit number written as an IPv4 address, even \
+                               on IPv6-only nodes; this one is ignored and the default is used";
+                let fix = "write an IPv4 address such as 10.0.0.1, or remove routerID";
+                out.warning(r, "spec.routerID", text, problem, fix);
+            }
+            Err(_) => out.error(r, "spec.routerID", text, e.to_string(), e.fix()),
+        }
         None
     });
 
     let password = password(out, known, r);
-    if let Some(name) = &s.bfd_profile
+    if let Some(name) = &bfd_profile
         && !known.bfd_profiles.contains_key(name)
         && !known.unreadable("BFDProfile", name)
     {
@@ -971,22 +1297,30 @@ fn peer(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Peer> {
     }
     let ebgp_multihop = s.ebgp_multi_hop.unwrap_or(false);
     let ibgp_because = match peer_asn {
-        PeerAsn::Fixed(asn) if asn == local_as => Some(format!("peerASN {asn} is our own AS")),
+        PeerAsn::Fixed(asn) if asn == s.my_asn => Some(format!("peerASN {asn} is myASN")),
+        PeerAsn::Fixed(asn) if asn == local_as => Some(format!("peerASN {asn} is localASN")),
         PeerAsn::Internal => Some("dynamicASN is internal".to_owned()),
         _ => None,
     };
     if let Some(why) = ibgp_because.filter(|_| ebgp_multihop) {
         let problem = format!("ebgpMultiHop is for eBGP sessions, and this one is iBGP ({why})");
         let fix = "remove ebgpMultiHop; iBGP sessions may already span several hops";
-        out.error(r, "spec.ebgpMultiHop", true, problem, fix);
+        // MetalLB rejects exactly peerASN == myASN; the other iBGP cases it accepts.
+        let severity = match peer_asn {
+            PeerAsn::Fixed(asn) if asn == s.my_asn => Severity::Error,
+            _ => Severity::Warning,
+        };
+        out.push(severity, r, "spec.ebgpMultiHop", true, problem, fix);
     }
     let disable_mp = s.disable_mp.unwrap_or(false);
     let dual_stack = s.dual_stack_address_family.unwrap_or(false);
     if disable_mp && dual_stack {
-        let problem = "contradicts disableMP: true, which keeps each family on its own session";
+        // MetalLB accepts both; herald follows the newer field.
+        let problem = "contradicts disableMP: true, which keeps each family on its own \
+                       session; herald follows dualStackAddressFamily";
         let fix = "remove disableMP (MetalLB deprecates it) and keep dualStackAddressFamily, \
                    or set dualStackAddressFamily to false";
-        out.error(r, "spec.dualStackAddressFamily", true, problem, fix);
+        out.warning(r, "spec.dualStackAddressFamily", true, problem, fix);
     }
     let node_selectors = out.selectors(r, "spec.nodeSelectors", &s.node_selectors);
 
@@ -1007,7 +1341,7 @@ fn peer(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Peer> {
         router_id,
         node_selectors,
         password,
-        bfd_profile: s.bfd_profile.clone(),
+        bfd_profile,
         graceful_restart: s.enable_graceful_restart.unwrap_or(false),
         ebgp_multihop,
         vrf: s.vrf.clone().filter(|v| !v.is_empty()),
@@ -1016,72 +1350,92 @@ fn peer(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Peer> {
     })
 }
 
-/// Hold and keepalive times with their defaults (90 s, and a third of the hold time): hold
-/// is 0 or at least 3 s (RFC 4271) in whole seconds that fit the OPEN message, and keepalives
-/// come no slower than the hold time and not at all when it is 0.
+/// Hold and keepalive times, as MetalLB derives them: 90 s and 30 s when neither is set, a
+/// third of the hold time when only it is set, three keepalives when only the keepalive is.
+/// The keepalive may not be longer than the hold time. BGP carries whole seconds: the hold
+/// time is rounded down (as MetalLB does), and must then be 0 or at least 3 s (RFC 4271) and
+/// fit the OPEN message's 16 bits; a hold time of 0 turns keepalives off.
 fn timers(out: &mut Sink, r: &Res<BGPPeer>) -> (Option<Duration>, Option<Duration>) {
     let s = &r.object.spec;
     let (hold_text, keepalive_text) = (s.hold_time.as_deref(), s.keepalive_time.as_deref());
-    let hold = match hold_text {
-        None => Some(Duration::from_secs(90)),
-        Some(_) => out.parsed(r, "spec.holdTime", hold_text, parse_duration, |e| e.fix()),
-    };
-    let bad_hold = hold.and_then(|h| {
-        if !h.is_zero() && h < Duration::from_secs(3) {
-            Some("a hold time is 0 (no keepalives) or at least 3 seconds (RFC 4271)")
-        } else if h > Duration::from_secs(65535) {
-            Some("a hold time is at most 65535 seconds (it is sent in a 16-bit field)")
-        } else if h.subsec_nanos() != 0 {
-            Some("BGP carries the hold time in whole seconds")
-        } else {
-            None
-        }
+    let (hold_field, keepalive_field) = ("spec.holdTime", "spec.keepaliveTime");
+    let given_hold = out.parsed(r, hold_field, hold_text, parse_duration, |e| e.fix());
+    let given_keepalive = out.parsed(r, keepalive_field, keepalive_text, parse_duration, |e| {
+        e.fix()
     });
-    if let Some(problem) = bad_hold {
-        let fix = "use 0, or whole seconds from 3s up; 90s is the default";
+    if (hold_text.is_some() && given_hold.is_none())
+        || (keepalive_text.is_some() && given_keepalive.is_none())
+    {
+        return (None, None);
+    }
+    let (hold, keepalive) = match (given_hold, given_keepalive) {
+        (None, None) => (Duration::from_secs(90), Duration::from_secs(30)),
+        (Some(h), None) => (h, h / 3),
+        (None, Some(k)) => (k.saturating_mul(3), k),
+        (Some(h), Some(k)) => (h, k),
+    };
+    // Where the hold time came from, for messages about it.
+    let (field, text, derived) = match hold_text {
+        Some(t) => (hold_field, t.to_owned(), String::new()),
+        None => (
+            keepalive_field,
+            keepalive_text.unwrap_or_default().to_owned(),
+            format!(
+                " (the hold time is 3 × keepaliveTime = {}s)",
+                hold.as_secs_f64()
+            ),
+        ),
+    };
+    if keepalive > hold {
+        let problem = if hold.is_zero() {
+            "holdTime is 0, which turns keepalives off".to_owned()
+        } else {
+            format!(
+                "longer than the hold time ({}s): the peer would drop the session between \
+                 keepalives",
+                hold.as_secs_f64()
+            )
+        };
+        let fix = "use at most the hold time, usually a third of it; or remove keepaliveTime";
         out.error(
             r,
-            "spec.holdTime",
-            hold_text.unwrap_or_default(),
+            keepalive_field,
+            keepalive_text.unwrap_or_default(),
             problem,
             fix,
         );
+        return (None, None);
     }
-    let hold = hold.filter(|_| bad_hold.is_none());
-
-    let field = "spec.keepaliveTime";
-    let keepalive = match keepalive_text {
-        None => hold.map(|h| h / 3),
-        Some(_) => out.parsed(r, field, keepalive_text, parse_duration, |e| e.fix()),
+    let whole = Duration::from_secs(hold.as_secs());
+    let problem = if !whole.is_zero() && whole < Duration::from_secs(3) {
+        Some("a hold time is 0 (no keepalives) or at least 3 seconds (RFC 4271)")
+    } else if whole > Duration::from_secs(65535) {
+        Some("a hold time is at most 65535 seconds (it is sent in a 16-bit field)")
+    } else {
+        None
     };
-    let text = keepalive_text.unwrap_or_default();
-    match (hold, keepalive) {
-        (Some(h), Some(k)) if h.is_zero() && !k.is_zero() => {
-            let fix = "remove keepaliveTime or set it to 0, or set a holdTime of 3s or more";
-            out.error(
-                r,
-                field,
-                text,
-                "holdTime is 0, which turns keepalives off",
-                fix,
-            );
-            (Some(h), None)
-        }
-        (Some(h), Some(k)) if k > h => {
-            let problem = format!(
-                "longer than the hold time ({}s): the peer would drop the session between \
-                 keepalives",
-                h.as_secs()
-            );
-            let fix = format!(
-                "use at most the hold time, usually a third of it ({}s)",
-                h.as_secs() / 3
-            );
-            out.error(r, field, text, problem, fix);
-            (Some(h), None)
-        }
-        other => other,
+    if let Some(problem) = problem {
+        let fix = "use 0, or whole seconds from 3s up to 65535s; 90s is the default";
+        out.error(r, field, &text, format!("{problem}{derived}"), fix);
+        return (None, None);
     }
+    if whole != hold {
+        let problem = format!(
+            "BGP carries the hold time in whole seconds, so it is sent as {}s{derived}",
+            whole.as_secs()
+        );
+        out.warning(r, field, &text, problem, "write whole seconds");
+    }
+    if whole.is_zero() && !keepalive.is_zero() {
+        let problem = format!(
+            "the hold time rounds down to 0, which turns keepalives off{derived}; \
+             keepaliveTime is not used"
+        );
+        let fix = "write a hold time of 3s or more, or 0 and no keepaliveTime";
+        out.warning(r, field, &text, problem, fix);
+        return (Some(whole), Some(Duration::ZERO));
+    }
+    (Some(whole), Some(keepalive))
 }
 
 /// The TCP MD5 password, inline or from a basic-auth Secret. Its value never appears in a
@@ -1093,6 +1447,14 @@ fn password(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Password>
         return inline.map(Password::Inline);
     };
     let field = "spec.passwordSecret";
+    // MetalLB reads a passwordSecret only when it names a Secret.
+    let unnamed = reference.name.as_deref().is_none_or(str::is_empty);
+    if unnamed {
+        let problem = "names no Secret, so it is ignored";
+        let fix = format!("set passwordSecret.name to a {BASIC_AUTH} Secret, or remove it");
+        out.warning(r, "spec.passwordSecret.name", "", problem, fix);
+        return inline.map(Password::Inline);
+    }
     if inline.is_some() {
         let fix = "keep passwordSecret (the password stays out of the configuration), \
                    or password, not both";
@@ -1105,17 +1467,7 @@ fn password(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Password>
         );
         return None;
     }
-    let Some(name) = reference.name.as_deref().filter(|n| !n.is_empty()) else {
-        let fix = format!("set passwordSecret.name to a {BASIC_AUTH} Secret");
-        out.error(
-            r,
-            "spec.passwordSecret.name",
-            "",
-            "the Secret is not named",
-            fix,
-        );
-        return None;
-    };
+    let name = reference.name.as_deref().filter(|n| !n.is_empty())?;
     let namespace = reference.namespace.as_deref().unwrap_or(namespace_of(r));
     let shown = format!("{namespace}/{name}");
     let Some(secret) = known
@@ -1171,7 +1523,15 @@ fn password(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Password>
                 value,
             });
         }
-        Some(Ok(_)) => "is empty",
+        Some(Ok(_)) => {
+            // MetalLB reads it as no password.
+            let problem = format!(
+                "the password key of Secret {shown} is empty, so the session has no password"
+            );
+            let fix = "put the password under the key password, or remove passwordSecret";
+            out.warning(r, field, &shown, problem, fix);
+            return None;
+        }
         Some(Err(_)) => "is not valid UTF-8",
         None => "is missing",
     };
@@ -1182,8 +1542,45 @@ fn password(out: &mut Sink, known: &Known, r: &Res<BGPPeer>) -> Option<Password>
     None
 }
 
-/// Ready and serving nodes per Service, from the EndpointSlices that name one.
-fn endpoints(out: &mut Sink, slices: &[&Res<EndpointSlice>]) -> BTreeMap<ServiceRef, Endpoints> {
+/// Whether the Service is one herald announces: a LoadBalancer of its `loadBalancerClass`.
+pub fn is_ours(r: &Res<Service>, class: Option<&str>) -> bool {
+    let spec = r.object.spec.as_ref();
+    spec.and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
+        && spec.and_then(|s| s.load_balancer_class.as_deref()) == class
+}
+
+fn service_ref(r: &Res<Service>) -> ServiceRef {
+    ServiceRef {
+        namespace: namespace_of(r).to_owned(),
+        name: r.name().to_owned(),
+    }
+}
+
+/// A Service in a file that gives addresses but is not a LoadBalancer was probably meant
+/// to be one; say so. (From the API server, such Services are simply not herald's.)
+fn not_ours_in_file(out: &mut Sink, r: &Res<Service>) {
+    let spec = r.object.spec.as_ref();
+    let kind = spec.and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP");
+    let status = r.object.status.as_ref();
+    let has_ingress = status
+        .and_then(|s| s.load_balancer.as_ref()?.ingress.as_ref())
+        .is_some_and(|i| !i.is_empty());
+    if kind != "LoadBalancer" && has_ingress && r.origin.file.is_some() {
+        let problem = format!(
+            "the Service is of type {kind}, so its status.loadBalancer.ingress addresses \
+             will not be announced"
+        );
+        out.warning(r, "spec.type", kind, problem, "set spec.type: LoadBalancer");
+    }
+}
+
+/// Ready and serving nodes per Service of `ours`, from the EndpointSlices that name one.
+/// Slices of other Services are not looked at.
+fn endpoints(
+    out: &mut Sink,
+    slices: &[&Res<EndpointSlice>],
+    ours: &BTreeSet<ServiceRef>,
+) -> BTreeMap<ServiceRef, Endpoints> {
     let mut by_service: BTreeMap<ServiceRef, Endpoints> = BTreeMap::new();
     for r in slices {
         let labels = r.object.metadata.labels.as_ref();
@@ -1199,6 +1596,9 @@ fn endpoints(out: &mut Sink, slices: &[&Res<EndpointSlice>]) -> BTreeMap<Service
             namespace: namespace_of(r).to_owned(),
             name: service.clone(),
         };
+        if !ours.contains(&key) {
+            continue;
+        }
         let eps = by_service.entry(key).or_default();
         for (i, e) in r.object.endpoints.iter().enumerate() {
             let Some(node) = &e.node_name else {
@@ -1222,6 +1622,16 @@ fn endpoints(out: &mut Sink, slices: &[&Res<EndpointSlice>]) -> BTreeMap<Service
     by_service
 }
 
+/// Annotations by which a Service asks for addresses, the current spelling first.
+pub const LOAD_BALANCER_IPS_ANNOTATIONS: [&str; 2] = [
+    "metallb.io/loadBalancerIPs",
+    "metallb.universe.tf/loadBalancerIPs",
+];
+
+/// One of our Services, as the plan needs it. What makes it unusable (an ingress address
+/// that does not parse, an externalTrafficPolicy Kubernetes does not have, a malformed
+/// `loadBalancerIPs` annotation) is a warning and one of its `problems`: the Service is then
+/// skipped, alone, as MetalLB's speaker withdraws a Service with an invalid address.
 fn service(
     out: &mut Sink,
     known: &Known,
@@ -1229,12 +1639,17 @@ fn service(
     endpoints: &BTreeMap<ServiceRef, Endpoints>,
     mode: EndpointsMode,
 ) -> world::Service {
-    let key = ServiceRef {
-        namespace: namespace_of(r).to_owned(),
-        name: r.name().to_owned(),
+    let key = service_ref(r);
+    let mut problems = Vec::new();
+    let mut problem = |out: &mut Sink, field: &str, value: &str, problem: String, fix: &str| {
+        problems.push(if value.is_empty() {
+            format!("{field}: {problem}")
+        } else {
+            format!("{field} {value:?}: {problem}")
+        });
+        out.warning(r, field, value, problem, fix);
     };
     let spec = r.object.spec.as_ref();
-    let kind = spec.and_then(|s| s.type_.as_deref()).unwrap_or("ClusterIP");
     let policy = spec.and_then(|s| s.external_traffic_policy.as_deref());
     let external_traffic_policy = match policy {
         None | Some("Cluster") => TrafficPolicy::Cluster,
@@ -1246,7 +1661,7 @@ fn service(
                 _ => "use Cluster (the default) or Local",
             };
             let field = "spec.externalTrafficPolicy";
-            out.error(r, field, other, "must be Cluster or Local", fix);
+            problem(out, field, other, "must be Cluster or Local".into(), fix);
             TrafficPolicy::Cluster
         }
     };
@@ -1257,24 +1672,41 @@ fn service(
         .unwrap_or_default();
     let mut ips: Vec<IpAddr> = Vec::new();
     for (i, ing) in ingress.iter().enumerate() {
-        let field = format!("status.loadBalancer.ingress[{i}].ip");
-        let ip = out.parsed(r, &field, ing.ip.as_deref(), parse_ip, |e| e.fix());
-        if let Some(ip) = ip.filter(|ip| !ips.contains(ip)) {
-            ips.push(ip);
+        let Some(text) = ing.ip.as_deref() else {
+            continue;
+        };
+        match parse_ip(text) {
+            Ok(ip) if !ips.contains(&ip) => ips.push(ip),
+            Ok(_) => {}
+            Err(e) => {
+                let field = format!("status.loadBalancer.ingress[{i}].ip");
+                let why = format!("{e}, so herald cannot announce the Service");
+                let fix = "have the controller that assigned it write a valid address \
+                           (MetalLB's speaker withdraws such a Service too)";
+                problem(out, &field, text, why, fix);
+            }
         }
-    }
-    if kind != "LoadBalancer" && !ips.is_empty() && r.origin.file.is_some() {
-        let problem = format!(
-            "the Service is of type {kind}, so its status.loadBalancer.ingress addresses \
-             will not be announced"
-        );
-        out.warning(r, "spec.type", kind, problem, "set spec.type: LoadBalancer");
     }
 
     let annotations = r.object.metadata.annotations.as_ref();
-    let requested = ADDRESS_POOL_ANNOTATIONS
-        .iter()
-        .find_map(|a| Some((*a, annotations?.get(*a)?)));
+    let annotation =
+        |names: &[&'static str]| names.iter().find_map(|a| Some((*a, annotations?.get(*a)?)));
+    if let Some((name, text)) = annotation(&LOAD_BALANCER_IPS_ANNOTATIONS) {
+        let bad = text
+            .split(',')
+            .map(str::trim)
+            .find_map(|t| parse_ip(t).err().map(|e| (t, e)));
+        if let Some((part, e)) = bad {
+            let field = format!("metadata.annotations[{name:?}]");
+            let why = format!(
+                "{part:?} is not an address ({e}), so no controller assigns this Service's \
+                 addresses from it and herald does not announce the Service"
+            );
+            let fix = "write the addresses separated by commas, such as 192.0.2.10,2001:db8::10";
+            problem(out, &field, text, why, fix);
+        }
+    }
+    let requested = annotation(&ADDRESS_POOL_ANNOTATIONS);
     if let Some((annotation, pool)) = requested
         .filter(|(_, p)| !known.pools.contains_key(*p) && !known.unreadable("IPAddressPool", p))
     {
@@ -1296,12 +1728,13 @@ fn service(
         mode == EndpointsMode::AssumeReadyEverywhere && !endpoints.contains_key(&key);
     world::Service {
         labels: r.object.metadata.labels.clone().unwrap_or_default(),
-        is_load_balancer: kind == "LoadBalancer",
+        is_load_balancer: true,
         load_balancer_class: spec.and_then(|s| s.load_balancer_class.clone()),
         external_traffic_policy,
         ips,
         requested_pool: requested.map(|(_, p)| p.clone()),
         endpoints: eps,
+        problems,
         key,
     }
 }
@@ -1331,5 +1764,6 @@ fn node(r: &Res<Node>) -> world::Node {
             .unwrap_or(false),
         deleting: r.object.metadata.deletion_timestamp.is_some(),
         labels,
+        problems: Vec::new(),
     }
 }

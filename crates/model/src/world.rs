@@ -373,6 +373,10 @@ pub struct Service {
     /// The `metallb.io/address-pool` (or `metallb.universe.tf/address-pool`) annotation.
     pub requested_pool: Option<String>,
     pub endpoints: Endpoints,
+    /// Why herald cannot use the Service (an ingress address it cannot parse, a malformed
+    /// annotation, an object it could not read); a Service with problems is skipped, alone.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// Where a service's endpoints are, per node.
@@ -399,6 +403,10 @@ pub struct Node {
     pub unschedulable: bool,
     /// `metadata.deletionTimestamp` is set, or the Node was deleted: it is going away.
     pub deleting: bool,
+    /// Why herald cannot use the Node object (it could not be read); this node then
+    /// announces nothing, since whether it should is unknown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 mod secs {

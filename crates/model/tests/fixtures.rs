@@ -65,7 +65,7 @@ fn five_mistakes_give_five_located_errors() {
             (2, "spec.communities[0]", "64512:70000"),
             (3, "spec.holdTime", "2s"),
             (3, "spec.passwordSecret.key", "key"),
-            (4, "spec.ipAddressPools[0]", "prd"),
+            (4, "spec.ipAddressPools[1]", "prod"),
         ]
     );
     for d in &errors {

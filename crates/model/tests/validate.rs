@@ -9,6 +9,7 @@ use model::crd::{
     BFDProfileSpec, BGPAdvertisementSpec, BGPPeerSpec, DynamicAsn, IPAddressPoolSpec,
 };
 use model::resources::FieldLines;
+use model::resources::Unreadable;
 use model::world::{PeerAsn, PeerEndpoint, TrafficPolicy};
 use model::{Checked, Diagnostic, EndpointsMode, Resources, Sourced, validate};
 use serde::de::DeserializeOwned;
@@ -56,7 +57,7 @@ fn metallb<T: DeserializeOwned>(kind: &str, name: &str, spec: Value) -> Sourced<
 
 fn service(name: &str, ns: &str, rest: Value) -> Sourced<Service> {
     let mut s: Sourced<Service> = object("v1", "Service", name, rest);
-    s.object.metadata.namespace = Some(ns.to_owned());
+    s.object_mut().metadata.namespace = Some(ns.to_owned());
     s
 }
 
@@ -155,7 +156,7 @@ fn valid() -> Resources {
                     ],
                 }),
             );
-            s.object.metadata.namespace = Some("default".into());
+            s.object_mut().metadata.namespace = Some("default".into());
             s
         }],
         nodes: vec![
@@ -215,16 +216,16 @@ fn shown(c: &Checked) -> String {
 }
 
 fn pool_spec(res: &mut Resources, i: usize) -> &mut IPAddressPoolSpec {
-    &mut res.pools[i].object.spec
+    &mut res.pools[i].object_mut().spec
 }
 
 fn bgp_ad(res: &mut Resources) -> &mut BGPAdvertisementSpec {
-    &mut res.bgp_advertisements[0].object.spec
+    &mut res.bgp_advertisements[0].object_mut().spec
 }
 
 /// 0: the iBGP peer, 1: the eBGP peer.
 fn peer(res: &mut Resources, i: usize) -> &mut BGPPeerSpec {
-    &mut res.bgp_peers[i].object.spec
+    &mut res.bgp_peers[i].object_mut().spec
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -333,8 +334,8 @@ fn a_valid_configuration_builds_the_world() {
 #[test]
 fn every_object_needs_a_name() {
     let mut res = valid();
-    res.bfd_profiles[0].object.metadata.name = None;
-    res.bgp_peers[1].object.spec.bfd_profile = None;
+    res.bfd_profiles[0].object_mut().metadata.name = None;
+    res.bgp_peers[1].object_mut().spec.bfd_profile = None;
     expect(&res, "error BFDProfile metadata.name", "no name");
 }
 
@@ -357,7 +358,10 @@ fn names_are_unique_per_kind() {
 fn a_bad_ipv6_group_is_named() {
     let mut res = valid();
     pool_spec(&mut res, 0).addresses[1] = "2001:db8:prod::/64".into();
-    res.bgp_advertisements[0].object.spec.aggregation_length_v6 = None;
+    res.bgp_advertisements[0]
+        .object_mut()
+        .spec
+        .aggregation_length_v6 = None;
     let d = expect(
         &res,
         r#"error IPAddressPool spec.addresses[1] = "2001:db8:prod::/64""#,
@@ -431,12 +435,12 @@ fn service_allocation_selectors_are_checked() {
 }
 
 #[test]
-fn advertisements_name_existing_pools() {
+fn a_missing_pool_is_a_warning_as_metallb_ignores_it() {
     let mut res = valid();
-    res.l2_advertisements[0].object.spec.ip_address_pools = vec!["lba".into()];
+    res.l2_advertisements[0].object_mut().spec.ip_address_pools = vec!["lba".into()];
     let d = expect(
         &res,
-        r#"error L2Advertisement spec.ipAddressPools[0] = "lba""#,
+        r#"warning L2Advertisement spec.ipAddressPools[0] = "lba""#,
         r#"no IPAddressPool is named "lba""#,
     );
     assert!(d.fix.unwrap().contains("did you mean \"lab\"?"));
@@ -446,21 +450,24 @@ fn advertisements_name_existing_pools() {
 fn interface_names_are_not_empty() {
     let mut res = valid();
     res.l2_advertisements[0]
-        .object
+        .object_mut()
         .spec
         .interfaces
         .push(" ".into());
     expect(
         &res,
-        r#"error L2Advertisement spec.interfaces[1] = " ""#,
-        "empty",
+        r#"warning L2Advertisement spec.interfaces[1] = " ""#,
+        "matches no interface",
     );
+    // Kept: it matches nothing, rather than widening the list.
+    let w = validate(&res).world.unwrap();
+    assert_eq!(w.l2_advertisements["l2"].interfaces.len(), 2);
 }
 
 #[test]
 fn advertisement_selectors_are_checked() {
     let mut res = valid();
-    res.l2_advertisements[0].object.spec.node_selectors = vec![
+    res.l2_advertisements[0].object_mut().spec.node_selectors = vec![
         serde_json::from_value(json!({"matchExpressions": [{"key": "k", "operator": "In"}]}))
             .unwrap(),
     ];
@@ -481,11 +488,26 @@ fn aggregation_lengths_have_ranges() {
         "1 to 32",
     );
     let mut res = valid();
+    bgp_ad(&mut res).aggregation_length_v6 = Some(129);
+    expect(
+        &res,
+        r#"error BGPAdvertisement spec.aggregationLengthV6 = "129""#,
+        "0 to 128",
+    );
+    // MetalLB's IPv6 length has no lower bound: 0 is refused only by a pool it does not fit.
+    let mut res = valid();
     bgp_ad(&mut res).aggregation_length_v6 = Some(0);
     expect(
         &res,
         r#"error BGPAdvertisement spec.aggregationLengthV6 = "0""#,
-        "1 to 128",
+        "every /0 aggregate",
+    );
+    bgp_ad(&mut res).ip_address_pools = vec!["lab".into()];
+    bgp_ad(&mut res).aggregation_length = None;
+    expect(
+        &res,
+        r#"warning BGPAdvertisement spec.aggregationLengthV6 = "0""#,
+        "not used",
     );
 }
 
@@ -496,18 +518,27 @@ fn an_aggregate_must_stay_inside_the_pool() {
     let d = expect(
         &res,
         r#"error BGPAdvertisement spec.aggregationLength = "16""#,
-        r#"IPAddressPool prod holds 192.0.2.0/24 (from spec.addresses[0] "192.0.2.0/24"), narrower than /16"#,
+        r#"IPAddressPool prod holds "192.0.2.0/24" (spec.addresses[0]), whose widest prefix is a /24"#,
     );
     assert!(d.fix.unwrap().contains("aggregationLength to 24 or more"));
 
-    // A range is judged by its own CIDRs: 198.51.100.10-20 ends in a /32.
+    // A range is judged by its own CIDRs, as MetalLB does: 198.51.100.10-20 is made of a /31,
+    // two /30 and a /32. No aggregate as wide as a /28 fits any of them: rejected.
     let mut res = valid();
     let ad = bgp_ad(&mut res);
     ad.ip_address_pools = vec!["lab".into()];
     ad.aggregation_length = Some(28);
     ad.aggregation_length_v6 = None;
     let head = r#"error BGPAdvertisement spec.aggregationLength = "28""#;
-    expect(&res, head, "holds 198.51.100.20/32");
+    expect(&res, head, "whose widest prefix is a /30");
+    // A /30 fits the widest of them: MetalLB accepts it, and so does herald, with a warning
+    // that the aggregates of the narrower ones reach outside the pool.
+    bgp_ad(&mut res).aggregation_length = Some(30);
+    let head = r#"warning BGPAdvertisement spec.aggregationLength = "30""#;
+    let d = expect(&res, head, "includes 198.51.100.20/32, narrower than /30");
+    assert!(d.fix.unwrap().contains("aggregationLength to 32"));
+    let w = validate(&res).world.unwrap();
+    assert_eq!(w.bgp_advertisements["bgp"].aggregation_length, 30);
 }
 
 #[test]
@@ -546,12 +577,12 @@ fn unknown_community_aliases_list_the_known_ones() {
 }
 
 #[test]
-fn advertisements_name_existing_peers() {
+fn a_missing_peer_is_a_warning_as_metallb_ignores_it() {
     let mut res = valid();
     bgp_ad(&mut res).peers = vec!["ibgp".into(), "router9".into()];
     expect(
         &res,
-        r#"error BGPAdvertisement spec.peers[1] = "router9""#,
+        r#"warning BGPAdvertisement spec.peers[1] = "router9""#,
         r#"no BGPPeer is named "router9""#,
     );
 }
@@ -573,7 +604,7 @@ fn local_pref_towards_ebgp_only_is_a_warning() {
 #[test]
 fn community_values_parse_and_aliases_are_unique() {
     let mut res = valid();
-    res.communities[0].object.spec.communities[0].value = "large:1:2".into();
+    res.communities[0].object_mut().spec.communities[0].value = "large:1:2".into();
     expect(
         &res,
         r#"error Community spec.communities[0].value = "large:1:2""#,
@@ -595,18 +626,25 @@ fn community_values_parse_and_aliases_are_unique() {
 
 #[test]
 fn as_numbers_are_real() {
-    for (field, value, set) in [
+    for (head, set) in [
         (
-            "spec.myASN",
-            "0",
+            "error BGPPeer spec.myASN = \"0\"",
             (|p: &mut BGPPeerSpec| p.my_asn = 0) as fn(&mut _),
         ),
-        ("spec.peerASN", "23456", |p| p.peer_asn = Some(23456)),
-        ("spec.localASN", "23456", |p| p.local_asn = Some(23456)),
+        ("error BGPPeer spec.localASN = \"0\"", |p| {
+            p.local_asn = Some(0)
+        }),
+        // MetalLB accepts AS_TRANS; herald warns.
+        ("warning BGPPeer spec.peerASN = \"23456\"", |p| {
+            p.peer_asn = Some(23456)
+        }),
+        ("warning BGPPeer spec.localASN = \"23456\"", |p| {
+            p.local_asn = Some(23456)
+        }),
     ] {
         let mut res = valid();
         set(peer(&mut res, 1));
-        expect(&res, &format!("error BGPPeer {field} = \"{value}\""), "AS ");
+        expect(&res, head, "AS ");
     }
 }
 
@@ -620,7 +658,21 @@ fn exactly_one_of_peer_asn_and_dynamic_asn() {
     expect(
         &res,
         "error BGPPeer spec.peerASN",
-        "neither peerASN nor dynamicASN",
+        "neither peerASN (0 counts as unset) nor dynamicASN",
+    );
+    // A peerASN of 0 is unset, as in MetalLB: with dynamicASN it is fine, alone it is not.
+    let mut res = valid();
+    let p = peer(&mut res, 1);
+    (p.peer_asn, p.dynamic_asn) = (Some(0), Some(DynamicAsn::External));
+    let w = validate(&res)
+        .world
+        .expect("peerASN 0 with dynamicASN is fine");
+    assert_eq!(w.peers["ebgp"].peer_asn, PeerAsn::External);
+    peer(&mut res, 1).dynamic_asn = None;
+    expect(
+        &res,
+        r#"error BGPPeer spec.peerASN = "0""#,
+        "nor dynamicASN",
     );
 }
 
@@ -640,6 +692,10 @@ fn exactly_one_of_peer_address_and_interface() {
         "error BGPPeer spec.peerAddress",
         "neither peerAddress nor interface",
     );
+    // Empty strings are unset, as in MetalLB.
+    let mut res = valid();
+    peer(&mut res, 0).interface = Some(String::new());
+    assert!(validate(&res).diagnostics.is_empty());
     let mut res = valid();
     let p = peer(&mut res, 0);
     (p.peer_address, p.interface) = (None, Some("eth1".into()));
@@ -663,7 +719,7 @@ fn peer_addresses_parse_and_agree_in_family() {
     peer(&mut res, 0).source_address = Some("2001:db8::1".into());
     expect(
         &res,
-        r#"error BGPPeer spec.sourceAddress = "2001:db8::1""#,
+        r#"warning BGPPeer spec.sourceAddress = "2001:db8::1""#,
         "the source is IPv6 but peerAddress 10.0.0.1 is IPv4",
     );
 }
@@ -692,6 +748,39 @@ fn hold_time_is_zero_or_at_least_three_seconds() {
     peer(&mut res, 0).hold_time = Some("0".into());
     let w = validate(&res).world.expect("hold 0 is allowed");
     assert_eq!(w.peers["ibgp"].keepalive_time, Duration::ZERO);
+    // Rounded down to whole seconds, as MetalLB does; 3.5 s is 3 s, 2.9 s is 2 s.
+    let mut res = valid();
+    peer(&mut res, 0).hold_time = Some("3.5s".into());
+    expect(
+        &res,
+        r#"warning BGPPeer spec.holdTime = "3.5s""#,
+        "sent as 3s",
+    );
+    assert_eq!(
+        validate(&res).world.unwrap().peers["ibgp"].hold_time,
+        Duration::from_secs(3)
+    );
+    peer(&mut res, 0).hold_time = Some("2.9s".into());
+    expect(&res, r#"error BGPPeer spec.holdTime = "2.9s""#, "RFC 4271");
+}
+
+#[test]
+fn a_keepalive_alone_gives_three_keepalives_of_hold_time() {
+    let mut res = valid();
+    peer(&mut res, 0).keepalive_time = Some("60s".into());
+    let w = validate(&res).world.expect("valid");
+    let p = &w.peers["ibgp"];
+    assert_eq!(
+        (p.hold_time, p.keepalive_time),
+        (Duration::from_secs(180), Duration::from_secs(60))
+    );
+    // ...and a keepalive under a second gives a hold time below 3 s: rejected, as by MetalLB.
+    peer(&mut res, 0).keepalive_time = Some("900ms".into());
+    expect(
+        &res,
+        r#"error BGPPeer spec.keepaliveTime = "900ms""#,
+        "3 × keepaliveTime",
+    );
 }
 
 #[test]
@@ -733,10 +822,18 @@ fn connect_time_is_whole_seconds() {
 fn router_id_is_ipv4() {
     let mut res = valid();
     peer(&mut res, 1).router_id = Some("2001:db8::2".into());
+    // MetalLB accepts it; herald cannot use it, so it warns and uses the default.
     expect(
         &res,
-        r#"error BGPPeer spec.routerID = "2001:db8::2""#,
+        r#"warning BGPPeer spec.routerID = "2001:db8::2""#,
         "written as an IPv4 address",
+    );
+    assert_eq!(validate(&res).world.unwrap().peers["ebgp"].router_id, None);
+    peer(&mut res, 1).router_id = Some("10.0.0".into());
+    expect(
+        &res,
+        r#"error BGPPeer spec.routerID = "10.0.0""#,
+        "4 octets",
     );
 }
 
@@ -758,7 +855,7 @@ fn password_secret_must_exist_be_basic_auth_and_hold_a_password() {
     );
 
     let mut res = valid();
-    res.secrets[0].object.type_ = None;
+    res.secrets[0].object_mut().type_ = None;
     expect(
         &res,
         r#"error BGPPeer spec.passwordSecret = "metallb-system/bgp-auth""#,
@@ -766,17 +863,34 @@ fn password_secret_must_exist_be_basic_auth_and_hold_a_password() {
     );
 
     let mut res = valid();
-    res.secrets[0].object.data = None;
+    res.secrets[0].object_mut().data = None;
     expect(
         &res,
         r#"error BGPPeer spec.passwordSecret = "metallb-system/bgp-auth""#,
         "is missing",
     );
 
+    // An empty password, or a reference without a name, is no password, as in MetalLB.
+    let mut res = valid();
+    res.secrets[0].object_mut().data = Some([("password".to_owned(), Default::default())].into());
+    expect(
+        &res,
+        r#"warning BGPPeer spec.passwordSecret = "metallb-system/bgp-auth""#,
+        "no password",
+    );
+    let mut res = valid();
+    peer(&mut res, 1).password_secret.as_mut().unwrap().name = Some(String::new());
+    expect(&res, "warning BGPPeer spec.passwordSecret.name", "ignored");
+    assert!(
+        validate(&res).world.unwrap().peers["ebgp"]
+            .password
+            .is_none()
+    );
+
     // stringData, as written in files, counts too; and the password is never shown.
     let mut res = valid();
-    res.secrets[0].object.data = None;
-    res.secrets[0].object.string_data =
+    res.secrets[0].object_mut().data = None;
+    res.secrets[0].object_mut().string_data =
         Some([("password".to_owned(), "from-string".to_owned())].into());
     peer(&mut res, 1).hold_time = Some("1s".into());
     let checked = validate(&res);
@@ -806,20 +920,21 @@ fn bfd_profile_must_exist() {
 }
 
 #[test]
-fn ebgp_multihop_on_ibgp_is_an_error() {
+fn ebgp_multihop_with_peer_asn_equal_to_my_asn_is_an_error() {
     let mut res = valid();
     peer(&mut res, 0).ebgp_multi_hop = Some(true);
     expect(
         &res,
         r#"error BGPPeer spec.ebgpMultiHop = "true""#,
-        "peerASN 64500 is our own AS",
+        "peerASN 64500 is myASN",
     );
+    // Other iBGP sessions MetalLB accepts with it: a warning.
     let mut res = valid();
     let p = peer(&mut res, 0);
     (p.peer_asn, p.dynamic_asn, p.ebgp_multi_hop) = (None, Some(DynamicAsn::Internal), Some(true));
     expect(
         &res,
-        r#"error BGPPeer spec.ebgpMultiHop = "true""#,
+        r#"warning BGPPeer spec.ebgpMultiHop = "true""#,
         "dynamicASN is internal",
     );
 }
@@ -831,7 +946,7 @@ fn disable_mp_contradicts_dual_stack() {
     (p.disable_mp, p.dual_stack_address_family) = (Some(true), Some(true));
     expect(
         &res,
-        r#"error BGPPeer spec.dualStackAddressFamily = "true""#,
+        r#"warning BGPPeer spec.dualStackAddressFamily = "true""#,
         "contradicts disableMP",
     );
 }
@@ -854,7 +969,7 @@ fn bfd_profile_ranges() {
         ("spec.minimumTtl", "255", |s| s.minimum_ttl = Some(255)),
     ] {
         let mut res = valid();
-        set(&mut res.bfd_profiles[0].object.spec);
+        set(&mut res.bfd_profiles[0].object_mut().spec);
         let head = format!("error BFDProfile {field} = \"{value}\"");
         expect(&res, &head, "must be from");
     }
@@ -864,29 +979,31 @@ fn bfd_profile_ranges() {
 fn external_traffic_policy_is_cluster_or_local() {
     let mut res = valid();
     res.services[0]
-        .object
+        .object_mut()
         .spec
         .as_mut()
         .unwrap()
         .external_traffic_policy = Some("local".into());
     let d = expect(
         &res,
-        r#"error Service spec.externalTrafficPolicy = "local""#,
+        r#"warning Service spec.externalTrafficPolicy = "local""#,
         "Cluster or Local",
     );
     assert!(d.fix.unwrap().contains("write Local"));
+    let w = validate(&res).world.unwrap();
+    assert_eq!(w.services.values().next().unwrap().problems.len(), 1);
 }
 
 #[test]
 fn ingress_ips_parse() {
     let mut res = valid();
-    res.services[0].object.status = serde_json::from_value(
+    res.services[0].object_mut().status = serde_json::from_value(
         json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.10"}, {"ip": "2001:db8:prod::10"}]}}),
     )
     .unwrap();
     expect(
         &res,
-        r#"error Service status.loadBalancer.ingress[1].ip = "2001:db8:prod::10""#,
+        r#"warning Service status.loadBalancer.ingress[1].ip = "2001:db8:prod::10""#,
         r#"group 3 "prod""#,
     );
 }
@@ -894,7 +1011,7 @@ fn ingress_ips_parse() {
 #[test]
 fn an_unknown_requested_pool_is_a_warning() {
     let mut res = valid();
-    res.services[0].object.metadata.annotations = Some(
+    res.services[0].object_mut().metadata.annotations = Some(
         [(
             "metallb.universe.tf/address-pool".to_owned(),
             "staging".to_owned(),
@@ -911,7 +1028,7 @@ fn an_unknown_requested_pool_is_a_warning() {
 #[test]
 fn a_non_load_balancer_service_with_addresses_in_a_file_is_a_warning() {
     let mut res = valid();
-    res.services[0].object.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
+    res.services[0].object_mut().spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
     res.services[0].origin.file = Some("svc.yaml".into());
     let d = expect(
         &res,
@@ -919,16 +1036,8 @@ fn a_non_load_balancer_service_with_addresses_in_a_file_is_a_warning() {
         "will not be announced",
     );
     assert_eq!(d.fix.as_deref(), Some("set spec.type: LoadBalancer"));
-    assert!(
-        !validate(&res)
-            .world
-            .unwrap()
-            .services
-            .values()
-            .next()
-            .unwrap()
-            .is_load_balancer
-    );
+    // Not ours, so not in the World at all.
+    assert!(validate(&res).world.unwrap().services.is_empty());
 }
 
 #[test]
@@ -981,7 +1090,7 @@ fn objects_the_source_could_not_read_are_not_unknown_again() {
     let mut res = valid();
     let lab = res.pools.remove(1).resource_ref();
     let ebgp = res.bgp_peers.remove(1).resource_ref();
-    res.unreadable = vec![lab, ebgp];
+    res.unreadable = vec![Unreadable::new(lab, "bad"), Unreadable::new(ebgp, "bad")];
     bgp_ad(&mut res).peers = vec!["ebgp".into()];
     let checked = validate(&res);
     assert!(checked.diagnostics.is_empty(), "{}", shown(&checked));
@@ -1016,7 +1125,7 @@ fn five_mistakes_give_exactly_five_errors() {
     bgp_ad(&mut res).communities.push("64512:70000".into());
     peer(&mut res, 0).hold_time = Some("2s".into());
     peer(&mut res, 1).bfd_profile = Some("slow".into());
-    res.l2_advertisements[0].object.spec.ip_address_pools = vec!["prd".into()];
+    res.l2_advertisements[0].object_mut().spec.ip_address_pools = vec!["lab".into(), "lab".into()];
     let checked = validate(&res);
     assert!(checked.world.is_none());
     let fields: Vec<(&str, &str)> = checked
@@ -1031,7 +1140,7 @@ fn five_mistakes_give_exactly_five_errors() {
             ("BGPPeer", "spec.bfdProfile"),
             ("BGPPeer", "spec.holdTime"),
             ("IPAddressPool", "spec.addresses[1]"),
-            ("L2Advertisement", "spec.ipAddressPools[0]"),
+            ("L2Advertisement", "spec.ipAddressPools[1]"),
         ],
         "{}",
         shown(&checked)
@@ -1083,7 +1192,7 @@ fn output_does_not_depend_on_input_order() {
 #[test]
 fn peers_and_secrets_are_read_from_the_same_namespace() {
     let mut res = valid();
-    res.secrets[0].object.metadata.namespace = Some("other".into());
+    res.secrets[0].object_mut().metadata.namespace = Some("other".into());
     let head = r#"error BGPPeer spec.passwordSecret = "metallb-system/bgp-auth""#;
     expect(&res, head, "no Secret metallb-system/bgp-auth");
     peer(&mut res, 1)
@@ -1136,4 +1245,326 @@ mod properties {
             prop_assert!(forward.diagnostics.iter().all(|d| d.fix.is_some()));
         }
     }
+}
+
+// MetalLB parity: what MetalLB's config parser rejects, herald rejects too.
+
+#[test]
+fn a_selector_requirement_needs_a_key() {
+    let mut res = valid();
+    res.l2_advertisements[0].object_mut().spec.node_selectors = vec![
+        serde_json::from_value(json!({"matchExpressions": [{"key": "", "operator": "Exists"}]}))
+            .unwrap(),
+    ];
+    expect(
+        &res,
+        "error L2Advertisement spec.nodeSelectors[0].matchExpressions[0].key",
+        "is empty",
+    );
+}
+
+#[test]
+fn selector_lists_hold_nothing_twice() {
+    let selector = |values: Value| {
+        serde_json::from_value(
+            json!({"matchExpressions": [{"key": "zone", "operator": "In", "values": values}]}),
+        )
+        .unwrap()
+    };
+    // The same selector twice, its values in another order: MetalLB sorts them first.
+    let mut res = valid();
+    peer(&mut res, 0).node_selectors =
+        vec![selector(json!(["a", "b"])), selector(json!(["b", "a"]))];
+    expect(
+        &res,
+        "error BGPPeer spec.nodeSelectors[1]",
+        "repeats spec.nodeSelectors[0]",
+    );
+    // A value twice in one requirement.
+    let mut res = valid();
+    peer(&mut res, 0).node_selectors = vec![selector(json!(["a", "a"]))];
+    expect(
+        &res,
+        r#"error BGPPeer spec.nodeSelectors[0].matchExpressions[0].values = "a""#,
+        "listed twice",
+    );
+}
+
+#[test]
+fn lists_of_names_hold_each_once() {
+    let mut res = valid();
+    bgp_ad(&mut res).communities.push("no-export".into());
+    expect(
+        &res,
+        r#"error BGPAdvertisement spec.communities[3] = "no-export""#,
+        "already listed as spec.communities[0]",
+    );
+    let mut res = valid();
+    bgp_ad(&mut res).ip_address_pools = vec!["prod".into(), "prod".into()];
+    expect(
+        &res,
+        r#"error BGPAdvertisement spec.ipAddressPools[1] = "prod""#,
+        "already listed",
+    );
+    let mut res = valid();
+    pool_spec(&mut res, 1).service_allocation =
+        Some(serde_json::from_value(json!({"namespaces": ["a", "a"]})).unwrap());
+    expect(
+        &res,
+        r#"error IPAddressPool spec.serviceAllocation.namespaces[1] = "a""#,
+        "already listed",
+    );
+}
+
+#[test]
+fn service_selectors_need_the_default_aggregation_lengths() {
+    let mut res = valid();
+    bgp_ad(&mut res).aggregation_length_v6 = None;
+    bgp_ad(&mut res).service_selectors =
+        vec![serde_json::from_value(json!({"matchLabels": {"app": "web"}})).unwrap()];
+    expect(
+        &res,
+        r#"error BGPAdvertisement spec.aggregationLength = "24""#,
+        "exclusive",
+    );
+    bgp_ad(&mut res).aggregation_length = Some(32);
+    bgp_ad(&mut res).aggregation_length_v6 = Some(128);
+    assert!(
+        validate(&res).diagnostics.is_empty(),
+        "{}",
+        shown(&validate(&res))
+    );
+}
+
+#[test]
+fn a_pool_entry_is_a_prefix_or_a_range() {
+    let mut res = valid();
+    pool_spec(&mut res, 1).addresses.push("203.0.113.7".into());
+    let d = expect(
+        &res,
+        r#"error IPAddressPool spec.addresses[1] = "203.0.113.7""#,
+        "not a bare address",
+    );
+    assert!(d.fix.unwrap().contains("203.0.113.7/32"));
+}
+
+/// Two advertisements of the lab pool, to the iBGP peer, from every node.
+fn two_lab_advertisements(first: Value, second: Value) -> Resources {
+    let mut res = valid();
+    let base = json!({"ipAddressPools": ["lab"], "peers": ["ibgp"]});
+    let mut a = base.clone();
+    merge(&mut a, first);
+    let mut b = base;
+    merge(&mut b, second);
+    res.bgp_advertisements = vec![
+        metallb("BGPAdvertisement", "one", a),
+        metallb("BGPAdvertisement", "two", b),
+    ];
+    res
+}
+
+#[test]
+fn advertisements_of_the_same_routes_agree_on_local_pref() {
+    let res = two_lab_advertisements(json!({"localPref": 100}), json!({"localPref": 200}));
+    let d = expect(
+        &res,
+        r#"error BGPAdvertisement spec.localPref = "200""#,
+        "differs from BGPAdvertisement one's localPref 100",
+    );
+    assert!(d.problem.contains("from node n"), "{d}");
+    // Unset counts as 0, as in MetalLB.
+    let res = two_lab_advertisements(json!({}), json!({"localPref": 100}));
+    expect(
+        &res,
+        r#"error BGPAdvertisement spec.localPref = "100""#,
+        "localPref 0",
+    );
+    // Apart in peers, nodes, or aggregation length: no conflict.
+    for (a, b) in [
+        (
+            json!({"localPref": 100, "peers": ["ebgp"]}),
+            json!({"localPref": 200}),
+        ),
+        (
+            json!({"localPref": 100, "nodeSelectors": [{"matchLabels": {"x": "none"}}]}),
+            json!({"localPref": 200}),
+        ),
+        (
+            json!({"localPref": 100, "aggregationLength": 31}),
+            json!({"localPref": 200}),
+        ),
+        (
+            json!({"localPref": 100, "serviceSelectors": [{"matchLabels": {"a": "b"}}]}),
+            json!({"localPref": 200}),
+        ),
+    ] {
+        let res = two_lab_advertisements(a, b);
+        let checked = validate(&res);
+        assert!(checked.is_valid(), "{}", shown(&checked));
+    }
+    // Without Node objects no node is known to take both, as MetalLB with no Nodes.
+    let mut res = two_lab_advertisements(json!({"localPref": 100}), json!({"localPref": 200}));
+    res.nodes.clear();
+    assert!(validate(&res).is_valid());
+}
+
+#[test]
+fn bfd_echo_is_not_for_sessions_announcing_ipv6() {
+    let mut res = valid();
+    res.bfd_profiles[0].object_mut().spec.echo_mode = Some(true);
+    // The advertisement announces prod (with IPv6) to every peer, and ebgp uses "fast".
+    expect(&res, "error BGPAdvertisement ", "echoMode on");
+    bgp_ad(&mut res).ip_address_pools = vec!["lab".into()];
+    bgp_ad(&mut res).aggregation_length = None;
+    bgp_ad(&mut res).aggregation_length_v6 = None;
+    assert!(validate(&res).is_valid(), "{}", shown(&validate(&res)));
+}
+
+// Isolation: a Service, EndpointSlice or Node herald cannot use harms only itself.
+
+#[test]
+fn a_service_herald_cannot_use_is_skipped_alone() {
+    let mut res = valid();
+    // No EndpointSlices for the new Services: taken as ready everywhere.
+    res.endpoints_mode = EndpointsMode::AssumeReadyEverywhere;
+    let good = |name: &str, ip: &str| {
+        service(
+            name,
+            "default",
+            json!({"spec": {"type": "LoadBalancer"},
+                   "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}),
+        )
+    };
+    res.services.push(good("leading-zero", "010.0.0.1"));
+    let mut annotated = good("annotated", "192.0.2.30");
+    annotated.object_mut().metadata.annotations = Some(
+        [(
+            "metallb.io/loadBalancerIPs".to_owned(),
+            "192.0.2.30, not-an-ip".to_owned(),
+        )]
+        .into(),
+    );
+    res.services.push(annotated);
+    res.services.push(good("fine", "192.0.2.31"));
+    let checked = validate(&res);
+    let warnings: Vec<String> = checked
+        .diagnostics
+        .iter()
+        .map(|d| format!("{:?} {} {}", d.severity, d.resource, d.field))
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            r#"Warning Service default/annotated metadata.annotations["metallb.io/loadBalancerIPs"]"#,
+            "Warning Service default/leading-zero status.loadBalancer.ingress[0].ip",
+        ],
+        "{}",
+        shown(&checked)
+    );
+    let world = checked
+        .world
+        .expect("only warnings: the configuration is valid");
+    let plan = model::plan(&world, "n3");
+    let reason = |name: &str| {
+        plan.skipped
+            .iter()
+            .find(|s| s.service.name == name)
+            .map(|s| s.reason.to_string())
+            .unwrap_or_default()
+    };
+    assert!(reason("leading-zero").contains("leading zero"), "{plan:#?}");
+    assert!(reason("annotated").contains("not-an-ip"), "{plan:#?}");
+    assert!(
+        plan.skipped.iter().all(|s| s.service.name != "fine"),
+        "{:#?}",
+        plan.skipped
+    );
+    assert!(
+        plan.routes()
+            .any(|(_, r)| r.prefix.to_string() == "192.0.2.0/24"
+                && r.services.iter().any(|s| s.name == "fine"))
+    );
+}
+
+#[test]
+fn services_that_are_not_ours_and_their_slices_never_reach_the_world() {
+    let mut res = valid();
+    res.services.push(service(
+        "cluster-ip",
+        "default",
+        json!({"spec": {"type": "ClusterIP"}}),
+    ));
+    res.services.push(service(
+        "other-class",
+        "default",
+        json!({"spec": {"type": "LoadBalancer", "loadBalancerClass": "other"},
+               "status": {"loadBalancer": {"ingress": [{"ip": "not an address"}]}}}),
+    ));
+    let mut slice: Sourced<EndpointSlice> = object(
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        "cluster-ip-1",
+        json!({"metadata": {"labels": {"kubernetes.io/service-name": "cluster-ip"}},
+               "addressType": "IPv4",
+               "endpoints": [{"addresses": ["10.1.0.1"]}]}),
+    );
+    slice.object_mut().metadata.namespace = Some("default".into());
+    res.endpoint_slices.push(slice);
+    let checked = validate(&res);
+    assert!(checked.diagnostics.is_empty(), "{}", shown(&checked));
+    let w = checked.world.unwrap();
+    let names: Vec<&str> = w.services.keys().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["web"]);
+}
+
+#[test]
+fn a_service_or_node_that_cannot_be_read_is_skipped_with_the_reason() {
+    let mut res = valid();
+    let reference = |kind: &str, namespace: Option<&str>, name: &str| model::ResourceRef {
+        kind: kind.into(),
+        namespace: namespace.map(str::to_owned),
+        name: name.into(),
+    };
+    res.unreadable = vec![
+        Unreadable::new(
+            reference("Service", Some("default"), "odd"),
+            "spec.ports: bad",
+        ),
+        Unreadable::new(reference("Node", None, "n4"), "status: bad"),
+    ];
+    let w = validate(&res).world.expect("still valid");
+    let plan = model::plan(&w, "n3");
+    let odd = plan
+        .skipped
+        .iter()
+        .find(|s| s.service.name == "odd")
+        .expect("skipped");
+    assert!(odd.reason.to_string().contains("spec.ports: bad"), "{odd}");
+    // This node's own Node cannot be read: it announces nothing, and says why.
+    let plan = model::plan(&w, "n4");
+    assert!(plan.is_empty(), "{plan:#?}");
+    assert!(
+        plan.skipped
+            .iter()
+            .any(|s| s.reason.to_string().contains("Node object cannot be read")),
+        "{plan:#?}"
+    );
+}
+
+#[test]
+fn resources_never_show_a_password_in_debug() {
+    let mut res = valid();
+    peer(&mut res, 0).password = Some("inline-pw-7731".into());
+    res.secrets[0].object_mut().string_data =
+        Some([("password".to_owned(), "string-pw-7731".to_owned())].into());
+    let shown = format!("{res:?} {res:#?}");
+    for secret in [
+        "inline-pw-7731",
+        "string-pw-7731",
+        "czNjcmV0LXZhbHVl",
+        "s3cret-value",
+    ] {
+        assert!(!shown.contains(secret), "{secret} shown");
+    }
+    assert!(shown.contains("bgp-auth"), "the Secret is still named");
 }

@@ -188,13 +188,25 @@ struct Logs {
     closed: bool,
 }
 
-/// A running `herald speaker` with `--metrics-addr 127.0.0.1:0 --log-format json`, inside
+/// Where a herald process serves `/status`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Serves {
+    /// On `--status-addr`, apart from `/metrics` (the speaker).
+    StatusApart,
+    /// Beside `/metrics` on `--metrics-addr` (the controller).
+    StatusWithMetrics,
+}
+
+/// A running `herald speaker` with `--metrics-addr 127.0.0.1:0 --status-addr 127.0.0.1:0
+/// --log-format json` (unless the test gives its own `--status-addr`), inside
 /// a network namespace: one of its own, or the one a test gives it (a node of a test LAN).
 /// Its answers, announcements and BGP connections never reach the host's network. Killed
 /// when dropped, if still running.
 pub struct Speaker {
     child: Child,
     addr: SocketAddr,
+    /// Where it serves `/status`.
+    status_addr: SocketAddr,
     logs: Arc<(Mutex<Logs>, Condvar)>,
     netns: String,
     /// The namespace made for this speaker alone, deleted after it.
@@ -249,15 +261,18 @@ impl Speaker {
             cmd.arg("--config").arg(c.as_ref());
         }
         cmd.args(["--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
-            .args(["--log-level", "debug"])
-            .args(extra)
+            .args(["--log-level", "debug"]);
+        if !extra.iter().any(|a| a.starts_with("--status-addr")) {
+            cmd.args(["--status-addr", "127.0.0.1:0"]);
+        }
+        cmd.args(extra)
             .env_remove("RUST_LOG")
             .env_remove("NODE_NAME")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         customize(&mut cmd);
-        Speaker::spawn(cmd, netns, own_netns)
+        Speaker::spawn(cmd, netns, own_netns, Serves::StatusApart)
     }
 
     /// Starts `herald controller --kubeconfig KUBECONFIG EXTRA...` in this network namespace
@@ -289,10 +304,20 @@ impl Speaker {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        Speaker::spawn(cmd, ns.map_or("", |n| n.name()), None)
+        Speaker::spawn(
+            cmd,
+            ns.map_or("", |n| n.name()),
+            None,
+            Serves::StatusWithMetrics,
+        )
     }
 
-    fn spawn(mut cmd: Command, netns: &str, own_netns: Option<netns::Netns>) -> Speaker {
+    fn spawn(
+        mut cmd: Command,
+        netns: &str,
+        own_netns: Option<netns::Netns>,
+        serves: Serves,
+    ) -> Speaker {
         let mut child = cmd.spawn().expect("spawning herald");
         let logs: Arc<(Mutex<Logs>, Condvar)> = Arc::default();
         let stdout = child.stdout.take().expect("piped stdout");
@@ -306,6 +331,7 @@ impl Speaker {
         let mut speaker = Speaker {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            status_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             logs,
             netns: netns.to_owned(),
             _own_netns: own_netns,
@@ -325,11 +351,36 @@ impl Speaker {
         speaker.addr = addr
             .parse()
             .unwrap_or_else(|e| panic!("bad addr {addr:?} in log: {e}"));
+        if serves == Serves::StatusWithMetrics {
+            speaker.status_addr = speaker.addr;
+            return speaker;
+        }
+        let line = speaker
+            .wait_for_log(
+                |l| l["message"] == "serving status" && l["addr"].is_string(),
+                PATIENCE,
+            )
+            .unwrap_or_else(|| {
+                panic!(
+                    "herald speaker never said where it serves /status; its output:\n{}",
+                    speaker.logs_text()
+                )
+            });
+        let addr = line["addr"].as_str().unwrap_or_default();
+        speaker.status_addr = addr
+            .parse()
+            .unwrap_or_else(|e| panic!("bad addr {addr:?} in log: {e}"));
         speaker
     }
 
+    /// Where it serves `/metrics`, `/healthz` and `/readyz`.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where it serves `/status` (a controller: the same as [`Speaker::addr`]).
+    pub fn status_addr(&self) -> SocketAddr {
+        self.status_addr
     }
 
     pub fn pid(&self) -> u32 {
@@ -408,9 +459,15 @@ impl Speaker {
         (r.status, r.body)
     }
 
-    /// `GET path` with headers, from inside herald's namespace.
+    /// `GET path` with headers, from inside herald's namespace (`/status` from
+    /// `--status-addr`, the rest from `--metrics-addr`).
     pub fn request(&self, path: &str) -> Response {
-        let (addr, owned_path) = (self.addr, path.to_owned());
+        let addr = if path.starts_with("/status") {
+            self.status_addr
+        } else {
+            self.addr
+        };
+        let owned_path = path.to_owned();
         netns::spawn_in(&self.netns, move || http_get(addr, &owned_path))
             .join()
             .unwrap_or_else(|_| panic!("GET {path} from herald: the client thread panicked"))

@@ -7,7 +7,9 @@
 //!   a client, a BGP router, the testkit API server), reported as the client and router see it.
 //! - `bench [NAME...]`: benchmarks, each reported as a ratio to a reference measured in the
 //!   same run (the kernel, BIRD, GoBGP); all of them when no name is given.
-//! - `fuzz [SECONDS]`: run every crate's cargo-fuzz targets (needs nightly; never part of `test`).
+//! - `fuzz [SECONDS] [--runs N] [TARGET...]`: run every crate's cargo-fuzz targets (needs nightly; never part of
+//!   `test`): the BGP and Layer 2 codecs, the YAML configuration loader (`model`) and the
+//!   reading of Kubernetes objects into the model (`k8s`).
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -56,7 +58,7 @@ fn task() -> Result<()> {
         Some("bench") => bench(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab [--keep]  run herald on a self-contained network and report (as root)\n  fuzz [SECONDS] run every cargo-fuzz target (nightly) for SECONDS each\n  bench [NAME...] run the benchmarks (l2, bgp, failover, election, controller) against their references (as root)"
+                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab [--keep]  run herald on a self-contained network and report (as root)\n  fuzz [SECONDS] [--runs N] [TARGET...] run the cargo-fuzz targets (nightly), each for\n                SECONDS (default 60) or N executions\n  bench [NAME...] run the benchmarks (l2, bgp, failover, election, controller, scale) against their references (as root)"
             );
             std::process::exit(2);
         }
@@ -223,14 +225,27 @@ fn lab(args: &[&str]) -> Result<()> {
     run(c)
 }
 
-/// `cargo xtask fuzz [SECONDS]`: run every cargo-fuzz target of every crate that has a
-/// `fuzz/` directory for SECONDS each (60 by default), on nightly, installing cargo-fuzz
-/// first when it is missing.
+/// `cargo xtask fuzz [SECONDS] [--runs N] [TARGET...]`: run every cargo-fuzz target of
+/// every crate that has a `fuzz/` directory (or only the TARGETs named) for SECONDS each (60
+/// by default), or for N executions each with `--runs`, on nightly, installing cargo-fuzz
+/// first when it is missing. The fuzz crates share one target directory, `target/fuzz`, so
+/// their common dependencies are built once.
 fn fuzz(args: &[&str]) -> Result<()> {
-    let seconds: u64 = match args.first() {
-        Some(s) => s.parse().context("usage: cargo xtask fuzz [SECONDS]")?,
-        None => 60,
-    };
+    const USAGE: &str = "usage: cargo xtask fuzz [SECONDS] [--runs N] [TARGET...]";
+    let mut seconds: u64 = 60;
+    let mut runs: Option<u64> = None;
+    let mut only: Vec<&str> = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match *arg {
+            "--runs" => {
+                let n = rest.next().context(USAGE)?;
+                runs = Some(n.parse().context(USAGE)?);
+            }
+            a if a.bytes().all(|b| b.is_ascii_digit()) => seconds = a.parse().context(USAGE)?,
+            a => only.push(a),
+        }
+    }
     // Through rustup's `cargo`, which understands `+nightly` (CARGO names one toolchain's).
     let nightly = |dir: &Path| {
         let mut c = Command::new("cargo");
@@ -262,13 +277,17 @@ fn fuzz(args: &[&str]) -> Result<()> {
             bail!("cargo fuzz list failed in {}", dir.display());
         }
         for target in String::from_utf8_lossy(&list.stdout).lines().map(str::trim) {
-            if target.is_empty() {
+            if target.is_empty() || (!only.is_empty() && !only.contains(&target)) {
                 continue;
             }
             run({
                 let mut c = nightly(&dir);
-                c.args(["fuzz", "run", target, "--"])
-                    .arg(format!("-max_total_time={seconds}"));
+                c.env("CARGO_TARGET_DIR", root().join("target/fuzz"))
+                    .args(["fuzz", "run", target, "--"]);
+                match runs {
+                    Some(n) => c.arg(format!("-runs={n}")),
+                    None => c.arg(format!("-max_total_time={seconds}")),
+                };
                 c
             })?;
         }

@@ -104,8 +104,8 @@ pub struct PeerConfig {
     pub connect_time: Duration,
     /// The peer is more than one hop away: TTL 255 instead of 1 on eBGP.
     pub ebgp_multihop: bool,
-    /// TCP MD5 signature password.
-    pub password: Option<String>,
+    /// TCP MD5 signature password (never shown by `Debug`).
+    pub password: Option<crate::socket::Md5Password>,
     /// Never connect; wait for the peer to (needs [`Speaker::listen`]).
     pub passive: bool,
     /// Graceful restart with this restart time in seconds (RFC 4724).
@@ -335,6 +335,9 @@ pub(crate) enum Control {
     Stop(String, StopKind),
     /// The peer connected to us.
     Incoming(tokio::net::TcpStream),
+    /// Panic, so tests can see the task started again ([`Speaker::revive`]).
+    #[cfg(test)]
+    Panic,
 }
 
 struct PeerEntry {
@@ -649,6 +652,49 @@ impl Speaker {
         })
     }
 
+    /// Starts again the task of every configured peer whose task ended on its own, and
+    /// returns their ids. A peer task ends only when told to (its peer removed or changed,
+    /// or the speaker stopped), so one that ended while still configured panicked. Its
+    /// routes and graceful restart state outlive it, so the new task takes up where the
+    /// old one was (after a new connection).
+    pub fn revive(&mut self) -> Vec<String> {
+        let ended: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, e)| e.task.is_finished())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut revived = Vec::new();
+        for id in ended {
+            let Some(old) = self.peers.remove(&id) else {
+                continue;
+            };
+            match self.start(old.config.clone()) {
+                Ok(entry) => {
+                    self.peers.insert(id.clone(), entry);
+                    revived.push(id);
+                }
+                // It started with this configuration before; should it not now, the old
+                // entry stays and the next call tries again.
+                Err(_) => {
+                    self.peers.insert(id, old);
+                }
+            }
+        }
+        if !revived.is_empty() {
+            self.route_incoming();
+        }
+        revived
+    }
+
+    /// Makes peer `id`'s task panic. Only for tests of [`Speaker::revive`].
+    #[cfg(test)]
+    pub(crate) fn panic_peer(&self, id: &str) {
+        if let Some(e) = self.peers.get(id) {
+            let _ = e.control.send(Control::Panic);
+        }
+    }
+
     /// The routes peer `id` should hold, replacing what was set before. Kept for a peer
     /// not configured yet.
     pub fn set_routes(&mut self, id: &str, routes: Routes) {
@@ -794,5 +840,43 @@ async fn accept_loop(listener: tokio::net::TcpListener, incoming: Arc<Mutex<Inco
             let _ = control.send(Control::Incoming(stream));
         }
         // Otherwise the stream drops here: an unknown peer is closed on.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_peer_task_that_panicked_is_started_again() {
+        let mut speaker = Speaker::new(SpeakerConfig {
+            router_id: Ipv4Addr::new(192, 0, 2, 1),
+            restarting: false,
+        });
+        let address = IpAddr::from([192, 0, 2, 254]);
+        let mut peer = PeerConfig::new("router", address, 64512, PeerAs::Fixed(64513));
+        // Never connects: no socket is needed to see the task live and die.
+        peer.passive = true;
+        speaker.set_peers(vec![peer]).expect("a valid peer");
+        assert!(speaker.revive().is_empty(), "a running task is left alone");
+
+        speaker.panic_peer("router");
+        let ended = async {
+            while !speaker.peers["router"].task.is_finished() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), ended)
+            .await
+            .expect("the peer task ends after its panic");
+        assert_eq!(speaker.revive(), vec!["router".to_owned()]);
+        assert!(
+            !speaker.peers["router"].task.is_finished(),
+            "a new task runs"
+        );
+        assert!(speaker.revive().is_empty(), "and is left alone");
+        let status = speaker.status();
+        assert_eq!(status.len(), 1);
+        assert_eq!(status[0].address, SocketAddr::new(address, 179));
     }
 }

@@ -247,6 +247,8 @@ impl PeerTask {
                             continue;
                         }
                         Some(Control::Stop(reason, kind)) => (reason, kind),
+                        #[cfg(test)]
+                        Some(Control::Panic) => panic!("a fault injected by a test"),
                         None => ("speaker stopped".to_string(), StopKind::Shutdown),
                     };
                     self.stop(reason, kind).await;
@@ -639,7 +641,7 @@ impl PeerTask {
             peer,
             source: self.config.source_address,
             ttl: self.ttl(),
-            md5_key: self.config.password.as_ref().map(|p| p.as_bytes().to_vec()),
+            md5_key: self.config.password.clone(),
         })
     }
 

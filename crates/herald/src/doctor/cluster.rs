@@ -455,7 +455,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("c.yaml");
         std::fs::write(&file, yaml).expect("write");
-        crate::config::evaluate(&[file], None).world.expect("valid")
+        crate::config::evaluate(&[file], None, model::file::UnknownFields::Error)
+            .world
+            .expect("valid")
     }
 
     const POOLS: &str = "

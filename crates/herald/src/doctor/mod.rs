@@ -50,7 +50,12 @@ async fn examine(args: &DoctorArgs, node: &str) -> Report {
     let mut checks = Vec::new();
     let (world, role, facts) = match args.source.mode() {
         Mode::Files(files) => {
-            let evaluated = crate::config::evaluate(&files, lb_class.as_deref());
+            // As the speaker reads them: a field herald does not know is a warning.
+            let evaluated = crate::config::evaluate(
+                &files,
+                lb_class.as_deref(),
+                model::file::UnknownFields::Warn,
+            );
             checks.extend(cluster::configuration(
                 evaluated.world.as_ref(),
                 &evaluated.diagnostics,

@@ -111,6 +111,7 @@ mod builder {
                 serving: names(&["n1"]),
                 assumed_everywhere: false,
             },
+            problems: Vec::new(),
         }
     }
 
@@ -122,6 +123,7 @@ mod builder {
             network_unavailable: false,
             unschedulable: false,
             deleting: false,
+            problems: Vec::new(),
         }
     }
 

@@ -301,7 +301,7 @@ impl Lab {
             println!(
                 "  ip netns exec {} curl -s http://{}/status    # {}",
                 n.ns.name(),
-                n.speaker().addr(),
+                n.speaker().status_addr(),
                 n.name
             );
         }
