@@ -634,7 +634,9 @@ fn herald_announcer() {
             );
         }
         println!("peak RSS before any session: {}", rss(loaded));
-        speaker.shutdown(None, "benchmark over").await;
+        speaker
+            .shutdown(None, bgp::StopKind::Shutdown, "benchmark over")
+            .await;
     });
 }
 

@@ -327,6 +327,7 @@ fn a_router_learns_the_routes_of_a_service_created_through_the_api() {
             password: None,
             extended_next_hop: false,
             active: false,
+            ..Neighbor::default()
         }],
     );
     let c = Cluster::start(&link.speaker, cluster_objects(ROUTER_V4));

@@ -36,7 +36,7 @@ use std::time::Duration;
 pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
 
 /// The session states of RFC 4271 §8.2.2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum State {
     Idle,
     Connect,
@@ -76,13 +76,62 @@ pub struct Backoff {
     pub max: Duration,
 }
 
-/// Graceful restart as a restarting speaker (RFC 4724).
+/// Graceful restart as a restarting speaker (RFC 4724, RFC 8538).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GracefulRestartConfig {
     /// How long the peer should keep our routes after the session drops.
     pub restart_time: u16,
     /// Set the R bit: this speaker has just restarted.
     pub restarting: bool,
+    /// Set the F bit for every family offered: traffic to our routes keeps flowing while
+    /// this speaker restarts (the node forwards; only the speaker restarts), so a peer that
+    /// kept them may go on using them until our End-of-RIB. With it clear, RFC 4724 §4.2
+    /// has the peer drop them as soon as our next OPEN arrives.
+    pub forwarding_preserved: bool,
+    /// Set the N bit (RFC 8538): a NOTIFICATION other than Cease / Hard Reset starts
+    /// graceful restart too, so a restart can say why it closes.
+    pub notification: bool,
+}
+
+impl GracefulRestartConfig {
+    /// What herald offers: F and N bits set.
+    pub fn new(restart_time: u16, restarting: bool) -> Self {
+        GracefulRestartConfig {
+            restart_time,
+            restarting,
+            forwarding_preserved: true,
+            notification: true,
+        }
+    }
+}
+
+/// How a stopped session ends, which decides what the peer does with our routes.
+///
+/// | kind | GR and N bit negotiated | GR without N (BIRD 2) | no GR |
+/// |---|---|---|---|
+/// | `Shutdown` | Hard Reset (Administrative Shutdown) | Administrative Shutdown | Administrative Shutdown |
+/// | `Deconfigured` | Hard Reset (Peer De-configured) | Peer De-configured | Peer De-configured |
+/// | `Restart` | Administrative Reset: routes kept | no NOTIFICATION: routes kept | Administrative Shutdown |
+/// | `Reconfigure` | Other Configuration Change: routes kept | no NOTIFICATION: routes kept | Other Configuration Change |
+/// | `BfdDown` | BFD Down (RFC 9384) | BFD Down | BFD Down |
+///
+/// Every NOTIFICATION here is a Cease; a Hard Reset (RFC 8538 §3) carries the one it
+/// stands for. Before OPENs are exchanged nothing is negotiated: the "no GR" column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopKind {
+    /// For good (the node is going away, or the speaker is asked to drain): the peer drops
+    /// our routes.
+    Shutdown,
+    /// The peer was removed from the configuration: it drops our routes.
+    Deconfigured,
+    /// This speaker is restarting: the peer keeps our routes wherever graceful restart
+    /// allows, until we are back and send End-of-RIB, or the restart time passes.
+    Restart,
+    /// The session's configuration changed and it starts again: kept as for a restart.
+    Reconfigure,
+    /// The BFD session this one depends on went down: routes are not kept by us, whatever
+    /// the peer's BFD and graceful restart policy decides.
+    BfdDown,
 }
 
 /// A session's configuration.
@@ -194,6 +243,9 @@ pub struct Negotiated {
     pub extended_message: bool,
     /// The peer's graceful restart capability, when both ends offered one.
     pub peer_graceful_restart: Option<GracefulRestart>,
+    /// Both ends set the graceful restart N bit (RFC 8538): only a Hard Reset ends graceful
+    /// restart.
+    pub graceful_notification: bool,
 }
 
 impl Negotiated {
@@ -234,9 +286,11 @@ pub enum DownReason {
 pub enum Event {
     /// Start connecting (or, when passive, accepting).
     Start,
-    /// Stop, with the reason to send in the shutdown communication (RFC 9003).
+    /// Stop, with the reason to send in the shutdown communication (RFC 9003) where the
+    /// NOTIFICATION `kind` calls for carries one.
     Stop {
         reason: String,
+        kind: StopKind,
     },
     /// Our connection to the peer is up.
     TcpConnected,
@@ -361,16 +415,14 @@ impl<R: Random> Session<R> {
         if let Some(gr) = c.graceful_restart {
             caps.push(Capability::GracefulRestart(GracefulRestart {
                 restarting: gr.restarting,
-                notification: false,
                 restart_time: gr.restart_time,
-                // An announce-only speaker forwards nothing, so it preserves no forwarding
-                // state: the F bit stays clear.
+                notification: gr.notification,
                 families: c
                     .families
                     .iter()
                     .map(|&family| GracefulRestartFamily {
                         family,
-                        forwarding_preserved: false,
+                        forwarding_preserved: gr.forwarding_preserved,
                     })
                     .collect(),
             }));
@@ -392,9 +444,9 @@ impl<R: Random> Session<R> {
                 self.backoff = self.config.backoff.initial;
                 vec![Action::CancelTimer(Timer::ConnectRetry), Action::Close]
             }
-            (OpenSent | OpenConfirm | Established, Event::Stop { reason }) => {
-                let notification = NotificationRepr::cease(cease::ADMINISTRATIVE_SHUTDOWN, &reason);
-                let mut actions = self.tear_down(Some(notification), DownReason::Stopped(reason));
+            (OpenSent | OpenConfirm | Established, Event::Stop { reason, kind }) => {
+                let notification = self.stop_notification(kind, &reason);
+                let mut actions = self.tear_down(notification, DownReason::Stopped(reason));
                 // An operator's stop is not a failure: start afresh next time.
                 actions.retain(|a| !matches!(a, Action::ArmTimer(Timer::ConnectRetry, _)));
                 self.state = Idle;
@@ -476,6 +528,40 @@ impl<R: Random> Session<R> {
             (Idle | Connect | Active, Event::MessageReceived(_) | Event::MalformedMessage(_)) => {
                 Vec::new()
             }
+        }
+    }
+
+    /// The NOTIFICATION that ends the session for `kind` (see [`StopKind`]), or none when
+    /// closing the connection silently is what keeps our routes with the peer.
+    fn stop_notification(&self, kind: StopKind, reason: &str) -> Option<NotificationRepr> {
+        let negotiated = self.negotiated.as_ref();
+        let graceful = negotiated.is_some_and(|n| n.peer_graceful_restart.is_some());
+        let n_bit = negotiated.is_some_and(|n| n.graceful_notification);
+        let hard = |inner: NotificationRepr| {
+            if n_bit {
+                NotificationRepr::hard_reset(&inner)
+            } else {
+                inner
+            }
+        };
+        let plain = |subcode| NotificationRepr::new(error_code::CEASE, subcode);
+        match kind {
+            StopKind::Shutdown => Some(hard(NotificationRepr::cease(
+                cease::ADMINISTRATIVE_SHUTDOWN,
+                reason,
+            ))),
+            StopKind::Deconfigured => Some(hard(plain(cease::PEER_DECONFIGURED))),
+            StopKind::Restart if n_bit => {
+                Some(NotificationRepr::cease(cease::ADMINISTRATIVE_RESET, reason))
+            }
+            StopKind::Reconfigure if n_bit => Some(plain(cease::OTHER_CONFIGURATION_CHANGE)),
+            StopKind::Restart | StopKind::Reconfigure if graceful => None,
+            StopKind::Restart => Some(NotificationRepr::cease(
+                cease::ADMINISTRATIVE_SHUTDOWN,
+                reason,
+            )),
+            StopKind::Reconfigure => Some(plain(cease::OTHER_CONFIGURATION_CHANGE)),
+            StopKind::BfdDown => Some(plain(cease::BFD_DOWN)),
         }
     }
 
@@ -717,6 +803,10 @@ impl<R: Random> Session<R> {
                     Capability::GracefulRestart(gr) => Some(gr.clone()),
                     _ => None,
                 }));
+        let graceful_notification = c.graceful_restart.is_some_and(|ours| ours.notification)
+            && peer_graceful_restart
+                .as_ref()
+                .is_some_and(|theirs| theirs.notification);
 
         Ok(Negotiated {
             peer_as,
@@ -730,6 +820,7 @@ impl<R: Random> Session<R> {
             extended_next_hop,
             extended_message,
             peer_graceful_restart,
+            graceful_notification,
         })
     }
 }
@@ -1029,10 +1120,7 @@ mod tests {
         let mut c = config();
         c.extended_next_hop = true;
         c.extended_message = true;
-        c.graceful_restart = Some(GracefulRestartConfig {
-            restart_time: 120,
-            restarting: true,
-        });
+        c.graceful_restart = Some(GracefulRestartConfig::new(120, true));
         let mut s = session(c);
         s.handle(Event::Start);
         s.handle(Event::TcpConnected);
@@ -1065,16 +1153,29 @@ mod tests {
         assert_eq!(s.options().max_message_len, 65535);
         assert_eq!(n.peer_graceful_restart, Some(gr));
 
-        // Our OPEN offers what was configured, the R bit included.
+        // The peer did not set the N bit: only graceful restart without it is in force.
+        assert!(!n.graceful_notification);
+
+        // Our OPEN offers what was configured: the R bit, the N bit, and the F bit for
+        // every family (the node forwards while the speaker restarts).
         let ours = s.open_message();
-        assert!(ours.capabilities.iter().any(|c| matches!(
-            c,
-            Capability::GracefulRestart(GracefulRestart {
-                restarting: true,
-                restart_time: 120,
-                ..
+        let gr = ours
+            .capabilities
+            .iter()
+            .find_map(|c| match c {
+                Capability::GracefulRestart(gr) => Some(gr.clone()),
+                _ => None,
             })
-        )));
+            .unwrap();
+        assert!(gr.restarting && gr.notification);
+        assert_eq!(gr.restart_time, 120);
+        assert_eq!(
+            gr.families,
+            [Family::IPV4_UNICAST, Family::IPV6_UNICAST].map(|family| GracefulRestartFamily {
+                family,
+                forwarding_preserved: true
+            })
+        );
 
         // A peer with no multiprotocol capability implies IPv4 unicast only; one without the
         // 4-octet AS capability gets 2-octet AS paths.
@@ -1178,6 +1279,7 @@ mod tests {
         establish(&mut s, 90);
         let actions = s.handle(Event::Stop {
             reason: "node-a is shutting down".into(),
+            kind: StopKind::Restart,
         });
         let Action::Send(Message::Notification(n)) = &actions[0] else {
             panic!("{actions:?}")
@@ -1192,6 +1294,98 @@ mod tests {
         // Stopped sessions stay down until started again.
         assert_eq!(s.handle(Event::TimerFired(Timer::ConnectRetry)), []);
         assert_eq!(s.handle(Event::Start)[0], Action::Connect);
+    }
+
+    /// What each way of stopping sends, for each graceful restart negotiation: the table of
+    /// [`StopKind`].
+    #[test]
+    fn stopping_keeps_routes_only_where_graceful_restart_allows() {
+        let gr = |notification| GracefulRestart {
+            restarting: false,
+            notification,
+            restart_time: 120,
+            families: vec![],
+        };
+        // (our GR, the peer's GR capability): N negotiated, GR without N, no GR at all.
+        let cases = [
+            ("N bit", true, Some(gr(true))),
+            ("no N bit", true, Some(gr(false))),
+            ("peer without GR", true, None),
+            ("we without GR", false, Some(gr(true))),
+        ];
+        let sent = |ours: bool, theirs: &Option<GracefulRestart>, kind| {
+            let mut c = config();
+            if ours {
+                c.graceful_restart = Some(GracefulRestartConfig::new(120, false));
+            }
+            let mut s = session(c);
+            s.handle(Event::Start);
+            s.handle(Event::TcpConnected);
+            let mut caps = full_caps();
+            caps.extend(theirs.clone().map(Capability::GracefulRestart));
+            s.handle(peer_open(PEER_AS, 90, caps));
+            s.handle(Event::MessageReceived(Message::Keepalive));
+            assert_eq!(s.state(), State::Established);
+            let actions = s.handle(Event::Stop {
+                reason: "node-a restarts".into(),
+                kind,
+            });
+            assert_eq!(s.state(), State::Idle);
+            assert!(actions.contains(&Action::Close), "{actions:?}");
+            actions.into_iter().find_map(|a| match a {
+                Action::Send(Message::Notification(n)) => Some(n),
+                _ => None,
+            })
+        };
+        let code = |n: Option<NotificationRepr>| {
+            n.map(|n| match n.hard_reset_inner() {
+                Some(inner) => format!("hard {}/{}", inner.code, inner.subcode),
+                None => format!("{}/{}", n.code, n.subcode),
+            })
+        };
+        for (name, ours, theirs) in cases {
+            let n_bit = name == "N bit";
+            let graceful = n_bit || name == "no N bit";
+            let got = |kind| code(sent(ours, &theirs, kind));
+            let hard = |sub: u8| {
+                Some(if n_bit {
+                    format!("hard 6/{sub}")
+                } else {
+                    format!("6/{sub}")
+                })
+            };
+            assert_eq!(got(StopKind::Shutdown), hard(2), "{name}");
+            assert_eq!(got(StopKind::Deconfigured), hard(3), "{name}");
+            let kept = |n_bit_sub: u8, else_sub: u8| {
+                if n_bit {
+                    Some(format!("6/{n_bit_sub}"))
+                } else if graceful {
+                    None
+                } else {
+                    Some(format!("6/{else_sub}"))
+                }
+            };
+            assert_eq!(got(StopKind::Restart), kept(4, 2), "{name}");
+            assert_eq!(got(StopKind::Reconfigure), kept(6, 6), "{name}");
+            assert_eq!(got(StopKind::BfdDown), Some("6/10".into()), "{name}");
+        }
+        // A restart toward an N-bit peer still says why.
+        let n = sent(true, &Some(gr(true)), StopKind::Restart).unwrap();
+        assert_eq!(n.shutdown_communication(), Some(Ok("node-a restarts")));
+        // Before the OPENs nothing is negotiated: a plain Cease.
+        let mut c = config();
+        c.graceful_restart = Some(GracefulRestartConfig::new(120, false));
+        let mut s = session(c);
+        s.handle(Event::Start);
+        s.handle(Event::TcpConnected);
+        let actions = s.handle(Event::Stop {
+            reason: "bye".into(),
+            kind: StopKind::Restart,
+        });
+        assert_eq!(
+            actions[0],
+            Action::Send(Message::Notification(NotificationRepr::cease(2, "bye")))
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! # async fn example() {
 //! use bgp::fsm::PeerAs;
 //! use bgp::wire::{Community, Prefix};
-//! use bgp::{PeerConfig, RouteAttrs, Routes, Speaker, SpeakerConfig};
+//! use bgp::{PeerConfig, RouteAttrs, Routes, Speaker, SpeakerConfig, StopKind};
 //! use std::time::Duration;
 //!
 //! let mut speaker = Speaker::new(SpeakerConfig {
@@ -41,7 +41,9 @@
 //!     //     = status.notifications_sent / notifications_received, keyed by (code, subcode)
 //!     let _ = status;
 //! }
-//! speaker.shutdown(Some(Duration::from_secs(10)), "node-a is shutting down").await;
+//! // For good: drain for 10 s with GRACEFUL_SHUTDOWN, then Hard Reset where negotiated.
+//! // StopKind::Restart would keep the routes with the peer instead (graceful restart).
+//! speaker.shutdown(Some(Duration::from_secs(10)), StopKind::Shutdown, "node-a is going away").await;
 //! # }
 //! ```
 //!
@@ -80,7 +82,12 @@ pub mod adj_rib_out;
 pub mod fsm;
 pub mod socket;
 pub mod speaker;
+pub mod unnumbered;
 pub mod wire;
 
 pub use adj_rib_out::{RouteAttrs, Withheld};
-pub use speaker::{PeerConfig, PeerConfigError, PeerStatus, Routes, Speaker, SpeakerConfig};
+pub use fsm::StopKind;
+pub use speaker::{
+    PeerConfig, PeerConfigError, PeerStatus, Routes, SEND_QUEUE_LIMIT, SessionEvent, Speaker,
+    SpeakerConfig, Transition,
+};

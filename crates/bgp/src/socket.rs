@@ -125,22 +125,39 @@ fn same_subnet(a: IpAddr, b: IpAddr, mask: IpAddr) -> bool {
 
 /// The next hops a session from `local` to `peer` can announce: `local` itself for its
 /// family, and for the other family an address of the same interface, so one session on a
-/// dual-stack link carries both families with usable next hops.
-pub fn local_addresses(local: IpAddr, peer: IpAddr) -> LocalAddresses {
+/// dual-stack link carries both families with usable next hops. A session between
+/// link-local addresses (unnumbered) is on the link of `local`'s scope, and its link-local
+/// address is the one to give.
+pub fn local_addresses(local: SocketAddr, peer: IpAddr) -> LocalAddresses {
     let mut out = LocalAddresses::default();
+    let scoped_interface = match local {
+        SocketAddr::V6(a) if is_link_local(a.ip()) && a.scope_id() != 0 => {
+            interface_name(a.scope_id())
+        }
+        _ => None,
+    };
+    let local = local.ip();
     match local {
         IpAddr::V4(a) => out.v4 = Some(a),
         IpAddr::V6(a) if !is_link_local(&a) => out.v6 = Some(a),
-        IpAddr::V6(_) => {}
+        IpAddr::V6(a) => {
+            if scoped_interface.is_some() {
+                out.link_local = Some(a);
+            }
+        }
     }
     let addrs = interface_addresses();
-    let Some((ifname, mask)) = addrs
-        .iter()
-        .find_map(|(name, addr, mask)| (*addr == local).then(|| (name.clone(), *mask)))
-    else {
+    let found = match &scoped_interface {
+        // Link-local addresses may repeat across interfaces: the scope says which.
+        Some(name) => Some((name.clone(), None)),
+        None => addrs
+            .iter()
+            .find_map(|(name, addr, mask)| (*addr == local).then(|| (name.clone(), Some(*mask)))),
+    };
+    let Some((ifname, mask)) = found else {
         return out;
     };
-    let on_link = same_subnet(local, peer, mask);
+    let on_link = mask.is_none_or(|mask| same_subnet(local, peer, mask));
     for (name, addr, _) in &addrs {
         if *name != ifname {
             continue;
@@ -155,6 +172,39 @@ pub fn local_addresses(local: IpAddr, peer: IpAddr) -> LocalAddresses {
         }
     }
     out
+}
+
+/// The index of interface `name`, 0 when there is none.
+pub fn if_index(name: &str) -> u32 {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return 0;
+    };
+    // SAFETY: `c` is a NUL-terminated string valid for the call.
+    unsafe { libc::if_nametoindex(c.as_ptr()) }
+}
+
+/// The name of interface `index`.
+pub fn interface_name(index: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `buf` has the IF_NAMESIZE octets if_indextoname may write.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: on success `buf` holds a NUL-terminated name.
+    let name = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// The Ethernet address of interface `name`, when it has one.
+pub fn interface_mac(name: &str) -> Option<[u8; 6]> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for octet in &mut mac {
+        *octet = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
 }
 
 /// Every address of this network namespace with its interface name and netmask.
@@ -255,15 +305,22 @@ mod tests {
     #[test]
     fn addresses_of_the_loopback_interface() {
         // 127.0.0.1 is on lo, which has ::1 too (where IPv6 is on) and no link-local.
-        let a = local_addresses("127.0.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap());
+        let a = local_addresses(
+            "127.0.0.1:179".parse().unwrap(),
+            "127.0.0.1".parse().unwrap(),
+        );
         assert_eq!(a.v4, Some(Ipv4Addr::LOCALHOST));
         assert_eq!(a.link_local, None);
         // An address not here still answers for itself.
         let a = local_addresses(
-            "2001:db8::dead".parse().unwrap(),
+            "[2001:db8::dead]:179".parse().unwrap(),
             "2001:db8::1".parse().unwrap(),
         );
         assert_eq!(a.v6, Some("2001:db8::dead".parse().unwrap()));
         assert_eq!((a.v4, a.link_local), (None, None));
+        assert_eq!(if_index("lo"), 1);
+        assert_eq!(interface_name(1).as_deref(), Some("lo"));
+        assert_eq!(if_index("no-such-if"), 0);
+        assert_eq!(interface_mac("lo"), Some([0; 6]));
     }
 }

@@ -40,7 +40,13 @@ fn event() -> impl Strategy<Value = Event> {
     ];
     prop_oneof![
         2 => Just(Event::Start),
-        1 => Just(Event::Stop { reason: "test".into() }),
+        1 => prop_oneof![
+            Just(StopKind::Shutdown),
+            Just(StopKind::Deconfigured),
+            Just(StopKind::Restart),
+            Just(StopKind::Reconfigure),
+            Just(StopKind::BfdDown),
+        ].prop_map(|kind| Event::Stop { reason: "test".into(), kind }),
         3 => Just(Event::TcpConnected),
         2 => Just(Event::IncomingConnection),
         1 => Just(Event::TcpFailed),

@@ -176,6 +176,7 @@ fn neighbors() -> Vec<Neighbor> {
             password: s.password.map(|(_, theirs)| theirs.to_string()),
             extended_next_hop: s.source.contains(':'),
             active: s.id == "passive",
+            ..Neighbor::default()
         })
         .collect()
 }
@@ -445,7 +446,11 @@ fn exercise(kind: Kind, tag: &str) {
 
     // Graceful shutdown: every route is re-announced with GRACEFUL_SHUTDOWN, then the
     // sessions end with Cease and the routes leave the router.
-    let done = speaker.begin_shutdown(Some(Duration::from_secs(5)), "herald test: node going away");
+    let done = speaker.begin_shutdown(
+        Some(Duration::from_secs(5)),
+        bgp::StopKind::Shutdown,
+        "herald test: node going away",
+    );
     route_where(&router, "198.51.100.1/32", "with 65535:0", |r| {
         r.communities.iter().any(|c| c == "65535:0")
     });
@@ -472,4 +477,110 @@ fn frr() {
 #[test]
 fn gobgp() {
     exercise(Kind::Gobgp, "go");
+}
+
+/// A router that keeps the session up but stops reading (BIRD frozen with SIGSTOP, its
+/// socket buffers small so the backlog is ours, not the kernel's): 100,000 route changes
+/// are made meanwhile; the speaker's send queue stays within its limit, and once the router
+/// reads again it holds the last table.
+#[test]
+fn a_router_that_stops_reading_converges_and_costs_bounded_memory() {
+    const ROUTES: u32 = 200;
+    const BATCH: u32 = 10;
+    const CHANGES: u32 = 100_000;
+    let link = Link::new("st");
+    // Small TCP buffers on both ends (per namespace): 64 KiB at most.
+    for (ns, key) in [
+        (&link.router, "net.ipv4.tcp_rmem"),
+        (&link.speaker, "net.ipv4.tcp_wmem"),
+    ] {
+        ns.sysctl(key, "4096 16384 65536");
+    }
+    let router = Router::start(
+        Kind::Bird,
+        &link.router,
+        &[Neighbor {
+            name: "ebgp4".into(),
+            address: "192.0.2.1".into(),
+            asn: SPEAKER_AS,
+            ..Neighbor::default()
+        }],
+    );
+    let speaker = NetnsSpeaker::start(
+        &link.speaker,
+        SpeakerConfig {
+            router_id: "192.0.2.1".parse().expect("router id"),
+            restarting: false,
+        },
+    );
+    let host = |i: u32| Prefix::host(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+    let community = |c: u32| RouteAttrs {
+        communities: vec![Community::new(64512, (c % 60_000) as u16)],
+        ..RouteAttrs::default()
+    };
+    let mut routes: Routes = (0..ROUTES).map(|i| (host(i), community(i))).collect();
+    speaker.set_routes("ebgp4", routes.clone());
+    let mut p = PeerConfig::new("ebgp4", ip(ROUTER_V4), SPEAKER_AS, PeerAs::Fixed(ROUTER_AS));
+    p.source_address = Some(ip("192.0.2.1"));
+    // BIRD's default: no hold timer expires while it is frozen for this long.
+    p.hold_time = 240;
+    speaker
+        .call(move |s| s.set_peers(vec![p]))
+        .expect("valid peer");
+    let holds = |routes: &Routes| -> Result<(), String> {
+        let table = parse_bird(&router.daemon().birdc(&["show", "route", "all"])?);
+        let wrong = routes
+            .iter()
+            .filter(|(prefix, attrs)| {
+                let want = attrs.communities[0].to_string();
+                !table
+                    .iter()
+                    .any(|r| r.prefix == prefix.to_string() && r.communities == [want.clone()])
+            })
+            .count();
+        if wrong == 0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "{wrong} of {} routes missing or stale",
+                routes.len()
+            ))
+        }
+    };
+    wait_for("BIRD to hold the first table", LIMIT, || holds(&routes));
+
+    router.signal(libc::SIGSTOP);
+    let mut peak = 0;
+    for k in (0..CHANGES).step_by(BATCH as usize) {
+        for j in k..k + BATCH {
+            routes.insert(host(j % ROUTES), community(ROUTES + j));
+        }
+        let copy = routes.clone();
+        let queued = speaker.call(move |s| {
+            s.set_routes("ebgp4", copy);
+            s.status()[0].send_queue_bytes
+        });
+        peak = peak.max(queued);
+    }
+    let s = speaker.status("ebgp4");
+    eprintln!(
+        "{CHANGES} route changes to a frozen router: send queue peak {} octets (limit {}), \
+         held back {} times, speaker RSS peak {:?} KiB",
+        s.send_queue_peak,
+        bgp::SEND_QUEUE_LIMIT,
+        s.send_queue_full,
+        testkit::routers::peak_rss_kib(std::process::id()),
+    );
+    assert!(s.send_queue_full > 0, "the queue never filled: {s:?}");
+    // One sync's UPDATEs may go in above the limit: at most the whole table's.
+    assert!(
+        s.send_queue_peak <= bgp::SEND_QUEUE_LIMIT + 64 * ROUTES as usize,
+        "{s:?}"
+    );
+    assert!(peak <= s.send_queue_peak);
+    assert_eq!(s.state, State::Established);
+
+    router.signal(libc::SIGCONT);
+    wait_for("BIRD to hold the last table", LIMIT, || holds(&routes));
+    assert_eq!(speaker.status("ebgp4").sessions_established, 1);
 }

@@ -8,7 +8,7 @@ use bgp::wire::{
     Capability, Community, Family, Message, NotificationRepr, OpenRepr, Options, Prefix,
     RouteRefreshRepr, UpdateRepr, message_len,
 };
-use bgp::{PeerConfig, RouteAttrs, Routes, Speaker, SpeakerConfig};
+use bgp::{PeerConfig, RouteAttrs, Routes, Speaker, SpeakerConfig, StopKind};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -218,11 +218,11 @@ async fn speaks_the_table_diffs_and_resets_as_configured() {
     let mut changed_peer = peer(port);
     changed_peer.hold_time = 30;
     speaker.set_peers(vec![changed_peer]).expect("valid");
-    let n = cease(p.recv_non_keepalive().await);
-    assert_eq!(
-        n.shutdown_communication(),
-        Some(Ok("configuration changed"))
-    );
+    // Without graceful restart: Cease / Other Configuration Change.
+    match p.recv_non_keepalive().await {
+        Message::Notification(n) => assert_eq!((n.code, n.subcode), (6, 6), "{n:?}"),
+        other => panic!("expected NOTIFICATION, got {other:?}"),
+    }
     let mut p = TestPeer::accept(&listener).await;
     assert_eq!(p.establish().await.hold_time, 30);
     let (updates, _) = p.table().await;
@@ -230,7 +230,11 @@ async fn speaks_the_table_diffs_and_resets_as_configured() {
     assert_eq!(speaker.status()[0].sessions_established, 1);
 
     // Graceful shutdown: everything again with 65535:0, then Cease with our message.
-    let shutdown = speaker.shutdown(Some(Duration::from_millis(300)), "node-a is going away");
+    let shutdown = speaker.shutdown(
+        Some(Duration::from_millis(300)),
+        StopKind::Shutdown,
+        "node-a is going away",
+    );
     let peer_side = async {
         let mut gshut = 0;
         loop {
@@ -295,7 +299,150 @@ async fn restart_bit_only_in_the_first_open_after_a_restart() {
     // A reset by a configuration change is no restart of the speaker.
     config.hold_time = 30;
     speaker.set_peers(vec![config]).expect("valid");
-    cease(p.recv_non_keepalive().await);
+    match p.recv_non_keepalive().await {
+        Message::Notification(n) => assert_eq!((n.code, n.subcode), (6, 6), "{n:?}"),
+        other => panic!("expected NOTIFICATION, got {other:?}"),
+    }
     let mut p = TestPeer::accept(&listener).await;
     assert_eq!(restart_bit(&p.establish().await), Some((false, 120)));
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A peer that keeps the session up but stops reading: route changes stop being queued
+/// once the send queue is full (the octets waiting stay within the limit, whatever the
+/// number of changes), and when it reads again the session converges to the last table.
+/// On loopback the kernel's send buffer takes megabytes first (its size follows the 64 KiB
+/// MSS); `routers.rs` runs the same against BIRD with small buffers, where the changes
+/// are shown to coalesce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_stops_reading_costs_bounded_memory_and_converges() {
+    const ROUTES: u32 = 200;
+    const CHANGES: u32 = 100_000;
+    // A small receive buffer (inherited by the accepted connection), so the backlog is
+    // in the speaker's queue and not in the kernel's buffers.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let listener = socket.listen(8).expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let mut speaker = Speaker::new(SpeakerConfig {
+        router_id: Ipv4Addr::new(10, 0, 0, 1),
+        restarting: false,
+    });
+    let attrs = |c: u32| RouteAttrs {
+        communities: vec![Community(c)],
+        ..RouteAttrs::default()
+    };
+    let mut routes: Routes = (0..ROUTES).map(|i| (host(i), attrs(i))).collect();
+    speaker.set_routes("p", routes.clone());
+    let mut config = peer(port);
+    // No KEEPALIVEs from a peer that does not read: no hold timer either.
+    config.hold_time = 0;
+    speaker.set_peers(vec![config]).expect("valid");
+    let mut p = TestPeer::accept(&listener).await;
+    let Message::Open(_) = p.recv().await else {
+        panic!("expected OPEN")
+    };
+    p.send(Message::Open(OpenRepr::new(
+        65000,
+        0,
+        Ipv4Addr::new(10, 0, 0, 2),
+        vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::FourOctetAs(65000),
+        ],
+    )))
+    .await;
+    p.send(Message::Keepalive).await;
+    assert_eq!(p.recv().await, Message::Keepalive);
+    p.options = Options::FOUR_OCTET_AS;
+    // The first table, up to End-of-RIB.
+    let mut held: std::collections::BTreeMap<Prefix, Vec<Community>> = Default::default();
+    loop {
+        match p.recv_non_keepalive().await {
+            Message::Update(u) if u.as_end_of_rib().is_some() => break,
+            Message::Update(u) => apply(&mut held, &u),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(held.len(), ROUTES as usize);
+
+    // The peer stops reading; 100,000 changes are made, each one route's community.
+    let rss_before = rss_kib();
+    let mut peak = 0;
+    for k in 0..CHANGES {
+        routes.insert(host(k % ROUTES), attrs(ROUTES + k));
+        speaker.set_routes("p", routes.clone());
+        if k % 64 == 0 {
+            // Let the peer task run, as a busy process would.
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            peak = peak.max(speaker.status()[0].send_queue_bytes);
+        }
+    }
+    let s = speaker.status()[0].clone();
+    let rss_after = rss_kib();
+    eprintln!(
+        "{CHANGES} changes to a peer that does not read: send queue peak {} octets (limit {}), \
+         held back {} times, RSS {rss_before} -> {rss_after} KiB",
+        s.send_queue_peak,
+        bgp::SEND_QUEUE_LIMIT,
+        s.send_queue_full
+    );
+    assert!(s.send_queue_full > 0, "the queue never filled: {s:?}");
+    // One sync's UPDATEs may go in above the limit (at most the whole table, 57 octets a
+    // route here); nothing more.
+    assert!(
+        s.send_queue_peak <= bgp::SEND_QUEUE_LIMIT + 64 * ROUTES as usize
+            && peak <= s.send_queue_peak,
+        "{s:?}"
+    );
+    assert_eq!(s.state, bgp::fsm::State::Established);
+
+    // It reads again: everything queued, then what changed since, until the table is the
+    // last one set.
+    let wanted: std::collections::BTreeMap<Prefix, Vec<Community>> = routes
+        .iter()
+        .map(|(p, a)| (*p, a.communities.clone()))
+        .collect();
+    let mut messages = 0u64;
+    while held != wanted {
+        match p.recv_non_keepalive().await {
+            Message::Update(u) => {
+                messages += 1;
+                apply(&mut held, &u);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    eprintln!("converged after {messages} UPDATEs");
+    assert_eq!(speaker.status()[0].sessions_established, 1);
+}
+
+fn apply(held: &mut std::collections::BTreeMap<Prefix, Vec<Community>>, u: &UpdateRepr) {
+    for w in &u.withdrawn_routes {
+        held.remove(w);
+    }
+    let communities = u
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            bgp::wire::PathAttribute::Communities(c) => Some(c.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    for n in &u.nlri {
+        held.insert(*n, communities.clone());
+    }
 }

@@ -65,7 +65,7 @@ impl Actuators {
     /// Makes `plan` true (level-based: applying the same plan again changes nothing).
     pub fn apply(&self, plan: &NodePlan) {
         self.layer2.set(&plan.l2);
-        self.bgp.set(&plan.bgp);
+        self.bgp.set(&plan.bgp, plan.departing);
     }
 
     /// Why the actuators are not healthy (a Layer 2 task down); empty when they are.

@@ -1,34 +1,54 @@
-//! The BGP actuator: runs the plan's sessions and gives each peer the plan's routes.
+//! The BGP actuator: runs the plan's sessions, and the BFD sessions of the peers that name
+//! a BFDProfile, and gives each peer the plan's routes.
 //!
 //! Turns each planned peer (a MetalLB BGPPeer that selects this node) into a session of the
 //! `bgp` crate's speaker and each planned route into a prefix with its communities and
 //! local-pref. Routes are set before peers, so a session that comes up (after a restart,
 //! under graceful restart) sends its complete table before End-of-RIB. Peers the speaker
 //! cannot run are shown in `/status` with the reason and logged, not silently dropped.
+//! An unnumbered BGPPeer (`interface`) is the router at the other end of that interface,
+//! found by its Router Advertisements (see `bgp::unnumbered`).
 //!
-//! Session changes are logged from a once-a-second look at the speaker's status, since the
-//! `bgp` crate reports state rather than events.
+//! BFD: a peer whose BGPPeer names a BFDProfile gets a BFD session of the `bfd` crate with
+//! the profile's values (`receiveInterval`, `transmitInterval`, `detectMultiplier`,
+//! `passiveMode`, and `minimumTtl` for multihop, which `ebgpMultiHop` peers are). Its BGP
+//! session starts only once BFD is up and ends (Cease / BFD Down) as soon as BFD goes
+//! down. `echoMode` and `echoInterval` are not run: herald warns once per profile and runs
+//! the session on control packets alone.
+//!
+//! Session state is pushed by both crates as it changes: every transition is logged here,
+//! and counted and kept (the latest few) for `/status` and `/metrics` by the crates.
+//!
+//! Shutdown, per the graceful restart table of the `bgp` crate: a node that stays (herald
+//! restarts) closes its sessions so routers keep its routes (`StopKind::Restart`), unless
+//! the node is going away (cordoned or being deleted) or `--bgp-graceful-shutdown` asks to
+//! drain first: then routes are withdrawn (`StopKind::Shutdown`, a Hard Reset where RFC
+//! 8538 is negotiated). BFD sessions say AdminDown after the BGP sessions have closed.
 
 use crate::metrics::{Family, counter_family, gauge_family};
+use crate::state::rfc3339;
+use bfd::{Bfd, BfdEvent, SessionConfig as BfdConfig, SessionStatus as BfdStatus};
+use bgp::StopKind;
 use bgp::fsm::{PeerAs, State};
 use bgp::wire::{Community, LargeCommunity, Prefix};
-use bgp::{PeerConfig, PeerStatus, RouteAttrs, Routes, Speaker, SpeakerConfig};
-use model::plan::PeerPlan;
-use model::world::{Peer, PeerAsn, PeerEndpoint, ServiceRef};
+use bgp::{PeerConfig, PeerStatus, RouteAttrs, Routes, SessionEvent, Speaker, SpeakerConfig};
+use model::plan::{Departure, PeerPlan};
+use model::world::{BfdProfile, Peer, PeerAsn, PeerEndpoint, ServiceRef};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-use tracing::{error, info, warn};
+use tokio::sync::broadcast::error::RecvError;
+use tracing::{debug, error, info, warn};
 
 /// The restart time offered with graceful restart (FRR's and MetalLB's default).
 const GRACEFUL_RESTART_TIME: u16 = 120;
 
-/// How often session changes are looked for, to log them.
+/// How often withheld routes are looked for, to log them (they are not session state).
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// One planned peer as the speaker should run it, or why it cannot.
@@ -38,6 +58,10 @@ struct Planned {
     /// routes themselves go to the speaker.
     services: BTreeMap<Prefix, BTreeSet<ServiceRef>>,
     session: Result<PeerConfig, String>,
+    /// Its BFD session, when the peer names a profile.
+    bfd: Option<BfdConfig>,
+    /// What of the profile is not run.
+    bfd_warnings: Vec<String>,
 }
 
 /// What `/status` shows of one planned peer.
@@ -52,10 +76,17 @@ pub struct SessionStatus {
     pub not_running: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_address: Option<SocketAddr>,
+    /// The far end of the current (or last) connection: an unnumbered peer's link-local
+    /// address once learnt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_address: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uptime_seconds: Option<u64>,
     pub router_id: Option<Ipv4Addr>,
     pub families: Vec<String>,
+    /// Graceful restart negotiated on the current session, and the RFC 8538 N bit with it.
+    pub graceful_restart: bool,
+    pub graceful_restart_notification: bool,
     pub routes_planned: usize,
     pub routes_advertised: usize,
     pub routes_pending: usize,
@@ -63,19 +94,98 @@ pub struct SessionStatus {
     pub withheld: BTreeMap<String, String>,
     pub updates_sent: u64,
     pub sessions_established: u64,
+    /// Octets waiting for the connection, the most there were, and how often route changes
+    /// waited for the queue to drain.
+    pub send_queue_bytes: usize,
+    pub send_queue_peak_bytes: usize,
+    pub send_queue_full: u64,
+    /// State changes, counted by the state entered.
+    pub transitions: BTreeMap<String, u64>,
+    /// The latest state changes, oldest first, however short each state lasted.
+    pub recent_transitions: Vec<TransitionView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_notification_sent: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_notification_received: Option<String>,
+    /// Router discovery on an unnumbered peer's interface.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub router_discovery: Option<DiscoveryView>,
+    /// The peer's BFD session, when its BGPPeer names a BFDProfile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BfdView>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TransitionView {
+    pub from: String,
+    pub to: String,
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct DiscoveryView {
+    pub interface: String,
+    pub router: Option<Ipv6Addr>,
+    pub advertisements_sent: u64,
+    pub advertisements_received: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What `/status` shows of one BFD session.
+#[derive(Clone, Debug, Serialize)]
+pub struct BfdView {
+    pub profile: String,
+    /// AdminDown, Down, Init, Up.
+    pub state: String,
+    pub diagnostic: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<SocketAddr>,
+    pub multihop: bool,
+    pub passive: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_state: Option<String>,
+    pub remote_diagnostic: String,
+    pub local_discriminator: u32,
+    pub remote_discriminator: u32,
+    /// The profile's values.
+    pub transmit_interval_ms: f64,
+    pub receive_interval_ms: f64,
+    pub detect_multiplier: u8,
+    /// What the peer sends.
+    pub remote_transmit_interval_ms: f64,
+    pub remote_receive_interval_ms: f64,
+    pub remote_detect_multiplier: u8,
+    /// In force: between our packets (before jitter), and until the peer counts as gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual_transmit_interval_ms: Option<f64>,
+    pub detection_time_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub up_since: Option<String>,
+    pub control_packets_received: u64,
+    pub control_packets_sent: u64,
+    pub up_events: u64,
+    pub down_events: u64,
+    pub packets_dropped: u64,
+    /// Profile fields herald does not run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    pub recent_transitions: Vec<TransitionView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// The running BGP actuator.
 #[derive(Debug)]
 pub struct BgpSpeaker {
     inner: Arc<Inner>,
-    watcher: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 struct Inner {
@@ -83,9 +193,14 @@ struct Inner {
     graceful_shutdown: Option<Duration>,
     link_local_next_hop: bool,
     speaker: Mutex<Option<Speaker>>,
+    bfd: Mutex<Option<Bfd>>,
     planned: Mutex<Vec<Planned>>,
     /// Router ids already given, by peer name, so one never changes under a running session.
     router_ids: Mutex<BTreeMap<String, Ipv4Addr>>,
+    /// Profiles already warned about, with what was said.
+    bfd_warned: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Whether the node is going away, from the running plan.
+    departing: Mutex<Option<Departure>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -113,23 +228,59 @@ impl BgpSpeaker {
             router_id: hashed_router_id(&node),
             restarting: true,
         });
+        let bfd = Bfd::new();
+        let sessions = speaker.events();
+        let bfd_events = bfd.events();
         let inner = Arc::new(Inner {
             node,
             graceful_shutdown,
             link_local_next_hop,
             speaker: Mutex::new(Some(speaker)),
+            bfd: Mutex::new(Some(bfd)),
             planned: Mutex::new(Vec::new()),
             router_ids: Mutex::new(BTreeMap::new()),
+            bfd_warned: Mutex::new(BTreeMap::new()),
+            departing: Mutex::new(None),
         });
-        let watcher = tokio::spawn(watch_sessions(inner.clone()));
-        BgpSpeaker { inner, watcher }
+        let tasks = vec![
+            tokio::spawn(log_sessions(sessions)),
+            tokio::spawn(follow_bfd(inner.clone(), bfd_events)),
+            tokio::spawn(watch_withheld(inner.clone())),
+        ];
+        BgpSpeaker { inner, tasks }
     }
 
     /// Makes the plan's peers and routes the speaker's (level-based: unchanged peers are
-    /// left alone, changed ones reset, removed ones closed with Cease).
-    pub fn set(&self, plan: &[PeerPlan]) {
+    /// left alone, changed ones reset, removed ones closed with Cease), and the BFD
+    /// sessions of the peers that name a profile. `departing` says whether the node is
+    /// going away, which decides how sessions end at shutdown.
+    pub fn set(&self, plan: &[PeerPlan], departing: Option<Departure>) {
+        let previous = std::mem::replace(&mut *lock(&self.inner.departing), departing);
+        if let Some(d) = departing
+            && previous != departing
+        {
+            info!(
+                protocol = "bgp",
+                node = %self.inner.node,
+                departing = %d,
+                "the node is going away: at shutdown BGP sessions will withdraw its routes rather than keep them for a restart"
+            );
+        }
         let (planned, routes): (Vec<Planned>, Vec<Routes>) =
             plan.iter().map(|p| self.inner.plan_peer(p)).unzip();
+        self.inner.warn_bfd(&planned);
+        let bfd_sessions: Vec<BfdConfig> = planned
+            .iter()
+            .filter(|p| p.session.is_ok())
+            .filter_map(|p| p.bfd.clone())
+            .collect();
+        if let Some(bfd) = lock(&self.inner.bfd).as_mut()
+            && let Err(errors) = bfd.set_sessions(bfd_sessions)
+        {
+            for e in errors {
+                error!(protocol = "bfd", error = %e, "BFD session cannot run");
+            }
+        }
         let mut guard = lock(&self.inner.speaker);
         let Some(speaker) = guard.as_mut() else {
             return;
@@ -205,24 +356,55 @@ impl BgpSpeaker {
         out
     }
 
-    /// Ends every session: with a graceful shutdown wait, routes are first re-announced with
-    /// GRACEFUL_SHUTDOWN and the wait passes; then each session gets Cease naming the node.
+    /// Ends every session as the graceful restart table says: kept by routers for a
+    /// restart, or (the node going away, or a drain asked for) withdrawn; then the BFD
+    /// sessions say AdminDown.
     pub async fn shutdown(&self) {
-        self.watcher.abort();
         let speaker = lock(&self.inner.speaker).take();
+        let bfd = lock(&self.inner.bfd).take();
+        let departing = *lock(&self.inner.departing);
+        let drain = self.inner.graceful_shutdown;
         if let Some(speaker) = speaker {
-            let message = format!("herald on node {} is shutting down", self.inner.node);
-            if let Some(wait) = self.inner.graceful_shutdown {
+            let (kind, message) = match (departing, drain) {
+                (Some(d), _) => (
+                    StopKind::Shutdown,
+                    format!("node {} is {d}: withdrawing its routes", self.inner.node),
+                ),
+                (None, Some(_)) => (
+                    StopKind::Shutdown,
+                    format!("herald on node {} is shutting down", self.inner.node),
+                ),
+                (None, None) => (
+                    StopKind::Restart,
+                    format!("herald on node {} is restarting", self.inner.node),
+                ),
+            };
+            if let Some(wait) = drain {
                 info!(
                     protocol = "bgp",
                     wait_seconds = wait.as_secs_f64(),
                     "announcing GRACEFUL_SHUTDOWN (65535:0) before closing sessions"
                 );
             }
-            speaker
-                .shutdown(self.inner.graceful_shutdown, &message)
-                .await;
+            info!(
+                protocol = "bgp",
+                departing = departing.map(|d| d.to_string()),
+                keep_routes = kind == StopKind::Restart,
+                "{}",
+                if kind == StopKind::Restart {
+                    "closing BGP sessions for a restart: peers with graceful restart keep this node's routes"
+                } else {
+                    "closing BGP sessions for good: peers withdraw this node's routes"
+                }
+            );
+            speaker.shutdown(drain, kind, &message).await;
             info!(protocol = "bgp", "BGP sessions closed");
+        }
+        if let Some(bfd) = bfd {
+            bfd.shutdown().await;
+        }
+        for t in &self.tasks {
+            t.abort();
         }
     }
 }
@@ -237,6 +419,64 @@ fn announced_ip(prefix: &Prefix) -> String {
     }
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn transitions_view(recent: &[bgp::Transition]) -> Vec<TransitionView> {
+    recent
+        .iter()
+        .map(|t| TransitionView {
+            from: format!("{:?}", t.from),
+            to: format!("{:?}", t.to),
+            at: rfc3339(t.at),
+            reason: t.reason.clone(),
+        })
+        .collect()
+}
+
+fn bfd_view(profile: &str, s: &BfdStatus, warnings: Vec<String>) -> BfdView {
+    BfdView {
+        profile: profile.to_owned(),
+        state: s.state.to_string(),
+        diagnostic: s.diagnostic.to_string(),
+        peer: s.peer,
+        local: s.local,
+        multihop: s.multihop,
+        passive: s.passive,
+        remote_state: s.remote_state.map(|r| r.to_string()),
+        remote_diagnostic: s.remote_diagnostic.to_string(),
+        local_discriminator: s.local_discriminator,
+        remote_discriminator: s.remote_discriminator,
+        transmit_interval_ms: ms(s.desired_min_tx),
+        receive_interval_ms: ms(s.required_min_rx),
+        detect_multiplier: s.detect_multiplier,
+        remote_transmit_interval_ms: ms(s.remote_desired_min_tx),
+        remote_receive_interval_ms: ms(s.remote_required_min_rx),
+        remote_detect_multiplier: s.remote_detect_multiplier,
+        actual_transmit_interval_ms: s.transmit_interval.map(ms),
+        detection_time_ms: ms(s.detection_time),
+        up_since: s.up_since.map(rfc3339),
+        control_packets_received: s.control_packets_received,
+        control_packets_sent: s.control_packets_sent,
+        up_events: s.up_events,
+        down_events: s.down_events,
+        packets_dropped: s.packets_dropped,
+        warnings,
+        recent_transitions: s
+            .recent
+            .iter()
+            .map(|e| TransitionView {
+                from: e.from.to_string(),
+                to: e.to.to_string(),
+                at: rfc3339(e.at),
+                reason: (e.to != bfd::State::Up).then(|| e.diagnostic.to_string()),
+            })
+            .collect(),
+        last_error: s.last_error.clone(),
+    }
+}
+
 impl Inner {
     fn running(&self) -> BTreeMap<String, PeerStatus> {
         lock(&self.speaker)
@@ -248,6 +488,38 @@ impl Inner {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    fn bfd_running(&self) -> BTreeMap<String, BfdStatus> {
+        lock(&self.bfd)
+            .as_ref()
+            .map(|b| {
+                b.status()
+                    .into_iter()
+                    .map(|st| (st.id.clone(), st))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Logs once per profile (and again when it changes) what herald does not run of it.
+    fn warn_bfd(&self, planned: &[Planned]) {
+        let mut warned = lock(&self.bfd_warned);
+        let mut seen = BTreeSet::new();
+        for p in planned {
+            let Some(profile) = &p.peer.bfd_profile else {
+                continue;
+            };
+            seen.insert(profile.clone());
+            if warned.get(profile) == Some(&p.bfd_warnings) {
+                continue;
+            }
+            for w in &p.bfd_warnings {
+                warn!(protocol = "bfd", profile = %profile, peer = %p.peer.name, "{w}");
+            }
+            warned.insert(profile.clone(), p.bfd_warnings.clone());
+        }
+        warned.retain(|name, _| seen.contains(name));
     }
 
     fn plan_peer(&self, plan: &PeerPlan) -> (Planned, Routes) {
@@ -281,28 +553,50 @@ impl Inner {
         if let Some(bad) = bad_prefix {
             error!(protocol = "bgp", peer = %plan.peer.name, problem = %bad, "route not announced");
         }
+        let mut session = session_config(
+            &plan.peer,
+            |address| self.router_id(&plan.peer, address),
+            self.link_local_next_hop,
+        );
+        let (bfd, bfd_warnings) = match (&plan.peer.bfd_profile, &plan.bfd) {
+            (Some(_), Some(profile)) => {
+                let (config, warnings) = bfd_session(&plan.peer, profile);
+                (config, warnings)
+            }
+            (Some(name), None) => (
+                None,
+                vec![format!(
+                    "BFDProfile {name:?} is not known: the BGP session runs without BFD"
+                )],
+            ),
+            (None, _) => (None, Vec::new()),
+        };
+        if let (Ok(config), Some(_)) = (&mut session, &bfd) {
+            config.bfd = true;
+        }
         let planned = Planned {
             peer: plan.peer.clone(),
             services,
-            session: session_config(
-                &plan.peer,
-                |address| self.router_id(&plan.peer, address),
-                self.link_local_next_hop,
-            ),
+            session,
+            bfd,
+            bfd_warnings,
         };
         (planned, routes)
     }
 
     /// MetalLB's rule: `routerID` when set, else this node's IPv4 address toward the peer
     /// (the source address when one is given). Without any IPv4 on the way (an IPv6-only
-    /// node) a stable 32-bit number from the node name, as RFC 6286 allows.
+    /// node, an unnumbered peer) a stable 32-bit number from the node name, as RFC 6286
+    /// allows.
     fn router_id(&self, peer: &Peer, address: IpAddr) -> Ipv4Addr {
         let mut ids = lock(&self.router_ids);
         *ids.entry(peer.name.clone()).or_insert_with(|| {
-            match peer
-                .source_address
-                .or_else(|| local_address_toward(address))
-            {
+            let toward = if address.is_unspecified() {
+                None
+            } else {
+                local_address_toward(address)
+            };
+            match peer.source_address.or(toward) {
                 Some(IpAddr::V4(v4)) if !v4.is_unspecified() => v4,
                 _ => hashed_router_id(&self.node),
             }
@@ -311,6 +605,7 @@ impl Inner {
 
     fn status(&self) -> Vec<SessionStatus> {
         let running = self.running();
+        let bfd_running = self.bfd_running();
         lock(&self.planned)
             .iter()
             .map(|p| {
@@ -324,24 +619,37 @@ impl Inner {
                     state: "NotRunning".into(),
                     not_running: p.session.as_ref().err().cloned(),
                     local_address: None,
+                    remote_address: None,
                     uptime_seconds: None,
                     router_id: p.session.as_ref().ok().and_then(|c| c.router_id),
                     families: Vec::new(),
+                    graceful_restart: false,
+                    graceful_restart_notification: false,
                     routes_planned: p.services.len(),
                     routes_advertised: 0,
                     routes_pending: p.services.len(),
                     withheld: BTreeMap::new(),
                     updates_sent: 0,
                     sessions_established: 0,
+                    send_queue_bytes: 0,
+                    send_queue_peak_bytes: 0,
+                    send_queue_full: 0,
+                    transitions: BTreeMap::new(),
+                    recent_transitions: Vec::new(),
                     last_error: None,
                     last_notification_sent: None,
                     last_notification_received: None,
+                    router_discovery: None,
+                    bfd: None,
                 };
                 if let Some(s) = running.get(&p.peer.name) {
                     status.state = format!("{:?}", s.state);
                     status.local_address = s.local_address;
+                    status.remote_address = s.remote_address.map(|a| a.to_string());
                     status.uptime_seconds = s.uptime.map(|u| u.as_secs());
                     status.families = s.families.iter().map(|f| format!("{f:?}")).collect();
+                    status.graceful_restart = s.graceful_restart;
+                    status.graceful_restart_notification = s.graceful_notification;
                     status.routes_advertised = s.advertised;
                     status.routes_pending = s.pending;
                     status.withheld = s
@@ -351,6 +659,15 @@ impl Inner {
                         .collect();
                     status.updates_sent = s.updates_sent;
                     status.sessions_established = s.sessions_established;
+                    status.send_queue_bytes = s.send_queue_bytes;
+                    status.send_queue_peak_bytes = s.send_queue_peak;
+                    status.send_queue_full = s.send_queue_full;
+                    status.transitions = s
+                        .transitions
+                        .iter()
+                        .map(|(state, n)| (format!("{state:?}"), *n))
+                        .collect();
+                    status.recent_transitions = transitions_view(&s.recent);
                     status.last_error = s.last_error.clone();
                     status.last_notification_sent =
                         s.last_notification_sent.as_ref().map(ToString::to_string);
@@ -358,11 +675,51 @@ impl Inner {
                         .last_notification_received
                         .as_ref()
                         .map(ToString::to_string);
+                    status.router_discovery = s.discovery.as_ref().map(|d| DiscoveryView {
+                        interface: d.interface.clone(),
+                        router: d.router,
+                        advertisements_sent: d.advertisements_sent,
+                        advertisements_received: d.advertisements_received,
+                        error: d.last_error.clone(),
+                    });
+                }
+                if let (Some(profile), Some(b)) =
+                    (&p.peer.bfd_profile, bfd_running.get(&p.peer.name))
+                {
+                    status.bfd = Some(bfd_view(profile, b, p.bfd_warnings.clone()));
                 }
                 status
             })
             .collect()
     }
+}
+
+/// The BFD session for `peer` with `profile`, and what of the profile is not run.
+fn bfd_session(peer: &Peer, profile: &BfdProfile) -> (Option<BfdConfig>, Vec<String>) {
+    let mut warnings = Vec::new();
+    if profile.echo_mode {
+        warnings.push(format!(
+            "BFDProfile {:?}: echoMode is not supported; herald runs BFD in asynchronous mode on control packets alone (echoInterval {} ms is not used), and tells the peer not to send echo packets",
+            profile.name, profile.echo_interval_ms
+        ));
+    }
+    let (peer_address, interface) = match &peer.endpoint {
+        PeerEndpoint::Address(ip) => (*ip, None),
+        PeerEndpoint::Interface(name) => (IpAddr::V6(Ipv6Addr::UNSPECIFIED), Some(name.clone())),
+    };
+    let config = BfdConfig {
+        id: peer.name.clone(),
+        peer: peer_address,
+        interface,
+        source: peer.source_address,
+        multihop: peer.ebgp_multihop,
+        desired_min_tx: Duration::from_millis(u64::from(profile.transmit_interval_ms)),
+        required_min_rx: Duration::from_millis(u64::from(profile.receive_interval_ms)),
+        detect_multiplier: u8::try_from(profile.detect_multiplier).unwrap_or(u8::MAX),
+        passive: profile.passive_mode,
+        minimum_ttl: u8::try_from(profile.minimum_ttl).unwrap_or(254),
+    };
+    (Some(config), warnings)
 }
 
 /// The session the `bgp` crate runs for a MetalLB BGPPeer, or why none can run. The router
@@ -372,14 +729,6 @@ fn session_config(
     router_id: impl FnOnce(IpAddr) -> Ipv4Addr,
     link_local_next_hop: bool,
 ) -> Result<PeerConfig, String> {
-    let address = match &peer.endpoint {
-        PeerEndpoint::Address(ip) => *ip,
-        PeerEndpoint::Interface(name) => {
-            return Err(format!(
-                "unnumbered BGP (spec.interface {name:?}) is not supported yet; give spec.peerAddress"
-            ));
-        }
-    };
     if let Some(vrf) = &peer.vrf {
         return Err(format!(
             "VRFs (spec.vrf {vrf:?}) are not supported yet; herald runs sessions in the default VRF only"
@@ -390,10 +739,17 @@ fn session_config(
         PeerAsn::Internal => PeerAs::Internal,
         PeerAsn::External => PeerAs::External,
     };
-    let mut config = PeerConfig::new(peer.name.clone(), address, peer.local_as(), peer_as);
+    let mut config = match &peer.endpoint {
+        PeerEndpoint::Address(ip) => {
+            PeerConfig::new(peer.name.clone(), *ip, peer.local_as(), peer_as)
+        }
+        PeerEndpoint::Interface(name) => {
+            PeerConfig::unnumbered(peer.name.clone(), name, peer.local_as(), peer_as)
+        }
+    };
     config.port = peer.port;
     config.source_address = peer.source_address;
-    config.router_id = Some(peer.router_id.unwrap_or_else(|| router_id(address)));
+    config.router_id = Some(peer.router_id.unwrap_or_else(|| router_id(config.address)));
     config.hold_time = u16::try_from(peer.hold_time.as_secs()).unwrap_or(u16::MAX);
     config.keepalive_time = Some(u16::try_from(peer.keepalive_time.as_secs()).unwrap_or(u16::MAX));
     if let Some(connect) = peer.connect_time {
@@ -402,7 +758,8 @@ fn session_config(
     config.ebgp_multihop = peer.ebgp_multihop;
     config.password = peer.password.as_ref().map(|p| p.value().to_owned());
     config.graceful_restart = peer.graceful_restart.then_some(GRACEFUL_RESTART_TIME);
-    config.link_local_next_hop = link_local_next_hop;
+    // On an unnumbered link the link-local address is all there is: it always goes.
+    config.link_local_next_hop = link_local_next_hop || config.is_unnumbered();
     Ok(config)
 }
 
@@ -428,79 +785,146 @@ fn hashed_router_id(node: &str) -> Ipv4Addr {
     Ipv4Addr::from(h.max(1))
 }
 
-/// What was last seen of a session, to log only changes.
-#[derive(PartialEq, Eq)]
-struct Seen {
-    state: State,
-    last_error: Option<String>,
-    withheld: BTreeSet<Prefix>,
+/// Logs every change of every BGP session's state, as the speaker publishes it.
+async fn log_sessions(mut events: tokio::sync::broadcast::Receiver<SessionEvent>) {
+    loop {
+        let e = match events.recv().await {
+            Ok(e) => e,
+            Err(RecvError::Lagged(missed)) => {
+                warn!(
+                    protocol = "bgp",
+                    missed,
+                    "BGP session changes came faster than they could be logged; see /status for their counts"
+                );
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let from = format!("{:?}", e.from);
+        let to = format!("{:?}", e.to);
+        if e.to == State::Established {
+            info!(
+                protocol = "bgp",
+                peer = %e.id,
+                address = %e.address,
+                from,
+                families = ?e.families,
+                routes = e.wanted,
+                "BGP session established"
+            );
+        } else if e.from == State::Established {
+            warn!(
+                protocol = "bgp",
+                peer = %e.id,
+                address = %e.address,
+                to,
+                reason = e.reason.as_deref().unwrap_or(""),
+                "BGP session down"
+            );
+        } else if e.reason.is_some() && matches!(e.to, State::Active | State::Idle) {
+            warn!(
+                protocol = "bgp",
+                peer = %e.id,
+                address = %e.address,
+                from,
+                to,
+                reason = e.reason.as_deref().unwrap_or(""),
+                "BGP session not established"
+            );
+        } else {
+            info!(
+                protocol = "bgp",
+                peer = %e.id,
+                address = %e.address,
+                from,
+                to,
+                reason = e.reason.as_deref(),
+                "BGP session state changed"
+            );
+        }
+    }
 }
 
-async fn watch_sessions(inner: Arc<Inner>) {
-    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+/// Takes each BFD session's state to its BGP session (down at once, up to start it), and
+/// logs every change.
+async fn follow_bfd(inner: Arc<Inner>, mut events: tokio::sync::broadcast::Receiver<BfdEvent>) {
+    loop {
+        match events.recv().await {
+            Ok(e) => {
+                let up = e.to == bfd::State::Up;
+                if let Some(speaker) = lock(&inner.speaker).as_mut() {
+                    speaker.set_bfd(&e.id, up);
+                }
+                let peer = e.peer.map(|p| p.to_string());
+                if up {
+                    info!(protocol = "bfd", peer = %e.id, address = peer, from = %e.from, "BFD session up");
+                } else if e.from == bfd::State::Up {
+                    warn!(
+                        protocol = "bfd",
+                        peer = %e.id,
+                        address = peer,
+                        to = %e.to,
+                        diagnostic = %e.diagnostic,
+                        "BFD session down: its BGP session closes"
+                    );
+                } else {
+                    debug!(protocol = "bfd", peer = %e.id, address = peer, from = %e.from, to = %e.to, "BFD session state changed");
+                }
+            }
+            Err(RecvError::Lagged(_)) => {
+                // Missed some: the sessions' states now are what counts.
+                let states = inner.bfd_running();
+                if let Some(speaker) = lock(&inner.speaker).as_mut() {
+                    for (id, s) in states {
+                        speaker.set_bfd(&id, s.state == bfd::State::Up);
+                    }
+                }
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Logs planned routes a session cannot carry, once each.
+async fn watch_withheld(inner: Arc<Inner>) {
+    let mut seen: BTreeMap<String, BTreeSet<Prefix>> = BTreeMap::new();
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
     loop {
         tick.tick().await;
         let running = inner.running();
         seen.retain(|id, _| running.contains_key(id));
         for (id, s) in running {
-            let now = Seen {
-                state: s.state,
-                last_error: s.last_error.clone(),
-                withheld: s.withheld.keys().copied().collect(),
-            };
-            let before = seen.get(&id);
-            if before.map(|b| b.state) != Some(s.state) {
-                let peer = s.address.to_string();
-                if s.state == State::Established {
-                    info!(
-                        protocol = "bgp",
-                        peer = %id,
-                        address = %peer,
-                        families = ?s.families,
-                        routes = s.wanted,
-                        "BGP session established"
-                    );
-                } else if before.is_some_and(|b| b.state == State::Established) {
-                    warn!(
-                        protocol = "bgp",
-                        peer = %id,
-                        address = %peer,
-                        state = ?s.state,
-                        error = s.last_error.as_deref().unwrap_or(""),
-                        last_notification_sent = s.last_notification_sent.as_ref().map(ToString::to_string),
-                        last_notification_received = s.last_notification_received.as_ref().map(ToString::to_string),
-                        "BGP session down"
-                    );
-                }
-            }
-            if s.state != State::Established
-                && now.last_error.is_some()
-                && before.map(|b| &b.last_error) != Some(&now.last_error)
-            {
-                warn!(
-                    protocol = "bgp",
-                    peer = %id,
-                    address = %s.address,
-                    error = now.last_error.as_deref().unwrap_or(""),
-                    "BGP session not established"
-                );
-            }
+            let before = seen.entry(id.clone()).or_default();
             for (prefix, why) in &s.withheld {
-                if !before.is_some_and(|b| b.withheld.contains(prefix)) {
+                if !before.contains(prefix) {
                     warn!(protocol = "bgp", peer = %id, %prefix, reason = %why, "route not sent to this peer");
                 }
             }
-            seen.insert(id, now);
+            *before = s.withheld.keys().copied().collect();
         }
     }
 }
 
-/// MetalLB's `peer` label (`address:port`), and the BGPPeer's name: two BGPPeers may
-/// reach the same address (from different source addresses), and a scrape with two
-/// identical series is rejected whole.
+/// MetalLB's `peer` label (`address:port`, or the interface of an unnumbered peer), and
+/// the BGPPeer's name: two BGPPeers may reach the same address (from different source
+/// addresses), and a scrape with two identical series is rejected whole.
 fn peer_labels(s: &PeerStatus) -> Vec<(&'static str, String)> {
-    vec![("peer", s.address.to_string()), ("name", s.id.clone())]
+    let peer = match (&s.interface, s.address.ip().is_unspecified()) {
+        (Some(interface), true) => interface.clone(),
+        _ => s.address.to_string(),
+    };
+    vec![("peer", peer), ("name", s.id.clone())]
+}
+
+/// MetalLB's `peer` label of its BFD metrics (the peer's address, or for an unnumbered peer
+/// its interface), and the BGPPeer's name.
+fn bfd_labels(s: &BfdStatus) -> Vec<(&'static str, String)> {
+    let peer = match (&s.interface, s.peer) {
+        (Some(interface), _) => interface.clone(),
+        (None, Some(ip)) => ip.to_string(),
+        (None, None) => String::new(),
+    };
+    vec![("peer", peer), ("name", s.id.clone())]
 }
 
 #[derive(Debug)]
@@ -562,7 +986,90 @@ impl Collector for BgpCollector {
             "herald_bgp_notifications",
             "BGP NOTIFICATION messages, by peer, direction, error code and subcode",
             notifications,
-        )
+        )?;
+        let transitions: Family = running
+            .values()
+            .flat_map(|s| {
+                s.transitions.iter().map(|(state, n)| {
+                    let mut labels = peer_labels(s);
+                    labels.push(("state", format!("{state:?}")));
+                    (labels, *n)
+                })
+            })
+            .collect();
+        counter_family(
+            &mut encoder,
+            "herald_bgp_session_transitions",
+            "Changes of the BGP session's state, by the state entered (each counted, however short)",
+            transitions,
+        )?;
+        gauge_family(
+            &mut encoder,
+            "herald_bgp_send_queue_bytes",
+            "Octets waiting to be written to the peer's connection",
+            MetricType::Gauge,
+            per_peer(|s| s.send_queue_bytes as u64),
+        )?;
+        counter_family(
+            &mut encoder,
+            "herald_bgp_send_queue_full",
+            "Times route changes waited for the peer to read (the send queue was full)",
+            per_peer(|s| s.send_queue_full),
+        )?;
+
+        let bfd = self.0.bfd_running();
+        let per_session = |f: fn(&BfdStatus) -> u64| -> Family {
+            bfd.values().map(|s| (bfd_labels(s), f(s))).collect()
+        };
+        gauge_family(
+            &mut encoder,
+            "metallb_bfd_session_up",
+            "BFD session state (1 is up, 0 is down)",
+            MetricType::Gauge,
+            per_session(|s| u64::from(s.state == bfd::State::Up)),
+        )?;
+        // MetalLB's BFD counters carry no _total suffix: exposed untyped under their names.
+        for (name, help, f) in [
+            (
+                "metallb_bfd_control_packet_input",
+                "Number of received BFD control packets",
+                (|s: &BfdStatus| s.control_packets_received) as fn(&BfdStatus) -> u64,
+            ),
+            (
+                "metallb_bfd_control_packet_output",
+                "Number of sent BFD control packets",
+                |s: &BfdStatus| s.control_packets_sent,
+            ),
+            (
+                "metallb_bfd_echo_packet_input",
+                "Number of received BFD echo packets (always 0: herald runs no echo function)",
+                |_: &BfdStatus| 0,
+            ),
+            (
+                "metallb_bfd_echo_packet_output",
+                "Number of sent BFD echo packets (always 0: herald runs no echo function)",
+                |_: &BfdStatus| 0,
+            ),
+            (
+                "metallb_bfd_session_up_events",
+                "Number of BFD session up events",
+                |s: &BfdStatus| s.up_events,
+            ),
+            (
+                "metallb_bfd_session_down_events",
+                "Number of BFD session down events",
+                |s: &BfdStatus| s.down_events,
+            ),
+        ] {
+            gauge_family(
+                &mut encoder,
+                name,
+                help,
+                MetricType::Unknown,
+                per_session(f),
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -624,14 +1131,73 @@ mod tests {
     }
 
     #[test]
-    fn sessions_herald_cannot_run_say_why() {
+    fn an_unnumbered_peer_is_the_router_on_its_interface() {
         let mut p = peer();
         p.endpoint = PeerEndpoint::Interface("eth1".into());
-        let why = session_config(&p, |_| Ipv4Addr::LOCALHOST, true).expect_err("unnumbered");
-        assert!(
-            why.contains("spec.interface") && why.contains("peerAddress"),
-            "{why}"
+        let c = session_config(&p, |_| Ipv4Addr::new(10, 0, 0, 9), false).expect("runs");
+        assert!(c.is_unnumbered());
+        assert_eq!(c.interface.as_deref(), Some("eth1"));
+        // The link-local next hop is all there is on such a link: it goes whatever the flag.
+        assert!(c.link_local_next_hop && c.extended_next_hop);
+        assert_eq!(c.router_id, Some(Ipv4Addr::new(10, 0, 0, 9)));
+    }
+
+    #[test]
+    fn a_bfd_profile_becomes_the_session_it_describes_and_echo_is_warned_about() {
+        let mut p = peer();
+        p.ebgp_multihop = true;
+        p.source_address = Some("2001:db8::10".parse().expect("ip"));
+        let profile = BfdProfile {
+            name: "fast".into(),
+            receive_interval_ms: 100,
+            transmit_interval_ms: 150,
+            detect_multiplier: 4,
+            echo_interval_ms: 60,
+            echo_mode: false,
+            passive_mode: true,
+            minimum_ttl: 250,
+        };
+        let (c, warnings) = bfd_session(&p, &profile);
+        let c = c.expect("a session");
+        assert_eq!(c.id, "router");
+        assert_eq!(c.peer, "2001:db8::1".parse::<IpAddr>().expect("ip"));
+        assert_eq!(c.source, p.source_address);
+        assert!(c.multihop && c.passive);
+        assert_eq!(
+            (
+                c.required_min_rx,
+                c.desired_min_tx,
+                c.detect_multiplier,
+                c.minimum_ttl
+            ),
+            (
+                Duration::from_millis(100),
+                Duration::from_millis(150),
+                4,
+                250
+            )
         );
+        assert_eq!(warnings, Vec::<String>::new());
+        let echo = BfdProfile {
+            echo_mode: true,
+            ..profile
+        };
+        let (_, warnings) = bfd_session(&p, &echo);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].contains("echoMode") && warnings[0].contains("60 ms"),
+            "{warnings:?}"
+        );
+        // Unnumbered: the BFD peer is learnt on the interface too.
+        p.endpoint = PeerEndpoint::Interface("eth1".into());
+        let (c, _) = bfd_session(&p, &echo);
+        let c = c.expect("a session");
+        assert!(c.peer.is_unspecified());
+        assert_eq!(c.interface.as_deref(), Some("eth1"));
+    }
+
+    #[test]
+    fn sessions_herald_cannot_run_say_why() {
         let mut p = peer();
         p.vrf = Some("red".into());
         let why = session_config(&p, |_| Ipv4Addr::LOCALHOST, true).expect_err("vrf");

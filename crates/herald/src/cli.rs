@@ -107,9 +107,11 @@ pub struct AnnounceArgs {
           value_name = "DURATION", value_parser = parse_duration)]
     pub l2_refresh_interval: Duration,
 
-    /// On shutdown, re-announce every BGP route with the GRACEFUL_SHUTDOWN community
-    /// (65535:0, RFC 8326) and wait this long so routers move traffic away before the
-    /// sessions close; 0 closes at once.
+    /// On shutdown, drain: re-announce every BGP route with the GRACEFUL_SHUTDOWN community
+    /// (65535:0, RFC 8326), wait this long so routers move traffic away, then close the
+    /// sessions for good (Hard Reset: routers drop the routes). 0 (the default): a SIGTERM
+    /// is a restart, and routers with graceful restart keep the routes until herald is
+    /// back, unless the Node is cordoned or being deleted.
     #[arg(long, env = "HERALD_BGP_GRACEFUL_SHUTDOWN", default_value = "0s",
           value_name = "DURATION", value_parser = parse_duration)]
     pub bgp_graceful_shutdown: Duration,

@@ -177,6 +177,8 @@ mod tests {
                 labels: Default::default(),
                 excluded_from_load_balancers: false,
                 network_unavailable: false,
+                unschedulable: false,
+                deleting: false,
             },
         );
         assert_eq!(unknown_node(&world, "n1"), Some(vec!["n2".to_owned()]));

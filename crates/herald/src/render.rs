@@ -360,6 +360,7 @@ mod tests {
                     PeerEndpoint::Address("192.0.2.1".parse().expect("ip")),
                     PeerAsn::Fixed(64500),
                 ),
+                bfd: None,
                 families: [Family::Ipv4].into(),
                 routes: vec![Route {
                     prefix: "198.51.100.10/32".parse().expect("net"),
@@ -383,6 +384,7 @@ mod tests {
                     pool: "private".into(),
                 },
             }],
+            departing: None,
         };
         let text = plan_text(&plan, true);
         assert!(text.starts_with("Node node-a\n"), "{text}");

@@ -228,6 +228,24 @@ struct State {
     unserved: BTreeSet<Feed>,
 }
 
+/// This node's Node, deleted, stays as it was last seen with a deletion timestamp: the node
+/// is going away (BGP then withdraws at shutdown instead of keeping routes for a restart),
+/// not a node nobody describes.
+fn node_tombstone(event: watcher::Event<DynamicObject>) -> watcher::Event<DynamicObject> {
+    match event {
+        watcher::Event::Delete(mut object) => {
+            if object.metadata.deletion_timestamp.is_none() {
+                object.metadata.deletion_timestamp =
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::now(),
+                    ));
+            }
+            watcher::Event::Apply(object)
+        }
+        other => other,
+    }
+}
+
 /// Whether the API server does not serve the watched kind at all, as when its CRD is not
 /// installed. Waiting for it would hold every snapshot back; MetalLB's own CRDs have grown
 /// kinds over releases, so a cluster may well lack one.
@@ -321,7 +339,7 @@ impl State {
             Feed::BfdProfiles => self.bfd_profiles.apply(kind, event),
             Feed::Services => self.services.apply(kind, event),
             Feed::EndpointSlices => self.endpoint_slices.apply(kind, event),
-            Feed::Node => self.node.apply(kind, event),
+            Feed::Node => self.node.apply(kind, node_tombstone(event)),
             Feed::Secret(key) => match self.secrets.get_mut(key) {
                 Some(w) => w.store.apply(kind, event),
                 // Stopped: what it had in flight no longer matters.

@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use crate::community::{Community, LargeCommunity};
 use crate::selector::{Selector, any_matches};
 use crate::world::{
-    BgpAdvertisement, Family, L2Advertisement, Labels, Peer, Pool, PoolSelection, Service,
-    ServiceRef, TrafficPolicy, World,
+    BfdProfile, BgpAdvertisement, Family, L2Advertisement, Labels, Peer, Pool, PoolSelection,
+    Service, ServiceRef, TrafficPolicy, World,
 };
 
 #[cfg(test)]
@@ -29,6 +29,29 @@ pub struct NodePlan {
     pub bgp: Vec<PeerPlan>,
     /// Every service address this node does not announce by some protocol, with the reason.
     pub skipped: Vec<Skipped>,
+    /// The node is going away for good (cordoned, or being deleted): a shutdown then ends
+    /// BGP sessions so routers drop its routes, rather than keeping them for a restart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub departing: Option<Departure>,
+}
+
+/// Why the node is going away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Departure {
+    /// `spec.unschedulable`: cordoned, as before a drain.
+    Cordoned,
+    /// `metadata.deletionTimestamp` set, or the Node deleted.
+    Deleting,
+}
+
+impl fmt::Display for Departure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Departure::Cordoned => "cordoned",
+            Departure::Deleting => "being deleted",
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -57,6 +80,9 @@ pub enum Interfaces {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PeerPlan {
     pub peer: Peer,
+    /// The BFDProfile the peer names, when it exists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BfdProfile>,
     /// Families the session carries (MetalLB's dualStackAddressFamily rule).
     pub families: BTreeSet<Family>,
     /// Sorted by prefix.
@@ -240,6 +266,11 @@ pub fn plan(world: &World, node: &str) -> NodePlan {
         .iter()
         .map(|peer| PeerPlan {
             peer: canonical(peer),
+            bfd: peer
+                .bfd_profile
+                .as_ref()
+                .and_then(|name| world.bfd_profiles.get(name))
+                .cloned(),
             families: peer.families(),
             routes: routes
                 .remove(peer.name.as_str())
@@ -261,6 +292,15 @@ pub fn plan(world: &World, node: &str) -> NodePlan {
         l2,
         bgp,
         skipped,
+        departing: this_node.and_then(|n| {
+            if n.deleting {
+                Some(Departure::Deleting)
+            } else if n.unschedulable {
+                Some(Departure::Cordoned)
+            } else {
+                None
+            }
+        }),
     }
 }
 

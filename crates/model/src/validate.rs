@@ -1323,6 +1323,13 @@ fn node(r: &Res<Node>) -> world::Node {
             .unwrap_or_default()
             .iter()
             .any(|c| unavailable(&c)),
+        unschedulable: r
+            .object
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false),
+        deleting: r.object.metadata.deletion_timestamp.is_some(),
         labels,
     }
 }

@@ -395,6 +395,10 @@ pub struct Node {
     pub excluded_from_load_balancers: bool,
     /// The `NetworkUnavailable` condition is `True`.
     pub network_unavailable: bool,
+    /// `spec.unschedulable` (cordoned, as before a drain): the node is going away.
+    pub unschedulable: bool,
+    /// `metadata.deletionTimestamp` is set, or the Node was deleted: it is going away.
+    pub deleting: bool,
 }
 
 mod secs {

@@ -169,13 +169,15 @@ fn valid() -> Resources {
                 "v1",
                 "Node",
                 "n2",
-                json!({"status": {"conditions": [{"type": "NetworkUnavailable", "status": "True"}]}}),
+                json!({"spec": {"unschedulable": true},
+                       "status": {"conditions": [{"type": "NetworkUnavailable", "status": "True"}]}}),
             ),
             object(
                 "v1",
                 "Node",
                 "n3",
-                json!({"status": {"conditions": [{"type": "NetworkUnavailable", "status": "False"}]}}),
+                json!({"metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"},
+                       "status": {"conditions": [{"type": "NetworkUnavailable", "status": "False"}]}}),
             ),
         ],
         ..Resources::default()
@@ -320,6 +322,12 @@ fn a_valid_configuration_builds_the_world() {
     assert!(w.nodes["n1"].excluded_from_load_balancers && !w.nodes["n1"].network_unavailable);
     assert!(w.nodes["n2"].network_unavailable && !w.nodes["n2"].excluded_from_load_balancers);
     assert!(!w.nodes["n3"].network_unavailable);
+    // Going away: cordoned (n2), being deleted (n3).
+    let away = |n: &str| (w.nodes[n].unschedulable, w.nodes[n].deleting);
+    assert_eq!(
+        [away("n1"), away("n2"), away("n3")],
+        [(false, false), (true, false), (false, true)]
+    );
 }
 
 #[test]

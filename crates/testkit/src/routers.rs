@@ -1,6 +1,8 @@
-//! Real routing daemons in network namespaces: BIRD 2, FRR bgpd (without zebra) and GoBGP,
-//! each started from a configuration in a directory of its own (the configuration, the
-//! control socket, the log), with its command-line client run inside the namespace.
+//! Real routing daemons in network namespaces: BIRD 2, FRR and GoBGP, each started from a
+//! configuration in a directory of its own (the configuration, the control sockets, the
+//! log), with its command-line client run inside the namespace. FRR runs as a real FRR
+//! router does: zebra (as user `frr`, its zserv socket and pid file in that directory),
+//! bgpd and bfdd beside it, all reading the one integrated configuration.
 //!
 //! [`Daemon`] runs any configuration (the BGP benchmark writes its own). [`Router`] is the
 //! routers of the BGP tests: configured with [`Neighbor`]s on the two links of a [`Link`],
@@ -32,7 +34,8 @@ pub enum Kind {
 pub struct Daemon {
     kind: Kind,
     dir: PathBuf,
-    child: Child,
+    /// The routing daemon (bgpd for FRR) last, after what it depends on (zebra, bfdd).
+    children: Vec<Child>,
     ns: String,
 }
 
@@ -48,6 +51,7 @@ impl Daemon {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        let mut commands: Vec<Vec<String>> = Vec::new();
         let (file, args): (&str, Vec<String>) = match kind {
             Kind::Bird => (
                 "bird.conf",
@@ -60,28 +64,38 @@ impl Daemon {
                     path(&dir.join("bird.ctl")),
                 ],
             ),
-            Kind::Frr => (
-                "frr.conf",
-                [
-                    "/usr/lib/frr/bgpd",
-                    "-f",
-                    &path(&dir.join("frr.conf")),
-                    "-i",
-                    &path(&dir.join("bgpd.pid")),
-                    "--vty_socket",
-                    &path(&dir),
-                    // No zebra, no listener outside what the configuration says, no vty port.
-                    "-Z",
-                    "-S",
-                    "-n",
-                    "-P",
-                    "0",
-                    "--log",
-                    "stdout",
-                ]
-                .map(String::from)
-                .to_vec(),
-            ),
+            Kind::Frr => {
+                // zebra drops to user frr: the directory must be its to write in.
+                chown_to_frr(&dir);
+                let conf = path(&dir.join("frr.conf"));
+                let zserv = path(&dir.join("zserv.api"));
+                let vty = path(&dir);
+                let daemon = |name: &str, extra: &[&str]| -> Vec<String> {
+                    let mut v: Vec<String> = vec![
+                        format!("/usr/lib/frr/{name}"),
+                        "-f".into(),
+                        conf.clone(),
+                        "-i".into(),
+                        path(&dir.join(format!("{name}.pid"))),
+                        "-z".into(),
+                        zserv.clone(),
+                        "--vty_socket".into(),
+                        vty.clone(),
+                        // No vty TCP port.
+                        "-P".into(),
+                        "0".into(),
+                        "--log".into(),
+                        "stdout".into(),
+                    ];
+                    v.extend(extra.iter().map(|s| s.to_string()));
+                    v
+                };
+                commands.push(daemon("zebra", &["-u", "frr", "-g", "frr"]));
+                let bfdctl = path(&dir.join("bfdd.sock"));
+                // bfdd, like zebra, runs as frr (it has no option to stay root).
+                commands.push(daemon("bfdd", &["--bfdctl", &bfdctl]));
+                ("frr.conf", daemon("bgpd", &["-S"]))
+            }
             Kind::Gobgp => (
                 "gobgpd.toml",
                 [
@@ -100,22 +114,41 @@ impl Daemon {
         };
         std::fs::write(dir.join(file), config)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", dir.join(file).display()));
-        let log = std::fs::File::create(dir.join("log")).expect("daemon log file");
-        // `ip netns exec` execs the daemon, so the child's pid is the daemon's.
-        let child = ns
-            .command(&args[0])
-            .args(&args[1..])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("daemon log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {kind:?} ({args:?}): {e}"));
-        let daemon = Daemon {
+        if kind == Kind::Frr {
+            chown_to_frr(&dir.join(file));
+        }
+        commands.push(args);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("log"))
+            .expect("daemon log file");
+        let mut daemon = Daemon {
             kind,
             dir,
-            child,
+            children: Vec::new(),
             ns: ns.name().to_owned(),
         };
+        for args in &commands {
+            // `ip netns exec` execs the daemon, so the child's pid is the daemon's.
+            let child = ns
+                .command(&args[0])
+                .args(&args[1..])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("daemon log file"))
+                .stderr(log.try_clone().expect("daemon log file"))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot start {kind:?} ({args:?}): {e}"));
+            daemon.children.push(child);
+            if args[0].ends_with("zebra") {
+                // The others connect to its socket as they start.
+                let socket = daemon.dir.join("zserv.api");
+                let deadline = Instant::now() + START_LIMIT;
+                while !socket.exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
         let deadline = Instant::now() + START_LIMIT;
         loop {
             let answer = match kind {
@@ -143,8 +176,14 @@ impl Daemon {
         &self.dir
     }
 
+    /// The routing daemon's pid (bgpd's for FRR).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.children.last().map_or(0, Child::id)
+    }
+
+    /// Every process of the daemon (zebra, bfdd and bgpd for FRR).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
     }
 
     /// Runs `program ARGS` inside the daemon's namespace: stdout when it succeeds, else
@@ -191,22 +230,18 @@ impl Daemon {
         self.cli("gobgp", args)
     }
 
-    /// Sends `signal` to the daemon.
+    /// Sends `signal` to the daemon (every process of it, for FRR).
     pub fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on the daemon's own pid.
-        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
-        assert_eq!(
-            rc,
-            0,
-            "kill {signal} {}: {}",
-            self.child.id(),
-            io::Error::last_os_error()
-        );
+        for pid in self.pids() {
+            // SAFETY: kill(2) on a pid this daemon started.
+            let rc = unsafe { libc::kill(pid as i32, signal) };
+            assert_eq!(rc, 0, "kill {signal} {pid}: {}", io::Error::last_os_error());
+        }
     }
 
     /// Its peak resident set size so far, in KiB (VmHWM).
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        peak_rss_kib(self.child.id())
+        peak_rss_kib(self.pid())
     }
 
     /// Everything it logged so far.
@@ -224,12 +259,30 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // The routing daemon first, then what it depends on.
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Gives `path` to user and group `frr`, whose zebra writes its socket and pid file there.
+fn chown_to_frr(path: &Path) {
+    let name = std::ffi::CString::new("frr").expect("no NUL");
+    // SAFETY: getpwnam returns a pointer into static storage or null; read at once.
+    let ids = unsafe {
+        let pw = libc::getpwnam(name.as_ptr());
+        (!pw.is_null()).then(|| ((*pw).pw_uid, (*pw).pw_gid))
+    };
+    let Some((uid, gid)) = ids else {
+        panic!("no user frr: install the Debian package frr");
+    };
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+        .unwrap_or_else(|e| panic!("chown frr {}: {e}", path.display()));
 }
 
 /// The peak resident set size (VmHWM) of process `pid`, in KiB.
@@ -391,9 +444,11 @@ pub struct RouterRoute {
 }
 
 /// One neighbor in a router's configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Neighbor {
     pub name: String,
+    /// The speaker's address. For an unnumbered neighbor: its link-local address for BIRD
+    /// (which names neighbors by address), unused by FRR (which finds it on `interface`).
     pub address: String,
     pub asn: u32,
     pub hold_time: Option<u16>,
@@ -401,6 +456,21 @@ pub struct Neighbor {
     pub extended_next_hop: bool,
     /// The router connects to us (the speaker's side is passive).
     pub active: bool,
+    /// Graceful restart: the router keeps our routes across our restarts (FRR with the
+    /// RFC 8538 N bit, BIRD without), and logs what it does.
+    pub graceful_restart: bool,
+    /// BFD for the session, with the router's own timers.
+    pub bfd: Option<BfdTimers>,
+    /// Unnumbered: the router's interface toward the speaker.
+    pub interface: Option<String>,
+}
+
+/// A router's side of a BFD session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BfdTimers {
+    pub receive_ms: u32,
+    pub transmit_ms: u32,
+    pub multiplier: u8,
 }
 
 pub const ROUTER_AS: u32 = 65000;
@@ -531,6 +601,87 @@ impl Router {
         };
         out.unwrap_or_else(|e| e)
     }
+
+    /// The router's daemon, for what the scenarios here do not cover.
+    pub fn daemon(&self) -> &Daemon {
+        &self.daemon
+    }
+
+    /// The router's BFD sessions as it shows them (FRR's bfdd, BIRD's `protocol bfd`).
+    pub fn bfd_sessions(&self) -> Result<Vec<RouterBfd>, String> {
+        match self.kind {
+            Kind::Bird => Ok(parse_bird_bfd(
+                &self.daemon.birdc(&["show", "bfd", "sessions"])?,
+            )),
+            Kind::Frr => parse_frr_bfd(&self.daemon.vtysh("show bfd peers json")?),
+            Kind::Gobgp => Err("GoBGP has no BFD".into()),
+        }
+    }
+}
+
+/// A BFD session as a router shows it. FRR shows what the speaker asked for; BIRD only
+/// what is in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouterBfd {
+    pub peer: String,
+    pub up: bool,
+    /// The speaker's Required Min RX, Desired Min TX and Detect Mult, as received (FRR).
+    pub remote_receive_ms: Option<u32>,
+    pub remote_transmit_ms: Option<u32>,
+    pub remote_multiplier: Option<u32>,
+    /// The router's transmit interval in force: the slower of its own and the speaker's
+    /// Required Min RX (BIRD's "Interval").
+    pub interval_ms: Option<u32>,
+    /// How long the router waits for the speaker: the speaker's Detect Mult × the slower of
+    /// the router's Required Min RX and the speaker's Desired Min TX (BIRD's "Timeout").
+    pub timeout_ms: Option<u32>,
+}
+
+/// Parses `birdc show bfd sessions`: a header, then `ADDRESS INTERFACE STATE SINCE...
+/// INTERVAL TIMEOUT` per session, the last two in seconds.
+pub fn parse_bird_bfd(out: &str) -> Vec<RouterBfd> {
+    let ms = |s: &str| -> Option<u32> {
+        let secs: f64 = s.parse().ok()?;
+        Some((secs * 1000.0).round() as u32)
+    };
+    out.lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let peer: IpAddr = words.first()?.parse().ok()?;
+            let state = words
+                .iter()
+                .position(|w| matches!(*w, "Up" | "Down" | "Init" | "AdminDown"))?;
+            let n = words.len();
+            Some(RouterBfd {
+                peer: peer.to_string(),
+                up: words[state] == "Up",
+                interval_ms: ms(words[n.checked_sub(2)?]),
+                timeout_ms: ms(words[n - 1]),
+                ..RouterBfd::default()
+            })
+        })
+        .collect()
+}
+
+/// Parses `show bfd peers json` of FRR's bfdd.
+pub fn parse_frr_bfd(out: &str) -> Result<Vec<RouterBfd>, String> {
+    let v: serde_json::Value = serde_json::from_str(out).map_err(|e| format!("{e}: {out}"))?;
+    let Some(peers) = v.as_array() else {
+        return Ok(Vec::new());
+    };
+    let num = |p: &serde_json::Value, k: &str| p[k].as_u64().map(|x| x as u32);
+    Ok(peers
+        .iter()
+        .map(|p| RouterBfd {
+            peer: p["peer"].as_str().unwrap_or_default().to_string(),
+            up: p["status"].as_str() == Some("up"),
+            remote_receive_ms: num(p, "remote-receive-interval"),
+            remote_transmit_ms: num(p, "remote-transmit-interval"),
+            remote_multiplier: num(p, "remote-detect-multiplier"),
+            interval_ms: num(p, "transmit-interval"),
+            timeout_ms: None,
+        })
+        .collect())
 }
 
 fn local_of(address: &str) -> &'static str {
@@ -544,10 +695,50 @@ fn local_of(address: &str) -> &'static str {
 pub fn bird_config(neighbors: &[Neighbor]) -> String {
     let mut c =
         format!("log stderr all;\nrouter id {ROUTER_V4};\nprotocol device {{ scan time 1; }}\n");
+    if neighbors.iter().any(|n| n.bfd.is_some()) {
+        c.push_str("protocol bfd { interface \"*\" { }; multihop { }; }\n");
+    }
+    let unnumbered: Vec<&str> = neighbors
+        .iter()
+        .filter_map(|n| n.interface.as_deref())
+        .collect();
+    if !unnumbered.is_empty() {
+        // Router Advertisements, so the speaker learns our link-local address; lifetime 0:
+        // no default router for anyone.
+        c.push_str("protocol radv {\n");
+        for i in &unnumbered {
+            let _ = writeln!(
+                c,
+                "  interface \"{i}\" {{ min ra interval 3; max ra interval 4; default lifetime 0; }};"
+            );
+        }
+        c.push_str("}\n");
+    }
     for n in neighbors {
         let _ = writeln!(c, "protocol bgp peer_{} {{", n.name);
-        let _ = writeln!(c, "  local {} as {ROUTER_AS};", local_of(&n.address));
-        let _ = writeln!(c, "  neighbor {} as {};", n.address, n.asn);
+        match &n.interface {
+            Some(i) => {
+                let _ = writeln!(c, "  local as {ROUTER_AS};");
+                let _ = writeln!(c, "  neighbor {} as {};", n.address, n.asn);
+                let _ = writeln!(c, "  interface \"{i}\";");
+            }
+            None => {
+                let _ = writeln!(c, "  local {} as {ROUTER_AS};", local_of(&n.address));
+                let _ = writeln!(c, "  neighbor {} as {};", n.address, n.asn);
+            }
+        }
+        if n.graceful_restart {
+            // BIRD 2 has no RFC 8538: graceful restart covers a connection that closes
+            // without a NOTIFICATION.
+            c.push_str("  graceful restart on;\n  graceful restart time 120;\n  debug { states, events };\n");
+        }
+        if let Some(b) = n.bfd {
+            let _ = writeln!(
+                c,
+                "  bfd {{ min rx interval {} ms; min tx interval {} ms; multiplier {}; }};",
+                b.receive_ms, b.transmit_ms, b.multiplier
+            );
+        }
         // iBGP too is one hop away here; BIRD assumes multihop for it otherwise.
         if n.active {
             c.push_str("  connect delay time 1;\n  connect retry time 2;\n");
@@ -563,7 +754,7 @@ pub fn bird_config(neighbors: &[Neighbor]) -> String {
         if let Some(p) = &n.password {
             let _ = writeln!(c, "  password \"{p}\";");
         }
-        let enh = if n.extended_next_hop {
+        let enh = if n.extended_next_hop || n.interface.is_some() {
             " extended next hop on;"
         } else {
             ""
@@ -574,13 +765,66 @@ pub fn bird_config(neighbors: &[Neighbor]) -> String {
     c
 }
 
+/// The integrated configuration zebra, bfdd and bgpd all read: each takes its own sections
+/// and reports the others' lines as unknown. No `exit` lines: at the top level one would
+/// leave configuration mode for the rest of the file.
 pub fn frr_config(neighbors: &[Neighbor]) -> String {
-    let mut c = format!(
-        "frr defaults traditional\nhostname r\nrouter bgp {ROUTER_AS}\n bgp router-id {ROUTER_V4}\n bgp log-neighbor-changes\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n"
-    );
+    let mut c = String::from("frr defaults traditional\nhostname r\nlog stdout\n");
+    if neighbors.iter().any(|n| n.graceful_restart) {
+        c.push_str("debug bgp graceful-restart\ndebug bgp neighbor-events\n");
+    }
     for n in neighbors {
-        let a = &n.address;
-        let _ = writeln!(c, " neighbor {a} remote-as {}", n.asn);
+        if let Some(i) = &n.interface {
+            // Router Advertisements every second, so the speaker learns us quickly (bgpd
+            // turns them on for an interface neighbor; this only makes them frequent).
+            let _ = writeln!(
+                c,
+                "interface {i}\n ipv6 nd ra-interval 1\n no ipv6 nd suppress-ra"
+            );
+        }
+    }
+    let profiles: Vec<(String, BfdTimers)> = neighbors
+        .iter()
+        .filter_map(|n| Some((format!("p_{}", n.name), n.bfd?)))
+        .collect();
+    if !profiles.is_empty() {
+        // bfdd and bgpd log what happens to BFD sessions, for failure messages.
+        c.push_str("debug bfd peer\ndebug bfd zebra\ndebug bgp bfd\nbfd\n");
+        for (name, b) in &profiles {
+            let _ = writeln!(
+                c,
+                " profile {name}\n  receive-interval {}\n  transmit-interval {}\n  detect-multiplier {}",
+                b.receive_ms, b.transmit_ms, b.multiplier
+            );
+        }
+    }
+    let _ = write!(
+        c,
+        "router bgp {ROUTER_AS}\n bgp router-id {ROUTER_V4}\n bgp log-neighbor-changes\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n"
+    );
+    if neighbors.iter().any(|n| n.graceful_restart) {
+        // Helper for the speaker's restarts, with the RFC 8538 N bit (FRR's default since
+        // 8.3, said here so the configuration shows it).
+        c.push_str(" bgp graceful-restart\n bgp graceful-restart notification\n");
+    }
+    for n in neighbors {
+        let a = match &n.interface {
+            Some(i) => {
+                let _ = writeln!(c, " neighbor {i} interface remote-as external");
+                i
+            }
+            None => {
+                let _ = writeln!(c, " neighbor {} remote-as {}", n.address, n.asn);
+                &n.address
+            }
+        };
+        if n.bfd.is_some() {
+            let _ = writeln!(
+                c,
+                " neighbor {a} bfd\n neighbor {a} bfd profile p_{}",
+                n.name
+            );
+        }
         if n.active {
             let _ = writeln!(c, " neighbor {a} timers connect 1");
         } else {
@@ -599,7 +843,8 @@ pub fn frr_config(neighbors: &[Neighbor]) -> String {
     for afi in ["ipv4", "ipv6"] {
         let _ = writeln!(c, " address-family {afi} unicast");
         for n in neighbors {
-            let _ = writeln!(c, "  neighbor {} activate", n.address);
+            let a = n.interface.as_ref().unwrap_or(&n.address);
+            let _ = writeln!(c, "  neighbor {a} activate");
         }
         c.push_str(" exit-address-family\n");
     }

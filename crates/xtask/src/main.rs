@@ -28,6 +28,7 @@ const TEST_PACKAGES: &[&str] = &[
     "iputils-ping",
     "iproute2",
     "curl",
+    // BFD and BGP tests silence a namespace with an nft drop rule.
     "nftables",
 ];
 

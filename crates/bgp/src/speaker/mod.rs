@@ -16,19 +16,55 @@
 //! extended next hop. A route that cannot go is listed in [`PeerStatus::withheld`] with
 //! the reason.
 //!
-//! Not here: where peers and routes come from (Kubernetes, MetalLB's resources).
+//! Session state is pushed, not polled: every change of a peer's state is counted and kept
+//! (the last few, with their reasons) in its [`PeerStatus`] and published as a
+//! [`SessionEvent`] to [`Speaker::events`] subscribers, however briefly the state lasted.
+//!
+//! Graceful restart (RFC 4724, RFC 8538): with [`PeerConfig::graceful_restart`] the OPEN
+//! carries the restart time, the F bit for every family (the node forwards while the
+//! speaker restarts) and the N bit. How a session ends then decides whether the peer keeps
+//! our routes, per [`crate::fsm::StopKind`]:
+//!
+//! | how herald stops | N bit negotiated (FRR) | GR without N (BIRD 2) | no GR |
+//! |---|---|---|---|
+//! | restart ([`StopKind::Restart`]: SIGTERM, node staying) | Cease / Administrative Reset: routes kept, stale until our End-of-RIB | connection closed without NOTIFICATION: kept likewise | Cease / Administrative Shutdown: withdrawn |
+//! | for good ([`StopKind::Shutdown`]: node cordoned or deleted, or draining asked for) | after the drain wait (routes with GRACEFUL_SHUTDOWN), Cease / Hard Reset: withdrawn | Cease / Administrative Shutdown: withdrawn | withdrawn |
+//! | killed (`kill -9`, crash) | the kernel closes the connection: kept until the restart time or our End-of-RIB | kept likewise | withdrawn |
+//! | peer removed from the configuration | Hard Reset (Peer De-configured) | Peer De-configured | withdrawn |
+//! | peer's configuration changed | Other Configuration Change: kept while it reconnects | closed silently: kept | withdrawn |
+//! | its BFD session went down | Cease / BFD Down (RFC 9384): the router's policy decides | same | withdrawn |
+//!
+//! After a restart each peer's first OPEN carries the R bit, and the whole table then
+//! End-of-RIB replace what the peer kept.
+//!
+//! BFD ([`PeerConfig::bfd`]): the session starts only while [`Speaker::set_bfd`] says the
+//! peer's BFD session is up, and stops with Cease / BFD Down as soon as it says down.
+//!
+//! Unnumbered ([`PeerConfig::interface`] with an unspecified address): the router's
+//! link-local address is learnt from its Router Advertisements on the interface or from
+//! its connection to us, and ours is advertised there ([`crate::unnumbered`]). Over such a
+//! link the link-local address is the IPv6 next hop, and IPv4 routes need RFC 8950.
+//!
+//! A peer that keeps the session up but does not read costs bounded memory: see
+//! [`SEND_QUEUE_LIMIT`].
+//!
+//! Not here: where peers and routes come from (Kubernetes, MetalLB's resources), and the
+//! BFD sessions themselves.
 
 mod peer;
 
+pub use peer::SEND_QUEUE_LIMIT;
+
 use crate::adj_rib_out::Withheld;
-use crate::fsm::{Backoff, ConfigError, PeerAs, State};
+use crate::fsm::{Backoff, ConfigError, PeerAs, State, StopKind};
+use crate::unnumbered::{Discovery, DiscoveryStatus};
 use crate::wire::{Family, NotificationRepr, Prefix};
-use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::{mpsc, watch};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use crate::adj_rib_out::RouteAttrs;
@@ -81,6 +117,12 @@ pub struct PeerConfig {
     /// bgpd without zebra) treats such routes as withdrawn: turn it off for those.
     pub link_local_next_hop: bool,
     pub backoff: Backoff,
+    /// The interface the peer is on. With a link-local `address` it scopes the address;
+    /// with an unspecified one (`::`) the peer is unnumbered: the router at the other end
+    /// of the interface, found by its Router Advertisements (see [`crate::unnumbered`]).
+    pub interface: Option<String>,
+    /// Run the session only while its BFD session is up ([`Speaker::set_bfd`]).
+    pub bfd: bool,
 }
 
 impl PeerConfig {
@@ -108,7 +150,27 @@ impl PeerConfig {
                 initial: Duration::from_secs(5),
                 max: Duration::from_secs(120),
             },
+            interface: None,
+            bfd: false,
         }
+    }
+
+    /// An unnumbered peer: the router on `interface`, at whatever link-local address it
+    /// advertises.
+    pub fn unnumbered(
+        id: impl Into<String>,
+        interface: &str,
+        local_as: u32,
+        peer_as: PeerAs,
+    ) -> Self {
+        let mut p = PeerConfig::new(id, IpAddr::V6(Ipv6Addr::UNSPECIFIED), local_as, peer_as);
+        p.interface = Some(interface.to_owned());
+        p
+    }
+
+    /// Whether the peer's address is learnt on its interface.
+    pub fn is_unnumbered(&self) -> bool {
+        self.address.is_unspecified() && self.interface.is_some()
     }
 
     /// The peer is in our AS, as far as can be known before its OPEN.
@@ -140,6 +202,35 @@ pub enum PeerConfigError {
 
 /// NOTIFICATIONs counted by (code, subcode).
 pub type NotificationCounts = BTreeMap<(u8, u8), u64>;
+
+/// How many of a peer's latest state changes its status keeps.
+pub const MAX_RECENT_TRANSITIONS: usize = 16;
+
+/// One change of a session's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub from: State,
+    pub to: State,
+    pub at: SystemTime,
+    /// Why, when the session went down: what was sent or received, or what failed.
+    pub reason: Option<String>,
+}
+
+/// A change of one peer's session state, as published to [`Speaker::events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEvent {
+    pub id: String,
+    /// The peer's address (learnt, for an unnumbered peer, once known).
+    pub address: SocketAddr,
+    pub from: State,
+    pub to: State,
+    pub at: SystemTime,
+    pub reason: Option<String>,
+    /// Families negotiated, when it came up.
+    pub families: Vec<Family>,
+    /// Routes wanted for the peer at the time.
+    pub wanted: usize,
+}
 
 /// A snapshot of one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +268,28 @@ pub struct PeerStatus {
     pub last_notification_sent: Option<NotificationRepr>,
     pub last_notification_received: Option<NotificationRepr>,
     pub last_error: Option<String>,
+    /// The interface of an unnumbered or link-local peer.
+    pub interface: Option<String>,
+    /// The remote end of the current (or last) connection.
+    pub remote_address: Option<SocketAddr>,
+    /// An unnumbered peer's link-local address, once learnt.
+    pub discovered: Option<Ipv6Addr>,
+    /// Router discovery on the interface of an unnumbered peer.
+    pub discovery: Option<DiscoveryStatus>,
+    /// Graceful restart negotiated on the current session, and with it the N bit.
+    pub graceful_restart: bool,
+    pub graceful_notification: bool,
+    /// For a peer that waits for BFD: whether its BFD session is up.
+    pub bfd_up: Option<bool>,
+    /// Octets waiting to be written to the connection now, and the most there ever were.
+    pub send_queue_bytes: usize,
+    pub send_queue_peak: usize,
+    /// How often route changes were held back because the send queue was full.
+    pub send_queue_full: u64,
+    /// Every state change, counted by the state entered.
+    pub transitions: BTreeMap<State, u64>,
+    /// The latest state changes, oldest first (at most [`MAX_RECENT_TRANSITIONS`]).
+    pub recent: Vec<Transition>,
 }
 
 /// What a peer task keeps up to date for [`Speaker::status`].
@@ -203,13 +316,23 @@ pub(crate) struct PeerStats {
     pub last_notification_sent: Option<NotificationRepr>,
     pub last_notification_received: Option<NotificationRepr>,
     pub last_error: Option<String>,
+    pub remote_address: Option<SocketAddr>,
+    pub discovered: Option<Ipv6Addr>,
+    pub graceful_restart: bool,
+    pub graceful_notification: bool,
+    pub bfd_up: Option<bool>,
+    pub send_queue: Option<Arc<peer::SendQueue>>,
+    pub send_queue_peak: usize,
+    pub send_queue_full: u64,
+    pub transitions: BTreeMap<State, u64>,
+    pub recent: VecDeque<Transition>,
 }
 
 /// What the speaker tells a peer task.
 #[derive(Debug)]
 pub(crate) enum Control {
-    /// Send Cease / Administrative Shutdown with this message and end.
-    Stop(String),
+    /// End the session the way `StopKind` says, with this message where one is sent.
+    Stop(String, StopKind),
     /// The peer connected to us.
     Incoming(tokio::net::TcpStream),
 }
@@ -221,6 +344,19 @@ struct PeerEntry {
     task: JoinHandle<()>,
 }
 
+/// Where the listener sends a connection: to the peer configured with the remote address
+/// (and scope, for link-local ones), else to the unnumbered peer of the interface it came
+/// in on.
+#[derive(Default)]
+struct IncomingRoutes {
+    by_address: HashMap<(IpAddr, u32), mpsc::UnboundedSender<Control>>,
+    by_interface: HashMap<u32, mpsc::UnboundedSender<Control>>,
+}
+
+/// How many session events wait for a slow subscriber before it misses some (it is told
+/// how many; the counts in [`PeerStatus`] miss nothing).
+const EVENT_BACKLOG: usize = 1024;
+
 /// The BGP speaker. Create it inside a tokio runtime; its peer tasks run on that runtime.
 pub struct Speaker {
     config: SpeakerConfig,
@@ -231,9 +367,15 @@ pub struct Speaker {
     /// Per peer id: still owed an OPEN with the graceful restart R bit. Outlives the peer's
     /// task, so a session reset by a configuration change does not claim a restart again.
     restarting: BTreeMap<String, Arc<AtomicBool>>,
-    /// Where incoming connections go, by the peer's address; shared with the listener.
-    incoming: Arc<Mutex<HashMap<IpAddr, mpsc::UnboundedSender<Control>>>>,
+    /// Per peer id: whether its BFD session is up. Kept like the routes, for a peer that
+    /// is reset or configured later.
+    bfd: BTreeMap<String, watch::Sender<bool>>,
+    /// Router discovery per interface of an unnumbered peer.
+    discovery: BTreeMap<String, Discovery>,
+    /// Where incoming connections go; shared with the listener.
+    incoming: Arc<Mutex<IncomingRoutes>>,
     listeners: Vec<Listener>,
+    events: broadcast::Sender<SessionEvent>,
 }
 
 struct Listener {
@@ -254,9 +396,33 @@ impl Speaker {
             routes: BTreeMap::new(),
             graceful_shutdown: watch::channel(false).0,
             restarting: BTreeMap::new(),
-            incoming: Arc::new(Mutex::new(HashMap::new())),
+            bfd: BTreeMap::new(),
+            discovery: BTreeMap::new(),
+            incoming: Arc::new(Mutex::new(IncomingRoutes::default())),
             listeners: Vec::new(),
+            events: broadcast::channel(EVENT_BACKLOG).0,
         }
+    }
+
+    /// Every change of any peer's session state from now on, as it happens.
+    pub fn events(&self) -> broadcast::Receiver<SessionEvent> {
+        self.events.subscribe()
+    }
+
+    /// Whether peer `id`'s BFD session is up. A peer with [`PeerConfig::bfd`] runs only
+    /// while it is; others ignore it. Kept for a peer not configured yet.
+    pub fn set_bfd(&mut self, id: &str, up: bool) {
+        self.bfd_sender(id).send_if_modified(|was| {
+            let changed = *was != up;
+            *was = up;
+            changed
+        });
+    }
+
+    fn bfd_sender(&mut self, id: &str) -> &watch::Sender<bool> {
+        self.bfd
+            .entry(id.to_string())
+            .or_insert_with(|| watch::channel(false).0)
     }
 
     /// Makes `peers` the speaker's peers: new ones are started, removed ones stopped with
@@ -283,12 +449,25 @@ impl Speaker {
             .collect();
         for id in stale {
             if let Some(entry) = self.peers.remove(&id) {
-                let why = if wanted.contains_key(&id) {
-                    "configuration changed"
+                let (why, kind) = if wanted.contains_key(&id) {
+                    ("configuration changed", StopKind::Reconfigure)
                 } else {
-                    "peer removed from configuration"
+                    ("peer removed from configuration", StopKind::Deconfigured)
                 };
-                let _ = entry.control.send(Control::Stop(why.to_string()));
+                let _ = entry.control.send(Control::Stop(why.to_string(), kind));
+            }
+        }
+        // Router discovery runs on the interfaces of unnumbered peers, and only there.
+        let interfaces: std::collections::BTreeSet<String> = wanted
+            .values()
+            .filter(|p| p.is_unnumbered())
+            .filter_map(|p| p.interface.clone())
+            .collect();
+        self.discovery.retain(|name, _| interfaces.contains(name));
+        for name in interfaces {
+            if !self.discovery.contains_key(&name) {
+                let _guard = self.runtime.enter();
+                self.discovery.insert(name.clone(), Discovery::start(&name));
             }
         }
         for (id, config) in wanted {
@@ -346,10 +525,20 @@ impl Speaker {
     }
 
     fn route_incoming(&self) {
-        let mut map = self.incoming.lock().unwrap_or_else(|e| e.into_inner());
-        map.clear();
+        let mut routes = self.incoming.lock().unwrap_or_else(|e| e.into_inner());
+        routes.by_address.clear();
+        routes.by_interface.clear();
         for entry in self.peers.values() {
-            map.insert(entry.config.address, entry.control.clone());
+            let c = &entry.config;
+            let scope = c.interface.as_deref().map_or(0, crate::socket::if_index);
+            if c.is_unnumbered() {
+                routes.by_interface.insert(scope, entry.control.clone());
+            } else {
+                let scope = if is_link_local(&c.address) { scope } else { 0 };
+                routes
+                    .by_address
+                    .insert((c.address, scope), entry.control.clone());
+            }
         }
     }
 
@@ -360,6 +549,7 @@ impl Speaker {
         let keys: HashMap<IpAddr, (&str, &[u8])> = self
             .peers
             .values()
+            .filter(|e| !e.config.is_unnumbered())
             .filter_map(|e| {
                 let pw = e.config.password.as_ref()?;
                 Some((e.config.address, (e.config.id.as_str(), pw.as_bytes())))
@@ -419,6 +609,7 @@ impl Speaker {
 
     fn start(&mut self, config: PeerConfig) -> Result<PeerEntry, ConfigError> {
         let routes = self.routes_sender(&config.id).subscribe();
+        let bfd = self.bfd_sender(&config.id).subscribe();
         let (control, control_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(PeerStats::default()));
         let restarting = self
@@ -426,14 +617,28 @@ impl Speaker {
             .entry(config.id.clone())
             .or_insert_with(|| Arc::new(AtomicBool::new(self.config.restarting)))
             .clone();
+        let discovered = if config.is_unnumbered() {
+            config
+                .interface
+                .as_ref()
+                .and_then(|i| self.discovery.get(i))
+                .map(Discovery::router)
+        } else {
+            None
+        };
         let task = peer::PeerTask::new(
             config.clone(),
             &self.config,
-            restarting,
-            routes,
-            self.graceful_shutdown.subscribe(),
-            control_rx,
-            stats.clone(),
+            peer::PeerChannels {
+                restarting,
+                routes,
+                graceful_shutdown: self.graceful_shutdown.subscribe(),
+                bfd,
+                discovered,
+                control: control_rx,
+                stats: stats.clone(),
+                events: self.events.clone(),
+            },
         )?;
         let task = self.runtime.spawn(task.run());
         Ok(PeerEntry {
@@ -481,16 +686,42 @@ impl Speaker {
                     last_notification_sent: s.last_notification_sent,
                     last_notification_received: s.last_notification_received,
                     last_error: s.last_error,
+                    interface: e.config.interface.clone(),
+                    remote_address: s.remote_address,
+                    discovered: s.discovered,
+                    discovery: e
+                        .config
+                        .interface
+                        .as_ref()
+                        .filter(|_| e.config.is_unnumbered())
+                        .and_then(|i| self.discovery.get(i))
+                        .map(Discovery::status),
+                    graceful_restart: s.graceful_restart,
+                    graceful_notification: s.graceful_notification,
+                    bfd_up: e
+                        .config
+                        .bfd
+                        .then(|| self.bfd.get(id).is_some_and(|b| *b.borrow())),
+                    send_queue_bytes: s.send_queue.as_ref().map_or(0, |q| q.len()),
+                    send_queue_peak: s.send_queue_peak,
+                    send_queue_full: s.send_queue_full,
+                    transitions: s.transitions,
+                    recent: s.recent.into_iter().collect(),
                 }
             })
             .collect()
     }
 
-    /// Ends every session. With `graceful_shutdown_wait`, every route is first announced
-    /// again with GRACEFUL_SHUTDOWN (65535:0, RFC 8326) so peers move traffic away, and the
-    /// speaker waits that long. Then each session gets Cease / Administrative Shutdown with
-    /// `message` (RFC 9003) and the call returns once the tasks have ended.
-    pub async fn shutdown(mut self, graceful_shutdown_wait: Option<Duration>, message: &str) {
+    /// Ends every session the way `kind` says (see [`StopKind`]), with `message` where the
+    /// NOTIFICATION carries one (RFC 9003). With `graceful_shutdown_wait`, every route is
+    /// first announced again with GRACEFUL_SHUTDOWN (65535:0, RFC 8326) so peers move
+    /// traffic away, and the speaker waits that long. Returns once the tasks have ended.
+    pub async fn shutdown(
+        mut self,
+        graceful_shutdown_wait: Option<Duration>,
+        kind: StopKind,
+        message: &str,
+    ) {
         if let Some(wait) = graceful_shutdown_wait {
             self.graceful_shutdown.send_replace(true);
             tokio::time::sleep(wait).await;
@@ -500,7 +731,7 @@ impl Speaker {
         }
         let peers = std::mem::take(&mut self.peers);
         for entry in peers.values() {
-            let _ = entry.control.send(Control::Stop(message.to_string()));
+            let _ = entry.control.send(Control::Stop(message.to_string(), kind));
         }
         for (_, entry) in peers {
             let abort = entry.task.abort_handle();
@@ -520,18 +751,20 @@ impl Drop for Speaker {
             l.task.abort();
         }
         for entry in self.peers.values() {
-            let _ = entry
-                .control
-                .send(Control::Stop("speaker stopped".to_string()));
+            let _ = entry.control.send(Control::Stop(
+                "speaker stopped".to_string(),
+                StopKind::Shutdown,
+            ));
         }
     }
 }
 
+fn is_link_local(a: &IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80)
+}
+
 /// Takes connections and hands each to the peer it comes from.
-async fn accept_loop(
-    listener: tokio::net::TcpListener,
-    incoming: Arc<Mutex<HashMap<IpAddr, mpsc::UnboundedSender<Control>>>>,
-) {
+async fn accept_loop(listener: tokio::net::TcpListener, incoming: Arc<Mutex<IncomingRoutes>>) {
     loop {
         let Ok((stream, remote)) = listener.accept().await else {
             // Out of descriptors or similar: try again shortly rather than spin.
@@ -539,9 +772,23 @@ async fn accept_loop(
             continue;
         };
         let peer = remote.ip().to_canonical();
+        let scope = match remote {
+            SocketAddr::V6(a) if is_link_local(&peer) => a.scope_id(),
+            _ => 0,
+        };
         let target = incoming
             .lock()
-            .map(|m| m.get(&peer).cloned())
+            .map(|routes| {
+                routes
+                    .by_address
+                    .get(&(peer, scope))
+                    .or_else(|| {
+                        is_link_local(&peer)
+                            .then(|| routes.by_interface.get(&scope))
+                            .flatten()
+                    })
+                    .cloned()
+            })
             .unwrap_or(None);
         if let Some(control) = target {
             let _ = control.send(Control::Incoming(stream));

@@ -66,6 +66,8 @@ pub mod cease {
     pub const CONNECTION_COLLISION_RESOLUTION: u8 = 7;
     pub const OUT_OF_RESOURCES: u8 = 8;
     pub const HARD_RESET: u8 = 9;
+    /// RFC 9384: the BFD session the BGP session depends on went down.
+    pub const BFD_DOWN: u8 = 10;
 }
 
 /// Route-Refresh Message Error subcodes (RFC 7313).
@@ -159,6 +161,40 @@ impl NotificationRepr {
         }
     }
 
+    /// Cease / Hard Reset (RFC 8538 §3) carrying `inner`: its code, subcode and data are the
+    /// Hard Reset's data. Toward a peer that negotiated the graceful restart N bit, this is
+    /// how a NOTIFICATION says "end graceful restart too, drop my routes".
+    pub fn hard_reset(inner: &NotificationRepr) -> Self {
+        let mut data = Vec::with_capacity(2 + inner.data.len());
+        data.push(inner.code);
+        data.push(inner.subcode);
+        data.extend_from_slice(&inner.data);
+        NotificationRepr {
+            code: error_code::CEASE,
+            subcode: cease::HARD_RESET,
+            data,
+        }
+    }
+
+    /// Whether this is a Cease / Hard Reset (RFC 8538).
+    pub fn is_hard_reset(&self) -> bool {
+        self.code == error_code::CEASE && self.subcode == cease::HARD_RESET
+    }
+
+    /// The NOTIFICATION a Hard Reset carries, when its data holds one.
+    pub fn hard_reset_inner(&self) -> Option<NotificationRepr> {
+        if !self.is_hard_reset() {
+            return None;
+        }
+        let (&code, rest) = self.data.split_first()?;
+        let (&subcode, data) = rest.split_first()?;
+        Some(NotificationRepr {
+            code,
+            subcode,
+            data: data.to_vec(),
+        })
+    }
+
     /// Whether this NOTIFICATION is one that may carry a shutdown communication: Cease with
     /// Administrative Shutdown or Administrative Reset.
     pub fn has_shutdown_communication(&self) -> bool {
@@ -208,6 +244,9 @@ impl NotificationRepr {
 impl std::fmt::Display for NotificationRepr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "NOTIFICATION {}/{}", self.code, self.subcode)?;
+        if let Some(inner) = self.hard_reset_inner() {
+            return write!(f, " (Hard Reset of {inner})");
+        }
         match self.shutdown_communication() {
             Some(Ok(text)) => write!(f, " {text:?}"),
             _ => Ok(()),
@@ -232,6 +271,24 @@ mod tests {
         let n = NotificationRepr::cease(cease::ADMINISTRATIVE_RESET, &long);
         assert_eq!(n.data[0], 254);
         assert_eq!(n.shutdown_communication().unwrap().unwrap().len(), 254);
+    }
+
+    #[test]
+    fn hard_reset_carries_the_notification_it_replaces() {
+        let inner = NotificationRepr::cease(cease::ADMINISTRATIVE_SHUTDOWN, "bye");
+        let hard = NotificationRepr::hard_reset(&inner);
+        assert_eq!((hard.code, hard.subcode), (6, 9));
+        assert_eq!(hard.data, [6, 2, 3, b'b', b'y', b'e']);
+        assert_eq!(hard.hard_reset_inner(), Some(inner));
+        assert_eq!(
+            hard.to_string(),
+            "NOTIFICATION 6/9 (Hard Reset of NOTIFICATION 6/2 \"bye\")"
+        );
+        // A Hard Reset too short to hold a NOTIFICATION is still a Hard Reset.
+        let mut short = hard.clone();
+        short.data.truncate(1);
+        assert!(short.is_hard_reset());
+        assert_eq!(short.hard_reset_inner(), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 #![allow(dead_code)]
 
-use bgp::{PeerStatus, Routes, Speaker, SpeakerConfig};
+use bgp::{PeerStatus, Routes, Speaker, SpeakerConfig, StopKind};
 use std::time::{Duration, Instant};
 pub use testkit::netns::Netns;
 pub use testkit::routers::*;
@@ -40,7 +40,12 @@ enum SpeakerCommand {
     Call(Call),
     /// End without a word to the peers, as a killed process would.
     Crash,
-    Shutdown(Option<Duration>, String, std::sync::mpsc::Sender<()>),
+    Shutdown(
+        Option<Duration>,
+        StopKind,
+        String,
+        std::sync::mpsc::Sender<()>,
+    ),
 }
 
 impl NetnsSpeaker {
@@ -63,8 +68,8 @@ impl NetnsSpeaker {
                             drop(speaker);
                             return;
                         }
-                        SpeakerCommand::Shutdown(wait, message, done) => {
-                            speaker.shutdown(wait, &message).await;
+                        SpeakerCommand::Shutdown(wait, kind, message, done) => {
+                            speaker.shutdown(wait, kind, &message).await;
                             let _ = done.send(());
                             return;
                         }
@@ -109,16 +114,22 @@ impl NetnsSpeaker {
         }
     }
 
-    /// Starts shutting down; the receiver says when it is done.
+    /// Starts shutting down the way `kind` says; the receiver says when it is done.
     pub fn begin_shutdown(
         &self,
         wait: Option<Duration>,
+        kind: StopKind,
         message: &str,
     ) -> std::sync::mpsc::Receiver<()> {
         let (done, rx) = std::sync::mpsc::channel();
         assert!(
             self.tx
-                .send(SpeakerCommand::Shutdown(wait, message.to_string(), done))
+                .send(SpeakerCommand::Shutdown(
+                    wait,
+                    kind,
+                    message.to_string(),
+                    done
+                ))
                 .is_ok()
         );
         rx
@@ -128,9 +139,12 @@ impl NetnsSpeaker {
 impl Drop for NetnsSpeaker {
     fn drop(&mut self) {
         let (done, _rx) = std::sync::mpsc::channel();
-        let _ = self
-            .tx
-            .send(SpeakerCommand::Shutdown(None, "test over".into(), done));
+        let _ = self.tx.send(SpeakerCommand::Shutdown(
+            None,
+            StopKind::Shutdown,
+            "test over".into(),
+            done,
+        ));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

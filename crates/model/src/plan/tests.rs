@@ -120,6 +120,8 @@ mod builder {
             labels: labels(kv),
             excluded_from_load_balancers: false,
             network_unavailable: false,
+            unschedulable: false,
+            deleting: false,
         }
     }
 
@@ -326,6 +328,55 @@ fn excluded_node_announces_nothing() {
             SkipReason::NodeExcluded
         )]
     );
+}
+
+#[test]
+fn a_cordoned_or_deleted_node_is_departing_and_still_announces() {
+    let base = || {
+        base()
+            .bgp(bgpad("bgp"))
+            .peer(peer("r1", "192.0.2.254", 64501))
+            .svc(svc("ns/web", &["192.0.2.1"]))
+    };
+    assert_eq!(base().node(node("n1", &[])).plan("n1").departing, None);
+    let cordoned = base()
+        .node(Node {
+            unschedulable: true,
+            ..node("n1", &[])
+        })
+        .plan("n1");
+    assert_eq!(cordoned.departing, Some(Departure::Cordoned));
+    // Cordoned is not excluded: MetalLB announces from it until it is gone.
+    assert_eq!(cordoned.bgp[0].routes.len(), 1);
+    let deleting = base()
+        .node(Node {
+            unschedulable: true,
+            deleting: true,
+            ..node("n1", &[])
+        })
+        .plan("n1");
+    assert_eq!(deleting.departing, Some(Departure::Deleting));
+}
+
+#[test]
+fn a_peer_carries_the_bfd_profile_it_names() {
+    let mut p = peer("r1", "192.0.2.254", 64501);
+    p.bfd_profile = Some("fast".into());
+    let mut w = base().peer(p);
+    let fast = crate::world::BfdProfile {
+        name: "fast".into(),
+        receive_interval_ms: 100,
+        transmit_interval_ms: 120,
+        detect_multiplier: 4,
+        echo_interval_ms: 50,
+        echo_mode: false,
+        passive_mode: true,
+        minimum_ttl: 254,
+    };
+    w.0.bfd_profiles.insert("fast".into(), fast.clone());
+    assert_eq!(w.plan("n1").bgp[0].bfd, Some(fast));
+    w.0.bfd_profiles.clear();
+    assert_eq!(w.plan("n1").bgp[0].bfd, None);
 }
 
 #[test]
