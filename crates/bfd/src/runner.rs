@@ -22,6 +22,7 @@
 
 use crate::packet::{ControlRepr, Diagnostic, State};
 use crate::session::{self, Action, Config, Event, Session, Timer};
+use nix::sys::socket::{SetSockOpt, sockopt};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
@@ -816,42 +817,27 @@ fn receive_socket(multihop: bool, v6: bool) -> io::Result<socket2::Socket> {
         Some(Protocol::UDP),
     )?;
     socket.set_reuse_address(true)?;
-    let on = 1i32;
     if v6 {
         socket.set_only_v6(true)?;
-        setsockopt(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &on)?;
-        setsockopt(&socket, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &on)?;
+        setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true)?;
+        setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)?;
         socket.bind(&SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port).into())?;
     } else {
-        setsockopt(&socket, libc::IPPROTO_IP, libc::IP_RECVTTL, &on)?;
-        setsockopt(&socket, libc::IPPROTO_IP, libc::IP_PKTINFO, &on)?;
+        setsockopt(&socket, sockopt::Ipv4RecvTtl, &true)?;
+        setsockopt(&socket, sockopt::Ipv4PacketInfo, &true)?;
         socket.bind(&SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).into())?;
     }
     socket.set_nonblocking(true)?;
     Ok(socket)
 }
 
-fn setsockopt<T>(
+/// nix's typed socket options, with its error as the `io::Error` the rest of the task uses.
+fn setsockopt<O: SetSockOpt>(
     socket: &socket2::Socket,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: &T,
+    option: O,
+    value: &O::Val,
 ) -> io::Result<()> {
-    // SAFETY: `value` is a plain value of the size given, valid for the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    nix::sys::socket::setsockopt(socket, option, value).map_err(io::Error::from)
 }
 
 fn recv(socket: &socket2::Socket, v6: bool, buf: &mut [u8]) -> io::Result<Option<Datagram>> {

@@ -15,15 +15,18 @@ fn the_lab_shows_the_client_resolving_and_the_router_learning() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for ip in ["192.0.2.200", "2001:db8::200"] {
+    // The client resolves each Layer 2 address to the node elected for it.
+    for ip in ["192.0.2.200", "2001:db8::1:0"] {
         assert!(
             stdout
                 .lines()
-                .any(|l| l.starts_with(&format!("client: {ip} lladdr")) && l.ends_with("<- node-1")),
+                .any(|l| l.starts_with(&format!("client: {ip} lladdr"))
+                    && l.contains(" REACHABLE")
+                    && l.contains("<- node-")),
             "{stdout}"
         );
     }
-    for node in ["192.0.2.11", "192.0.2.12"] {
+    for node in ["192.0.2.11", "192.0.2.12", "192.0.2.13"] {
         assert!(
             stdout.contains(&format!("router: 198.51.100.1/32 via {node} ")),
             "{stdout}"
