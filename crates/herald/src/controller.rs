@@ -524,6 +524,9 @@ impl Controller {
         if active {
             info!("active: registering every assigned address, then allocating");
             self.resync = true;
+            // Only the active replica writes the ConfigurationState: read the pools again
+            // so that it is written now, not at the next pool change.
+            self.config_dirty = true;
         } else {
             info!("standby: allocation stopped");
             self.writes.abort_all();

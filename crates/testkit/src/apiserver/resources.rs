@@ -2,6 +2,7 @@
 //! Adding a kind is adding a row here; no handler knows any kind by name.
 
 use serde_json::{Value, json};
+use std::sync::LazyLock;
 
 /// What the `status` subresource does, which also decides what create keeps.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -310,15 +311,50 @@ pub fn to_storage(res: usize, mut obj: Value) -> Value {
     obj
 }
 
-/// Groups in discovery order (the core group is served under `/api`), each with its versions,
-/// preferred first.
-pub static GROUPS: &[(&str, &[&str])] = &[
-    ("", V1),
-    ("coordination.k8s.io", V1),
-    ("discovery.k8s.io", V1),
-    ("events.k8s.io", V1),
-    ("metallb.io", &["v1beta2", "v1beta1"]),
-];
+/// Groups in the order the table first names them (the core group is served under `/api`),
+/// each with the versions its kinds are served in, preferred (Kubernetes' version priority:
+/// GA, then beta, then alpha, higher numbers first) first. Derived from [`RESOURCES`], so a
+/// kind added there is discoverable without a second list to keep in step.
+pub static GROUPS: LazyLock<Vec<(&'static str, Vec<&'static str>)>> = LazyLock::new(|| {
+    let mut groups: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for d in RESOURCES {
+        let i = match groups.iter().position(|(g, _)| *g == d.group) {
+            Some(i) => i,
+            None => {
+                groups.push((d.group, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        for v in d.versions {
+            if !groups[i].1.contains(v) {
+                groups[i].1.push(v);
+            }
+        }
+    }
+    for (_, versions) in &mut groups {
+        versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
+    }
+    groups
+});
+
+/// Kubernetes' ordering of version names: `v2` > `v1` > `v1beta2` > `v1beta1` > `v1alpha1`.
+fn version_priority(version: &str) -> (u32, u32, u32) {
+    let rest = version.strip_prefix('v').unwrap_or(version);
+    let digits = |s: &str| -> (u32, usize) {
+        let n = s.bytes().take_while(u8::is_ascii_digit).count();
+        (s[..n].parse().unwrap_or(0), n)
+    };
+    let (major, n) = digits(rest);
+    let suffix = &rest[n..];
+    let (stage, minor) = if let Some(b) = suffix.strip_prefix("beta") {
+        (1, digits(b).0)
+    } else if let Some(a) = suffix.strip_prefix("alpha") {
+        (0, digits(a).0)
+    } else {
+        (2, 0)
+    };
+    (stage, major, minor)
+}
 
 /// The table row serving `plural` in `group/version`, with the version as a static str.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<(usize, &'static str)> {
@@ -438,8 +474,8 @@ fn gv_path(group: &str, version: &str) -> String {
 /// without it, `kubectl create -f` fails with "failed to download openapi".
 pub fn openapi_v3_index() -> Value {
     let mut paths = serde_json::Map::new();
-    for (g, vs) in GROUPS {
-        for v in *vs {
+    for (g, vs) in GROUPS.iter() {
+        for v in vs {
             let p = gv_path(g, v);
             paths.insert(
                 p.clone(),
@@ -492,6 +528,20 @@ pub fn openapi_v3(group: &str, version: &str) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_is_discoverable_with_its_preferred_version_first() {
+        for d in RESOURCES {
+            for v in d.versions {
+                assert!(group_served(d.group, v), "{}/{v} {}", d.group, d.kind);
+            }
+        }
+        let metallb = GROUPS.iter().find(|(g, _)| *g == "metallb.io").unwrap();
+        assert_eq!(metallb.1, ["v1beta2", "v1beta1"]);
+        let mut versions = vec!["v1alpha1", "v1beta1", "v1", "v2beta1", "v1beta2", "v2"];
+        versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
+        assert_eq!(versions, ["v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1"]);
+    }
 
     #[test]
     fn ages_read_like_kubectl() {
