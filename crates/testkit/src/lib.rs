@@ -467,11 +467,16 @@ impl Speaker {
         } else {
             self.addr
         };
-        let owned_path = path.to_owned();
-        netns::spawn_in(&self.netns, move || http_get(addr, &owned_path))
-            .join()
-            .unwrap_or_else(|_| panic!("GET {path} from herald: the client thread panicked"))
-            .unwrap_or_else(|e| panic!("GET {path} from herald: {e}"))
+        let response = if self.netns.is_empty() {
+            // A controller started in the test's own namespace.
+            http_get(addr, path)
+        } else {
+            let owned_path = path.to_owned();
+            netns::spawn_in(&self.netns, move || http_get(addr, &owned_path))
+                .join()
+                .unwrap_or_else(|_| panic!("GET {path} from herald: the client thread panicked"))
+        };
+        response.unwrap_or_else(|e| panic!("GET {path} from herald: {e}"))
     }
 
     /// `GET path` parsed as JSON; panics unless the status is 200.
