@@ -177,8 +177,20 @@ fn the_speakers_announce_what_the_controller_assigns() {
                     .filter(|r| r.prefix == prefix)
                     .collect();
                 *last = out;
-                let hops: usize = routes.iter().map(|r| r.next_hops.len()).sum();
-                (hops == c.nodes.len()).then_some(())
+                // One route per node, each with that node's address as its next hop (an
+                // IPv6 next hop may carry the node's link-local address after it).
+                let mut hops: Vec<String> = routes
+                    .iter()
+                    .filter_map(|r| r.next_hops.first().map(ToString::to_string))
+                    .collect();
+                hops.sort();
+                let mut want: Vec<String> = c
+                    .nodes
+                    .iter()
+                    .map(|n| if prefix.contains(':') { n.v6.clone() } else { n.v4.clone() })
+                    .collect();
+                want.sort();
+                (hops == want).then_some(())
             },
         );
     }
