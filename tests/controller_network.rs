@@ -187,7 +187,13 @@ fn the_speakers_announce_what_the_controller_assigns() {
                 let mut want: Vec<String> = c
                     .nodes
                     .iter()
-                    .map(|n| if prefix.contains(':') { n.v6.clone() } else { n.v4.clone() })
+                    .map(|n| {
+                        if prefix.contains(':') {
+                            n.v6.clone()
+                        } else {
+                            n.v4.clone()
+                        }
+                    })
                     .collect();
                 want.sort();
                 (hops == want).then_some(())

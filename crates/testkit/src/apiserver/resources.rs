@@ -540,7 +540,10 @@ mod tests {
         assert_eq!(metallb.1, ["v1beta2", "v1beta1"]);
         let mut versions = vec!["v1alpha1", "v1beta1", "v1", "v2beta1", "v1beta2", "v2"];
         versions.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
-        assert_eq!(versions, ["v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1"]);
+        assert_eq!(
+            versions,
+            ["v2", "v1", "v2beta1", "v1beta2", "v1beta1", "v1alpha1"]
+        );
     }
 
     #[test]
