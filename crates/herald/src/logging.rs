@@ -28,7 +28,9 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
 }
 
 /// herald's own crates.
-const OURS: &[&str] = &["herald", "l2", "bgp", "k8s", "model", "ipam"];
+const OURS: &[&str] = &[
+    "herald", "l2", "bgp", "bfd", "k8s", "model", "ipam", "election",
+];
 
 /// A bare level is for herald's own crates; the libraries under them (the HTTP and
 /// Kubernetes client stacks) stay at `info` at most, or `debug` would bury herald's lines
@@ -60,11 +62,11 @@ mod tests {
     fn a_bare_level_is_for_our_crates_and_directives_are_kept() {
         assert_eq!(
             expand("debug"),
-            "info,herald=debug,l2=debug,bgp=debug,k8s=debug,model=debug"
+            "info,herald=debug,l2=debug,bgp=debug,bfd=debug,k8s=debug,model=debug,ipam=debug,election=debug"
         );
         assert_eq!(
             expand("warn"),
-            "warn,herald=warn,l2=warn,bgp=warn,k8s=warn,model=warn"
+            "warn,herald=warn,l2=warn,bgp=warn,bfd=warn,k8s=warn,model=warn,ipam=warn,election=warn"
         );
         assert_eq!(expand("info,kube=debug"), "info,kube=debug");
         assert_eq!(expand("herald::http"), "herald::http");

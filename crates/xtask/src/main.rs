@@ -58,7 +58,7 @@ fn task() -> Result<()> {
         Some("bench") => bench(&rest),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo test`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab [--keep]  run herald on a self-contained network and report (as root)\n  fuzz [SECONDS] [--runs N] [TARGET...] run the cargo-fuzz targets (nightly), each for\n                SECONDS (default 60) or N executions\n  bench [NAME...] run the benchmarks (l2, bgp, failover, election, placement, controller, scale) against their references (as root)"
+                "usage: cargo xtask <task>\n\n  test [ARGS]   install test dependencies, then lint and run the whole suite\n                (ARGS go to `cargo nextest run`, e.g. a test name filter)\n  crds [--check] write deploy/crds/ from crates/model (or only compare)\n  lab [--keep]  run herald on a self-contained network and report (as root)\n  fuzz [SECONDS] [--runs N] [TARGET...] run the cargo-fuzz targets (nightly), each for\n                SECONDS (default 60) or N executions\n  bench [NAME...] run the benchmarks (l2, bgp, failover, election, placement, controller, scale) against their references (as root)"
             );
             std::process::exit(2);
         }
@@ -111,11 +111,36 @@ fn test(args: &[&str]) -> Result<()> {
         ]);
         c
     })?;
+    // cargo-nextest runs the tests of every binary side by side (cargo test runs one binary
+    // at a time), which the end-to-end tests, mostly waiting on timers and peers, need to
+    // stay well inside CI's time; its settings are in .config/nextest.toml.
+    if !cargo_has("nextest") {
+        run({
+            let mut c = cargo();
+            c.args(["install", "--locked", "cargo-nextest"]);
+            c
+        })
+        .context("installing cargo-nextest (crates.io)")?;
+    }
     run({
         let mut c = cargo();
-        c.args(["test", "--workspace"]).args(args);
+        c.args(["nextest", "run", "--workspace"]).args(args);
+        c
+    })?;
+    // nextest does not run doctests.
+    run({
+        let mut c = cargo();
+        c.args(["test", "--workspace", "--doc"]);
         c
     })
+}
+
+/// Whether `cargo SUBCOMMAND --version` runs.
+fn cargo_has(subcommand: &str) -> bool {
+    cargo()
+        .args([subcommand, "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Installs the Python packages that python3 cannot import yet, with pip.
@@ -296,7 +321,7 @@ fn fuzz(args: &[&str]) -> Result<()> {
 }
 
 /// Benchmarks are the root package's `benches/NAME.rs` (harness = false; they need root, as
-/// they build network namespaces), run with the release profile.
+/// they build network namespaces), run with the release profile against a release herald.
 fn bench(names: &[&str]) -> Result<()> {
     let mut all: Vec<String> = std::fs::read_dir(root().join("benches"))
         .context("reading benches/")?
@@ -317,9 +342,22 @@ fn bench(names: &[&str]) -> Result<()> {
         );
     }
     install_packages(TEST_PACKAGES)?;
+    // The herald measured is the one users run: an optimised build (testkit would otherwise
+    // build the debug binary the tests use).
+    run({
+        let mut c = cargo();
+        c.args(["build", "--release", "-p", "herald", "--bin", "herald"]);
+        c
+    })?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| if t.is_absolute() { t } else { root().join(t) })
+        .unwrap_or_else(|| root().join("target"));
+    let herald = target.join("release").join("herald");
     for name in chosen {
         let mut c = cargo();
-        c.args(["bench", "-p", "herald-e2e", "--bench", name]);
+        c.args(["bench", "-p", "herald-e2e", "--bench", name])
+            .env("HERALD_BIN", &herald);
         run(c)?;
     }
     Ok(())

@@ -499,9 +499,10 @@ mod tests {
         facts
             .sysctls
             .insert("net/ipv6/conf/eth0/disable_ipv6".into(), "1".into());
+        // The kernel applies the larger of `all` and the interface's: strict on eth0 itself.
         facts
             .sysctls
-            .insert("net/ipv4/conf/all/rp_filter".into(), "1".into());
+            .insert("net/ipv4/conf/eth0/rp_filter".into(), "1".into());
         facts
             .sysctls
             .insert("net/ipv4/ip_forward".into(), "0".into());
