@@ -284,6 +284,63 @@ fn reloads_on_a_configmap_symlink_swap() {
 }
 
 #[test]
+fn invalid_new_file_is_rejected_and_the_last_good_plan_kept() {
+    let (_dir, file) = config_dir(&valid());
+    let s = Speaker::start(&[&file], "node-a", &[]);
+    wait_ready(&s);
+    let before = status(&s);
+
+    testkit::replace_file(&file, BROKEN);
+    wait_metric(&s, "herald_config_stale_bool", &[], 1.0);
+    let m = s.scrape();
+    assert_eq!(metric(&m, "herald_config_loaded_bool", &[]), Some(0.0));
+    assert_eq!(
+        metric(&m, "herald_config_reloads_total", &[("result", "failure")]),
+        Some(1.0)
+    );
+    // The plan still in force is the old one, and still counted.
+    assert_eq!(metric(&m, "herald_plan_l2_addresses", &[]), Some(1.0));
+
+    let st = status(&s);
+    assert_eq!(st["config"]["state"], "stale");
+    assert_eq!(st["plan"], before["plan"], "the last good plan is kept");
+    assert_eq!(st["config"]["generation"], before["config"]["generation"]);
+    let errors = st["config"]["last_errors"].as_array().expect("last_errors");
+    assert!(
+        errors.iter().any(|e| e.to_string().contains("adresses")),
+        "{st:#}"
+    );
+    assert_eq!(s.get("/readyz").0, 200, "still serving the last good plan");
+    // Every error was logged, with the file it is in.
+    assert!(
+        s.wait_for_log(
+            |l| l["level"] == "ERROR"
+                && l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("adresses") && m.contains("config.yaml")),
+            PATIENCE
+        )
+        .is_some()
+    );
+    assert!(
+        s.wait_for_log(
+            |l| l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("configuration rejected; keeping the last good plan")),
+            PATIENCE
+        )
+        .is_some()
+    );
+
+    // Fixing the file clears the stale state.
+    testkit::replace_file(&file, &valid_with_extra_service());
+    wait_metric(&s, "herald_config_stale_bool", &[], 0.0);
+    let st = status(&s);
+    assert_eq!(st["config"]["state"], "loaded");
+    assert_eq!(st["config"]["last_errors"], Value::Array(vec![]));
+}
+
+#[test]
 fn starts_unready_on_an_invalid_file_and_recovers() {
     let (_dir, file) = config_dir(BROKEN);
     let s = Speaker::start(&[&file], "node-a", &[]);
