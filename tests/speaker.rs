@@ -307,7 +307,11 @@ fn invalid_new_file_is_rejected_and_the_last_good_plan_kept() {
     assert_eq!(st["config"]["generation"], before["config"]["generation"]);
     let errors = st["config"]["last_errors"].as_array().expect("last_errors");
     assert!(
-        errors.iter().any(|e| e.to_string().contains("adresses")),
+        // The misspelt field is only a warning (MetalLB ignores unknown fields); the pool
+        // without `addresses` is the error.
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("missing field `addresses`")),
         "{st:#}"
     );
     assert_eq!(s.get("/readyz").0, 200, "still serving the last good plan");
@@ -317,7 +321,7 @@ fn invalid_new_file_is_rejected_and_the_last_good_plan_kept() {
             |l| l["level"] == "ERROR"
                 && l["message"]
                     .as_str()
-                    .is_some_and(|m| m.contains("adresses") && m.contains("config.yaml")),
+                    .is_some_and(|m| m.contains("`addresses`") && m.contains("config.yaml")),
             PATIENCE
         )
         .is_some()
