@@ -1091,11 +1091,19 @@ impl Core {
         let since = local.free_since?;
         let new = !self.keys.contains_key(key);
         let start = self.first_healthy.unwrap_or(now);
-        let mut due = (start + self.timing.startup_grace).max(if new {
-            since + self.timing.settle
+        // The startup grace shares out the keys that were already free when this member began
+        // to follow the API (members started together). A key freed while it watched (its
+        // holder left or failed) is taken per rank at once: its address is unanswered
+        // meanwhile, and a node restarted a moment ago (a rolling upgrade) is as good a
+        // successor as any.
+        let mut due = if since <= start {
+            start + self.timing.startup_grace
         } else {
             since
-        });
+        };
+        if new {
+            due = due.max(since + self.timing.settle);
+        }
         let rank = self
             .ranked(key, now)
             .iter()
@@ -1404,6 +1412,26 @@ mod tests {
             .count();
         assert!(b > 0 && b < held.len(), "{b} of {}", held.len());
         assert!(sim.node("node-a").core.shutdown_complete());
+        assert!(sim.overlaps.is_empty());
+    }
+
+    #[test]
+    fn a_member_just_restarted_takes_over_a_key_handed_over_at_once() {
+        let keys = keys(30);
+        let mut sim = Sim::new();
+        sim.start("node-a", &keys);
+        settled(&mut sim, &keys);
+        sim.start("node-b", &keys);
+        // node-b follows the API, but its startup grace has not run out when node-a leaves.
+        sim.run_for(S);
+        sim.node("node-a").core.shutdown();
+        let took = sim
+            .run_until(5 * S, |s| s.held_by("node-b").len() == keys.len())
+            .expect("node-b takes every key");
+        assert!(
+            took < Timing::default().startup_grace / 2,
+            "handover took {took:?}"
+        );
         assert!(sim.overlaps.is_empty());
     }
 

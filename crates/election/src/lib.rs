@@ -36,8 +36,9 @@
 //!   placement stays even when a member is slow to claim).
 //!   A key nobody has held yet waits `settle` first, so that every member's candidacy for it is
 //!   known; a member just started waits `startup_grace` from the moment it first follows the
-//!   API before claiming anything, so that members started together share the first placement
-//!   however long each took to start.
+//!   API before claiming a key that was already free then, so that members started together
+//!   share the first placement however long each took to start. A key freed while it watched
+//!   (released, or its holder expired) is claimed per rank at once.
 //! - **Sticky**: a member never takes a key from an alive holder, whatever its preference or
 //!   rank. Keys move only when their holder goes away or gives them up.
 //! - Every write is conditional on the resource version the writer saw (a create fails if the
