@@ -46,13 +46,16 @@ fn add_addresses(c: &Cluster, from: usize, to: usize) {
             .collect();
         c.service(&format!("svc-{s}"), &ips, false);
     }
+}
+
+fn wait_held(c: &Cluster, n: usize) {
     poll_until(
-        &format!("{to} addresses to be held"),
+        &format!("{n} addresses to be held"),
         Duration::from_secs(300),
         |last| {
             let held = c.lease_holders().len();
             *last = format!("{held} held");
-            (held == to).then_some(())
+            (held == n).then_some(())
         },
     );
 }
@@ -64,11 +67,10 @@ fn main() {
     c.layer2_config();
     add_addresses(&c, 0, 10);
     c.start_all();
-    poll_until("10 addresses to be held", Duration::from_secs(120), |_| {
-        (c.lease_holders().len() == 10).then_some(())
-    });
+    wait_held(&c, 10);
     let ten = measure(&c);
     add_addresses(&c, 10, 1000);
+    wait_held(&c, 1000);
     let thousand = measure(&c);
 
     let total = |m: &BTreeMap<String, f64>| m.values().sum::<f64>();
