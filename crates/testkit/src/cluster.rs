@@ -57,6 +57,17 @@ impl Node {
             .as_ref()
             .unwrap_or_else(|| panic!("herald is not running on {}", self.name))
     }
+
+    /// Runs `herald ARGS... --kubeconfig K --namespace N --node NAME` to completion in this
+    /// node's namespace, as an operator would on the node (`herald doctor`).
+    pub fn herald(&self, args: &[&str]) -> crate::Output {
+        let mut cmd = self.ns.command(&crate::herald_bin().display().to_string());
+        cmd.args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["--namespace", NAMESPACE, "--node", &self.name]);
+        crate::run_herald(cmd)
+    }
 }
 
 pub struct Cluster {

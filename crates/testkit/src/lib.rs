@@ -140,7 +140,7 @@ where
     run_herald(cmd)
 }
 
-fn run_herald(mut cmd: Command) -> Output {
+pub(crate) fn run_herald(mut cmd: Command) -> Output {
     let output = cmd
         .env_remove("NODE_NAME")
         .stdin(Stdio::null())

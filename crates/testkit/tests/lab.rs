@@ -36,4 +36,12 @@ fn the_lab_shows_the_client_resolving_and_the_router_learning() {
         stdout.contains("router: no route for 2001:db8:100::1/128 any more"),
         "{stdout}"
     );
+    // herald doctor names the IPv6 the lab turned off on node-3, with the fix, and fails.
+    assert!(
+        stdout.lines().any(|l| l.starts_with("node-3: FAIL  ipv6-enabled eth0:")
+            && l.contains("disable_ipv6")
+            && l.contains("Fix:")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(exit status 1;"), "{stdout}");
 }

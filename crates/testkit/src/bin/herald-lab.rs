@@ -8,8 +8,9 @@
 //! Kubernetes mode on every node. It reports which node the election put on each Layer 2 address and what the client's
 //! kernel resolves them to, and what the router learns over BGP; then stops the leader of an
 //! address gracefully and then with `kill -9`, printing the failover times the client saw;
-//! then deletes the BGP Service and shows the routes go. With `--keep` it stays up until
-//! Ctrl-C for exploring.
+//! then deletes the BGP Service and shows the routes go; and finally runs `herald doctor` on a
+//! node whose IPv6 it turned off, to show the failure named with its fix. With `--keep` it
+//! stays up (before the last two steps) until Ctrl-C for exploring.
 //!
 //! Needs root, iproute2, bird2 and iputils-ping (`cargo xtask lab` installs them). Sends
 //! nothing outside the namespaces it creates; they are deleted when it ends.
@@ -51,6 +52,7 @@ fn main() {
         wait_for_interrupt();
     }
     lab.withdraw();
+    lab.doctor();
     println!("\nlab: done; removing its namespaces");
 }
 
@@ -274,6 +276,26 @@ impl Lab {
             self.wait_routes(&prefix, |r| r.is_empty());
             println!("router: no route for {prefix} any more");
         }
+    }
+
+    /// `herald doctor` on a node whose IPv6 the lab turns off on purpose: what fails, and the
+    /// fix it names.
+    fn doctor(&self) {
+        let node = &self.cluster.nodes[2];
+        println!(
+            "\n== herald doctor on {}, after `sysctl net.ipv6.conf.eth0.disable_ipv6=1` there",
+            node.name
+        );
+        node.ns.sysctl("net.ipv6.conf.eth0.disable_ipv6", "1");
+        let out = node.herald(&["doctor"]);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        for line in lines.iter().filter(|l| !l.starts_with("pass")) {
+            println!("{}: {line}", node.name);
+        }
+        println!(
+            "(exit status {}; the checks that passed are left out)",
+            out.code().map_or("none".into(), |c| c.to_string())
+        );
     }
 
     fn wait_routes(&self, prefix: &str, ok: impl Fn(&[RouterRoute]) -> bool) -> Vec<RouterRoute> {
