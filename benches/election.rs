@@ -11,6 +11,7 @@
 //! (2 s) and the holder also writes it.
 //!
 //! Needs root: `cargo xtask bench election`. Sends only inside the namespaces it creates.
+//! `HERALD_BENCH_LOGS=1` shows the speakers' logs.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -62,7 +63,7 @@ fn wait_held(c: &Cluster, n: usize) {
 
 fn main() {
     testkit::netns::require_privileges();
-    testkit::echo_speaker_logs(false);
+    testkit::echo_speaker_logs(std::env::var_os("HERALD_BENCH_LOGS").is_some());
     let mut c = Cluster::new(NODES);
     c.layer2_config();
     add_addresses(&c, 0, 10);
