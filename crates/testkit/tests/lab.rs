@@ -38,9 +38,11 @@ fn the_lab_shows_the_client_resolving_and_the_router_learning() {
     );
     // herald doctor names the IPv6 the lab turned off on node-3, with the fix, and fails.
     assert!(
-        stdout.lines().any(|l| l.starts_with("node-3: FAIL  ipv6-enabled eth0:")
-            && l.contains("disable_ipv6")
-            && l.contains("Fix:")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with("node-3: FAIL  ipv6-enabled eth0:")
+                && l.contains("disable_ipv6")
+                && l.contains("Fix:")),
         "{stdout}"
     );
     assert!(stdout.contains("(exit status 1;"), "{stdout}");
