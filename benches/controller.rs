@@ -23,7 +23,6 @@ use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams, WatchEvent, WatchParams};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -186,34 +185,6 @@ fn null_controller(
     })
 }
 
-fn herald_release() -> PathBuf {
-    if let Some(bin) = std::env::var_os("HERALD_BIN") {
-        return PathBuf::from(bin);
-    }
-    let root = testkit::workspace_root();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "herald",
-            "--bin",
-            "herald",
-            "--manifest-path",
-        ])
-        .arg(root.join("Cargo.toml"))
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "cargo build --release -p herald failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| if t.is_absolute() { t } else { root.join(t) })
-        .unwrap_or_else(|| root.join("target"));
-    target.join("release").join("herald")
-}
-
 fn rss_kib(pid: u32) -> (u64, u64) {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
@@ -298,7 +269,7 @@ fn main() {
     };
 
     // herald.
-    let bin = herald_release();
+    let bin = testkit::herald_bin();
     let server = server();
     let dir = tempfile::tempdir().expect("a scratch directory");
     let kubeconfig = dir.path().join("kubeconfig");

@@ -30,7 +30,6 @@
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -61,7 +60,7 @@ fn main() {
         return;
     }
     testkit::netns::require_privileges();
-    let herald_bin = release_herald();
+    let herald_bin = testkit::herald_bin();
     let ns = Netns::new("sc");
     ns.ip(&["link", "set", "lo", "up"]);
     let server = ApiServer::builder()
@@ -184,35 +183,6 @@ fn main() {
     drop(writer);
     drop(herald);
     drop(reference);
-}
-
-/// The release herald: `$HERALD_BIN`, else built now.
-fn release_herald() -> PathBuf {
-    if let Some(bin) = std::env::var_os("HERALD_BIN") {
-        return PathBuf::from(bin);
-    }
-    let root = testkit::workspace_root();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "herald",
-            "--bin",
-            "herald",
-        ])
-        .arg("--manifest-path")
-        .arg(root.join("Cargo.toml"))
-        .status()
-        .expect("running cargo build");
-    assert!(status.success(), "cargo build --release -p herald failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| if t.is_absolute() { t } else { root.join(t) })
-        .unwrap_or_else(|| root.join("target"));
-    target.join("release").join("herald")
 }
 
 fn is_plan_line(l: &Value) -> bool {

@@ -36,8 +36,10 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `herald` binary: `$HERALD_BIN` when set, else built once per test process with
-/// `cargo build --bin herald` (the test's own cargo, the test's own target directory).
+/// The `herald` binary: `$HERALD_BIN` when set, else built once per process with
+/// `cargo build --bin herald` (the caller's own cargo and target directory) in the profile
+/// testkit itself was built in: debug for tests, release for benchmarks, so a benchmark
+/// measures the herald users run.
 pub fn herald_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -50,16 +52,15 @@ pub fn herald_bin() -> PathBuf {
             .map(|t| if t.is_absolute() { t } else { root.join(t) })
             .unwrap_or_else(|| root.join("target"));
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let (profile, flag) = if cfg!(debug_assertions) {
+            ("debug", None)
+        } else {
+            ("release", Some("--release"))
+        };
         let output = Command::new(&cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "herald",
-                "--bin",
-                "herald",
-                "--manifest-path",
-            ])
+            .args(["build", "--quiet", "-p", "herald", "--bin", "herald"])
+            .args(flag)
+            .arg("--manifest-path")
             .arg(root.join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target)
             .output()
@@ -70,7 +71,7 @@ pub fn herald_bin() -> PathBuf {
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
-        let bin = target.join("debug").join("herald");
+        let bin = target.join(profile).join("herald");
         assert!(
             bin.exists(),
             "cargo built herald but {} is missing",

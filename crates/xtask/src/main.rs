@@ -321,7 +321,8 @@ fn fuzz(args: &[&str]) -> Result<()> {
 }
 
 /// Benchmarks are the root package's `benches/NAME.rs` (harness = false; they need root, as
-/// they build network namespaces), run with the release profile against a release herald.
+/// they build network namespaces), run with the release profile; testkit then runs a
+/// release herald too.
 fn bench(names: &[&str]) -> Result<()> {
     let mut all: Vec<String> = std::fs::read_dir(root().join("benches"))
         .context("reading benches/")?
@@ -342,22 +343,9 @@ fn bench(names: &[&str]) -> Result<()> {
         );
     }
     install_packages(TEST_PACKAGES)?;
-    // The herald measured is the one users run: an optimised build (testkit would otherwise
-    // build the debug binary the tests use).
-    run({
-        let mut c = cargo();
-        c.args(["build", "--release", "-p", "herald", "--bin", "herald"]);
-        c
-    })?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|t| if t.is_absolute() { t } else { root().join(t) })
-        .unwrap_or_else(|| root().join("target"));
-    let herald = target.join("release").join("herald");
     for name in chosen {
         let mut c = cargo();
-        c.args(["bench", "-p", "herald-e2e", "--bench", name])
-            .env("HERALD_BIN", &herald);
+        c.args(["bench", "-p", "herald-e2e", "--bench", name]);
         run(c)?;
     }
     Ok(())
