@@ -413,36 +413,28 @@ fn build(out: &mut Sink, res: &Resources) -> World {
         not_ours_in_file(out, r);
     }
     let mut keys: BTreeSet<ServiceRef> = ours.iter().map(|r| service_ref(r)).collect();
-    let unreadable_services: Vec<_> = res
+    // Services that could not be read stay in the World, as problems of their own.
+    let unreadable_services: Vec<(ServiceRef, &str)> = res
         .unreadable
         .iter()
         .filter(|u| u.resource.kind == "Service")
+        .map(|u| {
+            let namespace = u.resource.namespace.clone();
+            let key = ServiceRef {
+                namespace: namespace.unwrap_or(DEFAULT_NAMESPACE.into()),
+                name: u.resource.name.clone(),
+            };
+            (key, u.problem.as_str())
+        })
         .collect();
-    for u in &unreadable_services {
-        keys.insert(ServiceRef {
-            namespace: u
-                .resource
-                .namespace
-                .clone()
-                .unwrap_or(DEFAULT_NAMESPACE.into()),
-            name: u.resource.name.clone(),
-        });
-    }
+    keys.extend(unreadable_services.iter().map(|(key, _)| key.clone()));
     let endpoints = endpoints(out, &slices, &keys);
     let mut services: BTreeMap<ServiceRef, world::Service> = ours
         .iter()
         .map(|r| service(out, &known, r, &endpoints, res.endpoints_mode))
         .map(|s| (s.key.clone(), s))
         .collect();
-    for u in unreadable_services {
-        let key = ServiceRef {
-            namespace: u
-                .resource
-                .namespace
-                .clone()
-                .unwrap_or(DEFAULT_NAMESPACE.into()),
-            name: u.resource.name.clone(),
-        };
+    for (key, problem) in unreadable_services {
         services
             .entry(key.clone())
             .or_insert_with(|| world::Service {
@@ -454,7 +446,7 @@ fn build(out: &mut Sink, res: &Resources) -> World {
                 ips: Vec::new(),
                 requested_pool: None,
                 endpoints: Endpoints::default(),
-                problems: vec![format!("the Service cannot be read: {}", u.problem)],
+                problems: vec![format!("the Service cannot be read: {problem}")],
             });
     }
 
