@@ -11,7 +11,6 @@
 //! Needs root (namespaces); fails, never skips, without it. Nothing is timed.
 
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use testkit::apiserver::{ApiServer, BlockingClient};
 use testkit::lan::{Lan, arping, ndisc6, resolve_to};
@@ -72,20 +71,6 @@ fn create_service(api: &BlockingClient, name: &str, annotations: Value, ingress:
         &service(name),
         json!({"status": {"loadBalancer": {"ingress": ingress}}}),
     );
-}
-
-/// `(reason, note)` of the Events about the Service `name`.
-fn events_about(api: &BlockingClient, name: &str) -> BTreeSet<(String, String)> {
-    let like = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
-                      "metadata": {"namespace": "default"}});
-    api.list(&like)
-        .into_iter()
-        .filter(|e| e["regarding"]["name"] == name)
-        .map(|e| {
-            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-            (text(&e["reason"]), text(&e["note"]))
-        })
-        .collect()
 }
 
 fn skipped_reason(st: &Value, name: &str) -> Option<String> {
@@ -193,7 +178,7 @@ fn a_service_herald_cannot_use_is_skipped_and_the_others_follow_the_cluster() {
     }
     for name in ["leading-zero", "bad-annotation"] {
         herald.eventually(&format!("a configurationWarning Event on {name}"), |_| {
-            events_about(&api, name)
+            api.events_about("default", name)
                 .iter()
                 .any(|(reason, _)| reason == "configurationWarning")
                 .then_some(())

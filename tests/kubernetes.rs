@@ -114,23 +114,6 @@ impl Cluster {
             check(&st).then_some(st)
         })
     }
-
-    /// The Events in `namespace` about the object named `name`, as (reason, note).
-    fn events_about(&self, namespace: &str, name: &str) -> BTreeSet<(String, String)> {
-        let like = json!({
-            "apiVersion": "events.k8s.io/v1", "kind": "Event",
-            "metadata": {"namespace": namespace},
-        });
-        self.api
-            .list(&like)
-            .into_iter()
-            .filter(|e| e["regarding"]["name"] == name)
-            .map(|e| {
-                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-                (text(&e["reason"]), text(&e["note"]))
-            })
-            .collect()
-    }
 }
 
 fn l2_ips(st: &Value) -> BTreeSet<String> {
@@ -225,7 +208,7 @@ fn the_plan_follows_the_cluster() {
     );
     // Both protocols announce web here: an Event on the Service says so for each.
     c.herald.eventually("nodeAssigned Events on web", |_| {
-        let events = c.events_about("default", "web");
+        let events = c.api.events_about("default", "web");
         let assigned = events.iter().filter(|(r, _)| r == "nodeAssigned").count();
         (assigned == 2).then_some(())
     });
@@ -295,7 +278,7 @@ fn the_plan_follows_the_cluster() {
     );
     c.herald
         .eventually("an invalidConfiguration Event on the bad pool", |_| {
-            let events = c.events_about(NAMESPACE, "bad");
+            let events = c.api.events_about(NAMESPACE, "bad");
             events
                 .iter()
                 .any(|(reason, note)| reason == "invalidConfiguration" && note.contains("prod"))

@@ -9,6 +9,7 @@ use kube::api::{
     PatchParams, PostParams,
 };
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::future::Future;
 
 /// The API serving objects like `object` (only its `apiVersion`, `kind` and `metadata`
@@ -139,5 +140,22 @@ impl BlockingClient {
                 .map(|o| serde_json::to_value(o).expect("an object serializes"))
                 .collect()
         })
+    }
+
+    /// The Events (events.k8s.io) in `namespace` about the object named `name`, as
+    /// (reason, note).
+    pub fn events_about(&self, namespace: &str, name: &str) -> BTreeSet<(String, String)> {
+        let like = serde_json::json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"namespace": namespace},
+        });
+        self.list(&like)
+            .into_iter()
+            .filter(|e| e["regarding"]["name"] == name)
+            .map(|e| {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                (text(&e["reason"]), text(&e["note"]))
+            })
+            .collect()
     }
 }
