@@ -37,6 +37,20 @@ fn assert_hidden(shown: &str) {
     }
 }
 
+/// Waits until the speaker has rejected the configuration for its mistyped password field.
+fn wait_rejected_for_the_password(s: &Speaker) {
+    let st = s.eventually("the configuration rejected", |s| {
+        let st = s.get_json("/status");
+        (st["config"]["state"] == "stale").then_some(st)
+    });
+    assert!(
+        st["config"]["last_errors"]
+            .to_string()
+            .contains("spec.password"),
+        "{st:#}"
+    );
+}
+
 fn files(extra: &str) -> String {
     format!(
         "
@@ -93,16 +107,7 @@ spec: {{myASN: 64512, peerASN: 64513, peerAddress: 192.0.2.252, password: {MISTY
 "
     );
     testkit::replace_file(&file, &files(&broken));
-    let st = s.eventually("the configuration rejected", |s| {
-        let st = s.get_json("/status");
-        (st["config"]["state"] == "stale").then_some(st)
-    });
-    assert!(
-        st["config"]["last_errors"]
-            .to_string()
-            .contains("spec.password"),
-        "{st:#}"
-    );
+    wait_rejected_for_the_password(&s);
     assert_hidden(&everything(&s));
 }
 
@@ -160,16 +165,7 @@ fn kubernetes_mode_shows_no_password() {
         "spec": {"myASN": 64512, "peerASN": 64513, "peerAddress": "192.0.2.252",
                  "password": MISTYPED}}),
     );
-    let st = s.eventually("the configuration rejected", |s| {
-        let st = s.get_json("/status");
-        (st["config"]["state"] == "stale").then_some(st)
-    });
-    assert!(
-        st["config"]["last_errors"]
-            .to_string()
-            .contains("spec.password"),
-        "{st:#}"
-    );
+    wait_rejected_for_the_password(&s);
     // The Events herald wrote say as little.
     let events = api.list(&json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
                                   "metadata": {"namespace": "metallb-system"}}));
