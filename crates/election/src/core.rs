@@ -6,9 +6,11 @@
 //! The rules, in brief (the crate documentation argues why they are safe):
 //! - This member renews its member Lease every `renew_interval` and publishes the keys it stands
 //!   for in its candidacy Lease whenever that set changes.
-//! - Another member is alive while its member Lease names it and has changed within its
-//!   `leaseDurationSeconds` of this member's own observation of the change (client-go's rule:
-//!   local monotonic time only, so clock offsets between nodes do not matter).
+//! - Another member is alive while its member Lease names it and this member's watch has not
+//!   delivered back one of its own renewals, started a `leaseDurationSeconds` after it last saw
+//!   the other's Lease change, with no change of the other's before it (the server's order
+//!   proves the silence, so a late watch cannot fake it; local monotonic time only, so clock
+//!   offsets between nodes do not matter).
 //! - A key is free when its Lease does not exist, names no holder, or names a member that is
 //!   not alive. A free key is claimed by the first of its candidates (alive members whose
 //!   candidacy lists it), ordered by preference, then by a rendezvous hash of member and key;
@@ -284,6 +286,14 @@ struct Own {
     /// Since when a successful renewal has waited for the watch to deliver it (`None`: the
     /// watch has delivered the latest).
     unseen_since: Option<Instant>,
+    /// The version a renewal wrote and when that renewal was started, until the watch
+    /// delivers it.
+    echo_pending: Option<(String, Instant)>,
+    /// When the latest renewal the watch has delivered back was started: every change the
+    /// server applied before that renewal has been seen (the watch delivers in the server's
+    /// order), so a member seen last more than a lease duration before it has not renewed
+    /// for a lease duration, however late the watch runs.
+    echoed: Option<Instant>,
     annotations_written: Option<BTreeMap<String, String>>,
     candidacy_version: Option<String>,
     candidacy_in_flight: Option<OpId>,
@@ -428,6 +438,12 @@ impl Core {
                     }
                     if from_watch {
                         self.own.unseen_since = None;
+                        if let Some((version, started)) = &self.own.echo_pending
+                            && *version == resource_version
+                        {
+                            self.own.echoed = Some(*started);
+                            self.own.echo_pending = None;
+                        }
                     }
                 }
                 let changed = self
@@ -618,8 +634,13 @@ impl Core {
                     Outcome::Done(lease) => {
                         if !self.shutting_down {
                             self.own.renewed_at = Some(now);
-                            if !self.watched_already(&lease) {
+                            let started = self.own.renew_attempt.unwrap_or(now);
+                            if self.watched_already(&lease) {
+                                self.own.echoed = Some(started);
+                            } else {
                                 self.own.unseen_since.get_or_insert(now);
+                                self.own.echo_pending =
+                                    Some((lease.resource_version().to_owned(), started));
                             }
                         }
                         self.wrote(lease, now);
@@ -817,11 +838,11 @@ impl Core {
     }
 
     /// Every live member's annotations (this one's included), by identity.
-    pub fn live_members(&self, now: Instant) -> BTreeMap<String, BTreeMap<String, String>> {
+    pub fn live_members(&self) -> BTreeMap<String, BTreeMap<String, String>> {
         let mut live: BTreeMap<String, BTreeMap<String, String>> = self
             .members
             .iter()
-            .filter(|(id, _)| self.alive(id, now))
+            .filter(|(id, _)| self.alive(id))
             .map(|(id, m)| (id.clone(), m.annotations.clone()))
             .collect();
         if !self.shutting_down {
@@ -840,14 +861,14 @@ impl Core {
     }
 
     /// How one key stands, for `/status`.
-    pub fn key_status(&self, key: &str, now: Instant) -> KeyStatus {
+    pub fn key_status(&self, key: &str) -> KeyStatus {
         let lease = self.keys.get(key);
         let holder = lease.and_then(|l| l.holder.clone());
-        let candidates = self.ranked(key, now);
+        let candidates = self.ranked(key);
         let wanted = self.wanted.get(key);
         KeyStatus {
             key: key.to_owned(),
-            holder_alive: holder.as_deref().is_some_and(|h| self.alive(h, now)),
+            holder_alive: holder.as_deref().is_some_and(|h| self.alive(h)),
             holder,
             acting: self.acting.contains(key),
             ineligible: match wanted {
@@ -926,19 +947,46 @@ impl Core {
     }
 
     /// Whether `identity` is alive in this member's view.
-    fn alive(&self, identity: &str, now: Instant) -> bool {
+    fn alive(&self, identity: &str) -> bool {
         if identity == self.identity {
             return !self.shutting_down;
         }
         match self.members.get(identity) {
             Some(m) => {
                 m.holder.as_deref() == Some(identity)
-                    && now.saturating_duration_since(m.observed_at) < m.duration
+                    && !self.silent_until(m.observed_at + m.duration)
             }
-            None => self.missing.get(identity).is_some_and(|since| {
-                now.saturating_duration_since(*since) < self.timing.lease_duration
-            }),
+            None => self
+                .missing
+                .get(identity)
+                .is_some_and(|since| !self.silent_until(*since + self.timing.lease_duration)),
         }
+    }
+
+    /// Whether the server has shown, in its own order, that a member last seen changing a lease
+    /// duration before `deadline` made no change until then: the watch has delivered back a
+    /// renewal of this member's that was started at `deadline` or later, and nothing from that
+    /// member before it. A watch running late only delays this, it never makes a live member
+    /// look silent.
+    fn silent_until(&self, deadline: Instant) -> bool {
+        self.own.echoed.is_some_and(|started| started >= deadline)
+    }
+
+    /// Whether some member (or missing holder) has been silent for a lease duration on this
+    /// member's clock without a renewal of this member's started since to prove it in the
+    /// server's order: renew now rather than at the next interval, so a failover waits for one
+    /// round trip, not for the renewal timer.
+    fn proof_wanted(&self, now: Instant) -> bool {
+        let started = self.own.renew_attempt;
+        let unproven = |deadline: Instant| deadline <= now && started.is_none_or(|s| s < deadline);
+        self.members
+            .iter()
+            .filter(|(id, m)| **id != self.identity && m.holder.as_deref() == Some(id.as_str()))
+            .any(|(_, m)| unproven(m.observed_at + m.duration))
+            || self
+                .missing
+                .values()
+                .any(|since| unproven(*since + self.timing.lease_duration))
     }
 
     fn note_missing_holders(&mut self, now: Instant) {
@@ -998,7 +1046,8 @@ impl Core {
         let due = self
             .own
             .renew_attempt
-            .is_none_or(|t| now >= t + self.timing.renew_interval);
+            .is_none_or(|t| now >= t + self.timing.renew_interval)
+            || self.proof_wanted(now);
         if self.own.member_in_flight.is_none() && (due || annotations_changed) {
             let op = self.op(Op::Member);
             self.own.member_in_flight = Some(op);
@@ -1039,7 +1088,7 @@ impl Core {
     /// The alive candidates for `key`, best first: preference, then rendezvous hash. This
     /// member counts when it is eligible; others when their published candidacy lists the key
     /// and they did not just release it.
-    fn ranked(&self, key: &str, now: Instant) -> Vec<String> {
+    fn ranked(&self, key: &str) -> Vec<String> {
         let released_by = self.keys.get(key).and_then(|k| {
             k.holder
                 .is_none()
@@ -1050,7 +1099,7 @@ impl Core {
             .candidacies
             .iter()
             .filter(|(id, _)| **id != self.identity && Some(id.as_str()) != released_by)
-            .filter(|(id, _)| self.alive(id, now))
+            .filter(|(id, _)| self.alive(id))
             .filter_map(|(id, keys)| {
                 keys.get(key)
                     .map(|&p| (p, hash::weight(id, key), id.as_str()))
@@ -1074,13 +1123,13 @@ impl Core {
     }
 
     /// Why `key` is free in this member's view, if it is.
-    fn free(&self, key: &str, now: Instant) -> Option<Transition> {
+    fn free(&self, key: &str) -> Option<Transition> {
         match self.keys.get(key) {
             None => Some(Transition::New),
             Some(k) => match &k.holder {
                 None => Some(Transition::Handoff),
                 Some(h) if *h == self.identity => None,
-                Some(h) if !self.alive(h, now) => Some(Transition::Failover),
+                Some(h) if !self.alive(h) => Some(Transition::Failover),
                 Some(_) => None,
             },
         }
@@ -1105,7 +1154,7 @@ impl Core {
             due = due.max(since + self.timing.settle);
         }
         let rank = self
-            .ranked(key, now)
+            .ranked(key)
             .iter()
             .position(|id| *id == self.identity)?;
         // A key that was held moves as fast as it can: its address is unanswered meanwhile.
@@ -1161,7 +1210,7 @@ impl Core {
                 let Some(lease) = lease else { return };
                 // Nobody else stands for it: the Lease goes; otherwise it is handed on.
                 let anyone_else = self.candidacies.iter().any(|(id, keys)| {
-                    *id != self.identity && keys.contains_key(key) && self.alive(id, now)
+                    *id != self.identity && keys.contains_key(key) && self.alive(id)
                 });
                 let (op, write) = if anyone_else || self.wanted.contains_key(key) {
                     let c = self.wanted.get(key).cloned().unwrap_or_default();
@@ -1222,7 +1271,7 @@ impl Core {
             }
             return;
         }
-        let Some(reason) = self.free(key, now) else {
+        let Some(reason) = self.free(key) else {
             if let Some(l) = self.local.get_mut(key) {
                 l.free_since = None;
             }
@@ -1273,7 +1322,7 @@ impl Core {
             return;
         }
         self.gc_at = Some(now + self.timing.lease_duration);
-        let live = self.live_members(now);
+        let live = self.live_members();
         if live.keys().next() != Some(&self.identity) {
             return;
         }
@@ -1288,7 +1337,7 @@ impl Core {
             .keys
             .iter()
             .filter(|(key, _)| !stood_for.contains(key))
-            .filter(|(_, k)| k.holder.as_ref().is_none_or(|h| !self.alive(h, now)))
+            .filter(|(_, k)| k.holder.as_ref().is_none_or(|h| !self.alive(h)))
             .filter(|(_, k)| {
                 now.saturating_duration_since(k.observed_at) >= 2 * self.timing.lease_duration
             })
@@ -1616,6 +1665,34 @@ mod tests {
             "the Leases of keys nobody wants are deleted"
         );
         assert!(sim.actors().is_empty());
+    }
+
+    #[test]
+    fn a_watch_falling_behind_moves_nothing() {
+        // A burst of work (a thousand new keys at once) delays one member's watch by most of a
+        // lease duration in an instant: the renewals it sees from the others are suddenly
+        // further apart than the lease duration, yet the others never stopped renewing.
+        let keys = keys(60);
+        let mut sim = three(&keys);
+        settled(&mut sim, &keys);
+        sim.run_for(2 * S);
+        let before = sim.actors();
+        for lag in [2500 * MS, 2900 * MS, 1500 * MS, 2900 * MS, Duration::ZERO] {
+            sim.node("node-b").watch_lag = lag;
+            sim.run_for(5 * S);
+            assert_eq!(sim.actors(), before, "with the watch {lag:?} late");
+        }
+        let t = sim.node("node-b").core.transitions().clone();
+        assert_eq!(t.get(&Transition::Failover), None, "{t:?}");
+        assert!(sim.overlaps.is_empty());
+        // A member that does stop is still replaced: seen through the lagging watch, a lease
+        // duration of the server's time after its last renewal.
+        sim.node("node-b").watch_lag = 2 * S;
+        let held: Vec<String> = sim.held_by("node-a").into_iter().collect();
+        sim.node("node-a").running = false;
+        sim.run_until(10 * S, |s| held.iter().all(|k| s.actor(k).is_some()))
+            .expect("others take over");
+        assert!(sim.overlaps.is_empty());
     }
 
     #[test]

@@ -456,7 +456,7 @@ impl Task {
     }
 
     fn status(&self, now: std::time::Instant) -> Status {
-        let live = self.core.live_members(now);
+        let live = self.core.live_members();
         let mut members: Vec<MemberStatus> = self
             .core
             .known_members()
@@ -482,7 +482,7 @@ impl Task {
                 .core
                 .keys()
                 .iter()
-                .map(|k| self.core.key_status(k, now))
+                .map(|k| self.core.key_status(k))
                 .collect(),
         }
     }
@@ -535,6 +535,26 @@ impl Request {
         }
     }
 
+    /// A key Lease's metadata: the caller's labels and annotations, and the key itself.
+    fn key_meta(
+        &self,
+        key: &str,
+        resource_version: Option<String>,
+        labels: BTreeMap<String, String>,
+        mut annotations: BTreeMap<String, String>,
+    ) -> Meta<'_> {
+        annotations.insert(ANNOTATION_KEY.into(), key.to_owned());
+        Meta {
+            labels,
+            annotations,
+            ..self.meta(
+                names::key_lease(&self.config.election, key),
+                names::ROLE_KEY,
+                resource_version,
+            )
+        }
+    }
+
     async fn perform(&self, write: Write) -> Outcome {
         let c = &self.config;
         let identity = c.identity.as_str();
@@ -583,23 +603,14 @@ impl Request {
                 resource_version,
                 transitions,
                 labels,
-                mut annotations,
+                annotations,
             } => {
-                annotations.insert(ANNOTATION_KEY.into(), key.clone());
                 let transitions = if resource_version.is_some() {
                     transitions.saturating_add(1)
                 } else {
                     0
                 };
-                let meta = Meta {
-                    labels,
-                    annotations,
-                    ..self.meta(
-                        names::key_lease(&c.election, &key),
-                        names::ROLE_KEY,
-                        resource_version,
-                    )
-                };
+                let meta = self.key_meta(&key, resource_version, labels, annotations);
                 self.put(lease::key(meta, Some(identity), transitions))
                     .await
             }
@@ -610,17 +621,8 @@ impl Request {
                 labels,
                 mut annotations,
             } => {
-                annotations.insert(ANNOTATION_KEY.into(), key.clone());
                 annotations.insert(ANNOTATION_RELEASED_BY.into(), identity.into());
-                let meta = Meta {
-                    labels,
-                    annotations,
-                    ..self.meta(
-                        names::key_lease(&c.election, &key),
-                        names::ROLE_KEY,
-                        Some(resource_version),
-                    )
-                };
+                let meta = self.key_meta(&key, Some(resource_version), labels, annotations);
                 self.put(lease::key(meta, None, transitions)).await
             }
             Write::Delete {

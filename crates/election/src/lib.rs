@@ -23,10 +23,17 @@
 //!
 //! # The rules
 //!
-//! - A member is **alive** while its member Lease names it and has changed within its
-//!   `leaseDurationSeconds`, measured on the observer's monotonic clock from when the observer
-//!   saw the change (client-go's rule: clock offsets between nodes do not matter; `renewTime`
-//!   is written for people and never read).
+//! - A member is **alive** while its member Lease names it and the observer cannot show, in
+//!   the server's own order, that it went a lease duration without changing it. The proof is
+//!   one of the observer's own renewals, started at least `leaseDurationSeconds` (on the
+//!   observer's monotonic clock) after the observer last saw the other's Lease change, and
+//!   delivered back by the observer's watch with no change of that Lease before it. A watch
+//!   delivers in the order the server applied the writes, so a watch running late (a burst of
+//!   a thousand claims, a loaded node) delays the proof but never fakes it; clock offsets
+//!   between nodes do not matter either (`renewTime` is written for people and never read).
+//!   When another member's time is up on the observer's clock, the observer renews at once
+//!   rather than at its next interval, so a failover waits for one round trip, not for the
+//!   renewal timer.
 //! - A key is **free** when its Lease does not exist, names no holder, or names a member that
 //!   is not alive. The free key's candidates are the alive members whose candidacy lists it,
 //!   ordered by preference, then by a rendezvous hash of member and key (so keys spread evenly,
@@ -66,14 +73,16 @@
 //! already replaced. Y replaces X's version only when X released the key (X stopped acting
 //! first) or when X's member Lease has not changed for a lease duration in Y's view.
 //!
-//! **Assumption**: every renewal the API server accepts from a member reaches every other
-//! member's watch within `lease_duration - renew_interval` (2 s by default). Under it, an alive
-//! member is never seen expired, so nobody takes its keys, and no two members act on a key.
-//! The health rule keeps a member whose own watch lags by more than a lease duration from
-//! judging anyone.
+//! **Assumption**: the API server applies a running member's renewals no more than
+//! `lease_duration - renew_interval` (2 s by default) later than they are sent (they go out
+//! every `renew_interval`, ahead of every other write of the member). Under it, nobody can see
+//! a lease duration of a running member's silence in the server's order, so nobody takes its
+//! keys, and no two members act on a key. How late a watch delivers does not enter: it delays
+//! judgements, never makes them. The health rule keeps a member whose own watch lags by more
+//! than a lease duration from judging anyone until it catches up.
 //!
 //! **When the assumption fails** (a member cut off from the API server while its LAN stays
-//! up, a watch delayed beyond the bound), X may act on a key Y has taken. Y announces the key
+//! up, its renewals held up beyond the bound), X may act on a key Y has taken. Y announces the key
 //! as soon as its claim is written (a gratuitous ARP / unsolicited NA from Y's MAC, which X
 //! knows from Y's member Lease); X stops on receipt, after at most `verify_timeout` (500 ms)
 //! when its own view still looks healthy. The window is therefore the time for Y's first

@@ -153,7 +153,10 @@ impl Server {
 
 pub struct Node {
     pub core: Core,
-    inbox: VecDeque<WatchEvent>,
+    /// What the watch will deliver, with when the server sent it.
+    inbox: VecDeque<(Instant, WatchEvent)>,
+    /// How late this member's watch delivers (a loaded node or API server).
+    pub watch_lag: Duration,
     /// Running (a crashed node does nothing).
     pub running: bool,
     /// Cut off from the API server: requests fail, the watch delivers nothing.
@@ -212,6 +215,7 @@ impl Sim {
         let node = Node {
             core,
             inbox: VecDeque::new(),
+            watch_lag: Duration::ZERO,
             running: true,
             cut_off: false,
             needs_relist: true,
@@ -257,7 +261,12 @@ impl Sim {
             node.inbox.clear();
         }
         if reachable {
-            while let Some(e) = node.inbox.pop_front() {
+            while node
+                .inbox
+                .front()
+                .is_some_and(|(sent, _)| *sent + node.watch_lag <= now)
+            {
+                let (_, e) = node.inbox.pop_front().expect("front");
                 match e {
                     WatchEvent::Apply(l) => node.core.observe(l, now),
                     WatchEvent::Delete(id) => node.core.observe_deleted(id),
@@ -275,7 +284,7 @@ impl Sim {
                     let outcome = if reachable {
                         let (outcome, event) = self.server.apply(name, write);
                         if let Some(e) = event {
-                            self.broadcast(e, name, node);
+                            self.broadcast(e, name, node, now);
                         }
                         outcome
                     } else {
@@ -287,10 +296,10 @@ impl Sim {
         }
     }
 
-    fn broadcast(&mut self, event: WatchEvent, writer: &str, writer_node: &mut Node) {
+    fn broadcast(&mut self, event: WatchEvent, writer: &str, writer_node: &mut Node, now: Instant) {
         for (name, node) in self.nodes.iter_mut() {
             if name != writer && !node.cut_off {
-                node.inbox.push_back(event.clone());
+                node.inbox.push_back((now, event.clone()));
             } else if name != writer {
                 node.needs_relist = true;
             }
@@ -299,7 +308,7 @@ impl Sim {
         if writer_node.cut_off {
             writer_node.needs_relist = true;
         } else {
-            writer_node.inbox.push_back(event);
+            writer_node.inbox.push_back((now, event));
         }
     }
 
@@ -307,7 +316,8 @@ impl Sim {
     pub fn delete_by_hand(&mut self, id: LeaseId) {
         if let Some(id) = self.server.delete(&id) {
             for node in self.nodes.values_mut() {
-                node.inbox.push_back(WatchEvent::Delete(id.clone()));
+                node.inbox
+                    .push_back((self.now, WatchEvent::Delete(id.clone())));
             }
         }
     }
