@@ -23,7 +23,7 @@ const ROUNDS: usize = 20;
 
 fn main() {
     testkit::netns::require_privileges();
-    testkit::echo_speaker_logs(false);
+    testkit::echo_speaker_logs(std::env::var_os("HERALD_BENCH_LOGS").is_some());
     let mut c = Cluster::new(3);
     c.layer2_config();
     let ips = [service_v4(0), service_v6(0)];
@@ -48,8 +48,12 @@ fn main() {
             let old = c.wait_leader(ip);
             c.wait_client_sees(ip, old);
             // Let the client's entry age past Linux's ARP locktime (1 s), as a real one
-            // would have: a newer entry ignores updates.
-            std::thread::sleep(Duration::from_millis(1200));
+            // would have: a newer entry ignores updates. Then stop at a point of the holder's
+            // renewal interval (1 s) that differs from round to round, as a crash does: how
+            // long ago its last renewal was is what a `kill -9` failover waits for, and a
+            // fixed rhythm here would always catch it at the same point.
+            let phase = (round as f64 * 0.618_034).fract();
+            std::thread::sleep(Duration::from_millis(1200) + Duration::from_secs_f64(phase));
             let since = Instant::now();
             c.stop(old, signal);
             let new = c.wait_leader(ip);

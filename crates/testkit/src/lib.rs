@@ -57,12 +57,34 @@ pub fn herald_bin() -> PathBuf {
         } else {
             ("release", Some("--release"))
         };
-        let output = Command::new(&cargo)
+        let mut build = Command::new(&cargo);
+        build
             .args(["build", "--quiet", "-p", "herald", "--bin", "herald"])
             .args(flag)
             .arg("--manifest-path")
             .arg(root.join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_TARGET_DIR", &target);
+        // Cargo gives the test or benchmark running this its package's variables. Build
+        // scripts (ring's) ask to rerun when those change in cargo's own environment, so
+        // passing them on would rebuild ring and the TLS and kube crates above it here, and
+        // again at the next plain `cargo` run: minutes per run (xtask's `cargo()` drops the
+        // same ones).
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|p| name.starts_with(p))
+                || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name)
+            {
+                build.env_remove(&*name);
+            }
+        }
+        let output = build
             .output()
             .unwrap_or_else(|e| panic!("running {cargo:?} build: {e}"));
         assert!(
