@@ -10,9 +10,11 @@
 //! fail, never skip silently.
 
 use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -284,4 +286,85 @@ pub fn poll_until<T>(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `ip -ts monitor route` in a namespace: every change of its kernel routing table with the
+/// time the kernel reported it. A router's forwarding table read this way says when routes
+/// left it, however slowly the router's CLI answers.
+pub struct RouteMonitor {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl RouteMonitor {
+    pub fn start(ns: &Netns) -> RouteMonitor {
+        let mut child = ns
+            .command("ip")
+            .args(["-ts", "monitor", "route"])
+            // `-ts` prints local time: make it UTC, as `epoch_ms` reads it.
+            .env("TZ", "UTC")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ip monitor route");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(line);
+            }
+        });
+        RouteMonitor { child, lines }
+    }
+
+    /// When (milliseconds since the epoch) the kernel first reported a route to `dest` (an
+    /// address, for its host route) deleted, if it has.
+    pub fn deleted_at(&self, dest: &str) -> Option<u128> {
+        let lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.iter().find_map(|line| {
+            // "[2026-12-02T15:10:01.123456] Deleted 198.51.100.1 via 192.0.2.2 dev eth0 ..."
+            let (stamp, rest) = line.strip_prefix('[')?.split_once("] ")?;
+            let route = rest.strip_prefix("Deleted ")?;
+            let first = route.split_whitespace().next()?;
+            (first == dest || first.split('/').next() == Some(dest)).then(|| epoch_ms(stamp))
+        })
+    }
+}
+
+impl Drop for RouteMonitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Milliseconds since the epoch of a UTC time written `YYYY-MM-DDTHH:MM:SS.fff...` (RFC 3339,
+/// as herald writes it, and as `ip -ts` does under TZ=UTC).
+pub fn epoch_ms(time: &str) -> u128 {
+    let p = |r: std::ops::Range<usize>| -> i64 {
+        time.get(r)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad time {time:?}"))
+    };
+    let (y, m, d) = (p(0..4), p(5..7), p(8..10));
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + p(11..13) * 3600 + p(14..16) * 60 + p(17..19);
+    (secs * 1000 + p(20..23)) as u128
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis()
 }

@@ -693,8 +693,11 @@ fn local_of(address: &str) -> &'static str {
 }
 
 pub fn bird_config(neighbors: &[Neighbor]) -> String {
-    let mut c =
-        format!("log stderr all;\nrouter id {ROUTER_V4};\nprotocol device {{ scan time 1; }}\n");
+    // The kernel protocols install what BIRD selects in the namespace's forwarding table, as
+    // on any router.
+    let mut c = format!(
+        "log stderr all;\nrouter id {ROUTER_V4};\nprotocol device {{ scan time 1; }}\nprotocol kernel {{ ipv4 {{ export all; }}; }}\nprotocol kernel {{ ipv6 {{ export all; }}; }}\n"
+    );
     if neighbors.iter().any(|n| n.bfd.is_some()) {
         c.push_str("protocol bfd { interface \"*\" { }; multihop { }; }\n");
     }
