@@ -65,6 +65,25 @@ pub fn herald_bin() -> PathBuf {
             .arg("--manifest-path")
             .arg(root.join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target);
+        // What cargo sets for the running test (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...) must
+        // not reach the build: build scripts that rerun when those change (ring's does) would
+        // be run again, and everything above them rebuilt, here and again in the next plain
+        // `cargo build` or `cargo test`.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_BIN_",
+            ]
+            .iter()
+            .any(|p| key.starts_with(p))
+                || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*key)
+            {
+                build.env_remove(&*key);
+            }
+        }
         let output = build
             .output()
             .unwrap_or_else(|e| panic!("running {cargo:?} build: {e}"));
