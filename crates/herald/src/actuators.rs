@@ -80,6 +80,18 @@ impl Actuators {
         self.layer2.links()
     }
 
+    /// Makes the task of BGP peer `peer` panic (a test); false when there is none.
+    #[cfg(feature = "fault-injection")]
+    pub fn panic_bgp_peer(&self, peer: &str) -> bool {
+        self.bgp.panic_peer(peer)
+    }
+
+    /// Makes the Layer 2 task of `interface` panic (a test); false when there is none.
+    #[cfg(feature = "fault-injection")]
+    pub fn fail_interface(&self, interface: &str) -> bool {
+        self.layer2.fail_interface(interface)
+    }
+
     /// Why the speaker is not healthy (a task down, of the Layer 2 responder or one of
     /// the speaker's own); empty when it is.
     pub fn problems(&self) -> Vec<String> {

@@ -289,6 +289,14 @@ impl BgpSpeaker {
         }
     }
 
+    /// Makes the task of peer `id` panic (a test); false when there is none.
+    #[cfg(feature = "fault-injection")]
+    pub fn panic_peer(&self, id: &str) -> bool {
+        lock(&self.inner.speaker)
+            .as_ref()
+            .is_some_and(|s| s.panic_peer(id))
+    }
+
     /// Makes the plan's peers and routes the speaker's (level-based: unchanged peers are
     /// left alone, changed ones reset, removed ones closed with Cease), and the BFD
     /// sessions of the peers that name a profile. `departing` says whether the node is

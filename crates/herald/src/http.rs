@@ -43,10 +43,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
 
 /// `/status`, on its own listener.
 pub fn status_router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/status", get(status))
-        .fallback(status_not_found)
-        .with_state(shared)
+    let router = Router::new().route("/status", get(status));
+    // Test builds only: the route that makes a task panic.
+    #[cfg(feature = "fault-injection")]
+    let router = crate::faults::routes(router);
+    router.fallback(status_not_found).with_state(shared)
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

@@ -421,6 +421,15 @@ impl Layer2 {
             .collect()
     }
 
+    /// Makes the task of `interface` panic (a test); false when there is none.
+    #[cfg(feature = "fault-injection")]
+    pub fn fail_interface(&self, interface: &str) -> bool {
+        self.state
+            .responder
+            .as_ref()
+            .is_some_and(|r| r.inject_interface_failure(interface))
+    }
+
     /// Why Layer 2 is not healthy: a task of the responder that ended and is not running
     /// again yet (for `/healthz`). Empty when all is well, or when Layer 2 is off.
     pub fn problems(&self) -> Vec<String> {

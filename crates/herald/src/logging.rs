@@ -32,9 +32,16 @@ const OURS: &[&str] = &[
     "herald", "l2", "bgp", "bfd", "k8s", "model", "ipam", "election",
 ];
 
+/// What kube's HTTP layer logs at error for every request that fails (a 5xx, a refused
+/// connection): during an API server outage, one line per retry of every watch. herald says
+/// itself what failed, once (a watch failing and recovering, an Event or Lease not written),
+/// so a bare level leaves these out.
+const PER_REQUEST_ERRORS: &str = "kube_client::client::builder=off";
+
 /// A bare level is for herald's own crates; the libraries under them (the HTTP and
 /// Kubernetes client stacks) stay at `info` at most, or `debug` would bury herald's lines
-/// under theirs. Directives are taken as written.
+/// under theirs, and kube's per-request failures are left out. Directives are taken as
+/// written.
 pub fn expand(filter: &str) -> String {
     let level = filter.trim();
     if level
@@ -47,7 +54,7 @@ pub fn expand(filter: &str) -> String {
         "debug" | "trace" => "info",
         _ => level,
     };
-    let mut out = libraries.to_owned();
+    let mut out = format!("{libraries},{PER_REQUEST_ERRORS}");
     for crate_name in OURS {
         out.push_str(&format!(",{crate_name}={level}"));
     }
@@ -62,11 +69,11 @@ mod tests {
     fn a_bare_level_is_for_our_crates_and_directives_are_kept() {
         assert_eq!(
             expand("debug"),
-            "info,herald=debug,l2=debug,bgp=debug,bfd=debug,k8s=debug,model=debug,ipam=debug,election=debug"
+            "info,kube_client::client::builder=off,herald=debug,l2=debug,bgp=debug,bfd=debug,k8s=debug,model=debug,ipam=debug,election=debug"
         );
         assert_eq!(
             expand("warn"),
-            "warn,herald=warn,l2=warn,bgp=warn,bfd=warn,k8s=warn,model=warn,ipam=warn,election=warn"
+            "warn,kube_client::client::builder=off,herald=warn,l2=warn,bgp=warn,bfd=warn,k8s=warn,model=warn,ipam=warn,election=warn"
         );
         assert_eq!(expand("info,kube=debug"), "info,kube=debug");
         assert_eq!(expand("herald::http"), "herald::http");

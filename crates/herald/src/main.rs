@@ -11,6 +11,8 @@ mod cli;
 mod config;
 mod controller;
 mod doctor;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod http;
 mod layer2;
 mod leadership;

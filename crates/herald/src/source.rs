@@ -280,6 +280,12 @@ impl Cluster {
         Ok((cluster, metrics, client))
     }
 
+    /// Where a test makes the watches fail.
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_handle(&self) -> k8s::FaultHandle {
+        self._source.fault_handle()
+    }
+
     async fn next(&mut self, node: &str) -> anyhow::Result<Read> {
         let snapshot = match self.pending.clone() {
             Some(s) => s,

@@ -38,6 +38,8 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
     let node = node_name(args.node)?;
+    #[cfg(feature = "fault-injection")]
+    crate::faults::announce();
     // Bound before anything starts, so a taken port stops herald before it announces.
     let (metrics_listener, metrics_addr) = bind(args.metrics_addr, "--metrics-addr").await?;
     let (status_listener, status_addr) = bind(args.status_addr, "--status-addr").await?;
@@ -77,6 +79,8 @@ pub async fn run(args: SpeakerArgs) -> anyhow::Result<()> {
             );
             let (cluster, k8s_metrics, client) =
                 Cluster::connect(kubeconfig, namespace.clone(), &node, lb_class, &tasks).await?;
+            #[cfg(feature = "fault-injection")]
+            crate::faults::register_watches(cluster.fault_handle());
             metrics.register_kubernetes(k8s_metrics);
             let mut config = election::Config::new(&namespace, crate::leadership::ELECTION, &node);
             config.timing = timing;

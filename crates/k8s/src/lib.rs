@@ -68,5 +68,7 @@ mod store;
 pub use error::Error;
 pub use events::{EventRecorder, RecorderConfig, ServiceAnnouncement, reasons as event_reasons};
 pub use snapshot::Snapshot;
+#[cfg(feature = "fault-injection")]
+pub use source::FaultHandle;
 pub use source::{Counters, Metrics, Source, SourceConfig, WATCH_BACKOFF_MAX};
 pub use status::{Announced, ServiceStatusWriter};

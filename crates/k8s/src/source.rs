@@ -120,6 +120,23 @@ impl Metrics {
 pub struct Source {
     task: JoinHandle<()>,
     metrics: Metrics,
+    #[cfg(feature = "fault-injection")]
+    fault: FaultHandle,
+}
+
+/// Makes the watches' task panic, as a bug would, so a test sees what the reader of the
+/// snapshots does when they stop for good. Only with the `fault-injection` feature, which
+/// the released binary never has.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Debug, Default)]
+pub struct FaultHandle(Arc<tokio::sync::Notify>);
+
+#[cfg(feature = "fault-injection")]
+impl FaultHandle {
+    /// The watches' task panics at its next turn; the snapshot channel then closes.
+    pub fn panic_watches(&self) {
+        self.0.notify_one();
+    }
 }
 
 impl Source {
@@ -139,12 +156,26 @@ impl Source {
             feeds.push(watch_feed(&client, &config, feed));
         }
         let state = State::new(client, config, metrics.clone());
+        #[cfg(feature = "fault-injection")]
+        let fault = state.fault.clone();
         let task = tokio::spawn(run(state, feeds, tx));
-        (Source { task, metrics }, rx)
+        let source = Source {
+            task,
+            metrics,
+            #[cfg(feature = "fault-injection")]
+            fault,
+        };
+        (source, rx)
     }
 
     pub fn metrics(&self) -> Metrics {
         self.metrics.clone()
+    }
+
+    /// Where a test makes the watches fail (see [`FaultHandle`]).
+    #[cfg(feature = "fault-injection")]
+    pub fn fault_handle(&self) -> FaultHandle {
+        self.fault.clone()
     }
 
     pub fn counters(&self) -> Counters {
@@ -254,6 +285,8 @@ struct State {
     secrets: BTreeMap<SecretKey, SecretWatch>,
     /// Watches whose kind the API server does not serve (a CRD not installed).
     unserved: BTreeSet<Feed>,
+    #[cfg(feature = "fault-injection")]
+    fault: FaultHandle,
 }
 
 /// This node's Node, deleted, stays as it was last seen with a deletion timestamp: the node
@@ -295,7 +328,23 @@ async fn run(mut state: State, mut feeds: Feeds, tx: watch::Sender<Option<Arc<Sn
             }
             () = sleep_until(publish_at) => state.publish(&tx),
             () = tx.closed() => return,
+            () = injected_failure(&state) => {}
         }
+    }
+}
+
+/// Panics once a test asks for it ([`FaultHandle::panic_watches`]); never ends without the
+/// `fault-injection` feature.
+async fn injected_failure(state: &State) {
+    #[cfg(feature = "fault-injection")]
+    {
+        state.fault.0.notified().await;
+        panic!("the Kubernetes watches: injected failure (a test)");
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        let _ = state;
+        std::future::pending::<()>().await;
     }
 }
 
@@ -329,6 +378,8 @@ impl State {
             node: Store::default(),
             secrets: BTreeMap::new(),
             unserved: BTreeSet::new(),
+            #[cfg(feature = "fault-injection")]
+            fault: FaultHandle::default(),
         }
     }
 

@@ -39,7 +39,7 @@ use netlink_sys::protocols::NETLINK_ROUTE;
 use netlink_sys::{Socket, SocketAddr};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -208,6 +208,7 @@ pub enum LinkError {
     Io(#[source] io::Error),
     #[error("the kernel refused the dump: {0}")]
     Refused(#[source] io::Error),
+    #[cfg(feature = "fault-injection")]
     #[error("the link monitor was told to fail (a test)")]
     Injected,
 }
@@ -614,7 +615,8 @@ pub struct MonitorHealth {
 struct MonitorShared {
     health: Mutex<MonitorHealth>,
     /// A test's request that the socket fail.
-    fault: Notify,
+    #[cfg(feature = "fault-injection")]
+    fault: tokio::sync::Notify,
 }
 
 /// Follows the links of the namespace it was started in.
@@ -696,8 +698,8 @@ impl LinkMonitor {
     }
 
     /// Makes the monitor's socket fail as if the kernel had broken it, so tests can see it
-    /// recover. Not for production use.
-    #[doc(hidden)]
+    /// recover. Only with the `fault-injection` feature, which the released binary never has.
+    #[cfg(feature = "fault-injection")]
     pub fn inject_socket_failure(&self) {
         self.shared.fault.notify_one();
     }
@@ -860,6 +862,22 @@ async fn reopen_with_backoff(
     }
 }
 
+/// The error a test asked the monitor's socket to fail with
+/// ([`LinkMonitor::inject_socket_failure`]); never comes without the `fault-injection`
+/// feature.
+async fn injected_failure(shared: &MonitorShared) -> LinkError {
+    #[cfg(feature = "fault-injection")]
+    {
+        shared.fault.notified().await;
+        LinkError::Injected
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        let _ = shared;
+        std::future::pending().await
+    }
+}
+
 /// The monitor's task: reads, publishes every new table once a full read is complete, and
 /// replaces a failing socket.
 async fn monitor(
@@ -873,7 +891,7 @@ async fn monitor(
     loop {
         let result = tokio::select! {
             result = reader.read() => result,
-            () = shared.fault.notified() => Err(LinkError::Injected),
+            e = injected_failure(&shared) => Err(e),
         };
         match result {
             Ok(()) => {

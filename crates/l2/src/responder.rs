@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -150,7 +150,8 @@ struct InterfaceCounters {
     status: Mutex<(bool, Option<String>)>,
     task: Mutex<TaskHealth>,
     /// A test's request that the task fail.
-    fault: Notify,
+    #[cfg(feature = "fault-injection")]
+    fault: tokio::sync::Notify,
     filter: Mutex<Option<FilterKind>>,
 }
 
@@ -401,12 +402,17 @@ impl Responder {
         }
     }
 
-    /// Makes the task of interface `name` fail, so tests can see it restarted. Not for
-    /// production use.
-    #[doc(hidden)]
-    pub fn inject_interface_failure(&self, name: &str) {
-        if let Some(interface) = lock(&self.interfaces).get(name) {
-            interface.counters.fault.notify_one();
+    /// Makes the task of interface `name` panic, so tests can see it restarted; false when
+    /// the responder has no task there. Only with the `fault-injection` feature, which the
+    /// released binary never has.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_interface_failure(&self, name: &str) -> bool {
+        match lock(&self.interfaces).get(name) {
+            Some(interface) if interface.active.is_some() => {
+                interface.counters.fault.notify_one();
+                true
+            }
+            _ => false,
         }
     }
 
@@ -482,6 +488,22 @@ async fn supervise_interface(task: InterfaceTask) {
         tokio::time::sleep(wait).await;
         task.counters.task_restarted();
         info!(interface = %task.name, "layer 2: the interface's task runs again");
+    }
+}
+
+/// Panics once a test asks the interface's task to fail
+/// ([`Responder::inject_interface_failure`]); never ends without the `fault-injection`
+/// feature.
+async fn injected_failure(counters: &InterfaceCounters, name: &str) {
+    #[cfg(feature = "fault-injection")]
+    {
+        counters.fault.notified().await;
+        panic!("layer 2: injected failure of the task of {name} (a test)");
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    {
+        let _ = (counters, name);
+        std::future::pending::<()>().await;
     }
 }
 
@@ -877,9 +899,7 @@ async fn serve(
                     session.guards.defense.on_conflict(address, Instant::now());
                 }
             }
-            () = task.counters.fault.notified() => {
-                panic!("layer 2: injected failure of the task of {} (a test)", task.name);
-            }
+            () = injected_failure(&task.counters, &task.name) => {}
             changed = task.owned.changed() => {
                 if changed.is_err() {
                     return Ok(Ended::Stopped);

@@ -99,7 +99,12 @@ impl Speaker {
                         Request::Health(reply) => {
                             let _ = reply.send(responder.health());
                         }
-                        Request::FailInterface(name) => responder.inject_interface_failure(&name),
+                        Request::FailInterface(name) => {
+                            assert!(
+                                responder.inject_interface_failure(&name),
+                                "no task on {name} to fail"
+                            );
+                        }
                     }
                 }
             })

@@ -38,8 +38,9 @@ pub fn workspace_root() -> PathBuf {
 
 /// The `herald` binary: `$HERALD_BIN` when set, else built once per process with
 /// `cargo build --bin herald` (the caller's own cargo and target directory) in the profile
-/// testkit itself was built in: debug for tests, release for benchmarks, so a benchmark
-/// measures the herald users run.
+/// testkit itself was built in: debug for tests, with the `fault-injection` feature (the
+/// route tests make tasks panic with, see [`Speaker::panic_task`]); release for benchmarks,
+/// without it, so a benchmark measures the herald users run.
 pub fn herald_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -52,15 +53,15 @@ pub fn herald_bin() -> PathBuf {
             .map(|t| if t.is_absolute() { t } else { root.join(t) })
             .unwrap_or_else(|| root.join("target"));
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let (profile, flag) = if cfg!(debug_assertions) {
-            ("debug", None)
+        let (profile, flags): (&str, &[&str]) = if cfg!(debug_assertions) {
+            ("debug", &["--features", "fault-injection"])
         } else {
-            ("release", Some("--release"))
+            ("release", &["--release"])
         };
         let mut build = Command::new(&cargo);
         build
             .args(["build", "--quiet", "-p", "herald", "--bin", "herald"])
-            .args(flag)
+            .args(flags)
             .arg("--manifest-path")
             .arg(root.join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target);
@@ -254,7 +255,22 @@ impl Speaker {
     ) -> Speaker {
         let mut args: Vec<&str> = vec!["--node", node];
         args.extend_from_slice(extra);
-        Speaker::launch(ns.name(), None, configs, &args, |_| {})
+        Speaker::launch(ns.name(), None, &[], configs, &args, |_| {})
+    }
+
+    /// Like [`Speaker::start_in`], with herald started by `wrapper` (a program and its
+    /// arguments that then run herald, such as `setpriv --inh-caps=...`), so it runs with
+    /// what the wrapper leaves it. The wrapper must exec herald: the pid is then herald's.
+    pub fn start_wrapped_in<P: AsRef<Path>>(
+        ns: &netns::Netns,
+        wrapper: &[&str],
+        configs: &[P],
+        node: &str,
+        extra: &[&str],
+    ) -> Speaker {
+        let mut args: Vec<&str> = vec!["--node", node];
+        args.extend_from_slice(extra);
+        Speaker::launch(ns.name(), None, wrapper, configs, &args, |_| {})
     }
 
     /// Like [`Speaker::start`] without `--node`; `customize` may set the environment
@@ -266,19 +282,23 @@ impl Speaker {
     ) -> Speaker {
         let ns = netns::Netns::new("hs");
         let name = ns.name().to_owned();
-        Speaker::launch(&name, Some(ns), configs, extra, customize)
+        Speaker::launch(&name, Some(ns), &[], configs, extra, customize)
     }
 
     fn launch<P: AsRef<Path>>(
         netns: &str,
         own_netns: Option<netns::Netns>,
+        wrapper: &[&str],
         configs: &[P],
         extra: &[&str],
         customize: impl FnOnce(&mut Command),
     ) -> Speaker {
-        // `ip netns exec` execs herald, so the child's pid is herald's (for signals).
+        // `ip netns exec` execs herald (or the wrapper, which execs herald), so the child's
+        // pid is herald's (for signals).
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", netns]).arg(herald_bin());
+        cmd.args(["netns", "exec", netns])
+            .args(wrapper)
+            .arg(herald_bin());
         cmd.arg("speaker");
         for c in configs {
             cmd.arg("--config").arg(c.as_ref());
@@ -490,16 +510,36 @@ impl Speaker {
         } else {
             self.addr
         };
+        self.call(addr, "GET", path)
+    }
+
+    /// `METHOD path` to `addr`, from inside herald's namespace.
+    fn call(&self, addr: SocketAddr, method: &'static str, path: &str) -> Response {
         let response = if self.netns.is_empty() {
             // A controller started in the test's own namespace.
-            http_get(addr, path)
+            http_request(addr, method, path)
         } else {
             let owned_path = path.to_owned();
-            netns::spawn_in(&self.netns, move || http_get(addr, &owned_path))
+            netns::spawn_in(&self.netns, move || http_request(addr, method, &owned_path))
                 .join()
-                .unwrap_or_else(|_| panic!("GET {path} from herald: the client thread panicked"))
+                .unwrap_or_else(|_| panic!("{method} {path} to herald: the client thread panicked"))
         };
-        response.unwrap_or_else(|e| panic!("GET {path} from herald: {e}"))
+        response.unwrap_or_else(|e| panic!("{method} {path} to herald: {e}"))
+    }
+
+    /// Makes herald's task `task` panic once, as a bug would: `bgp_peer:NAME` (a BGPPeer's
+    /// session task), `interface:NAME` (a Layer 2 interface's task) or `kubernetes_watches`.
+    /// Through the route that only herald built with its `fault-injection` feature has (as
+    /// [`herald_bin`] builds it for tests); panics unless herald says the task panics.
+    pub fn panic_task(&self, task: &str) {
+        let path = format!("/faults/panic/{task}");
+        let r = self.call(self.status_addr, "POST", &path);
+        assert_eq!(
+            r.status, 200,
+            "POST {path}: {}(herald answers 404 when it has no such task, or when it was built \
+             without its fault-injection feature, e.g. in release or from $HERALD_BIN)",
+            r.body
+        );
     }
 
     /// `GET path` parsed as JSON; panics unless the status is 200.
@@ -635,11 +675,16 @@ pub fn metric(
 
 /// A minimal HTTP/1.1 GET: enough for herald's own endpoints, nothing more.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    http_request(addr, "GET", path)
+}
+
+/// A minimal HTTP/1.1 request without a body (GET, or a POST that needs none).
+pub fn http_request(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect_timeout(&addr, PATIENCE)?;
     stream.set_read_timeout(Some(PATIENCE))?;
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: */*\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;

@@ -405,6 +405,33 @@ async fn http_controls_and_discovery() {
 }
 
 #[tokio::test]
+async fn broken_discovery_fails_discovery_and_nothing_else() {
+    let server = ApiServer::start().unwrap();
+    let client = no_retry(&server, "d");
+    let leases: Api<Lease> = Api::default_namespaced(client.clone());
+    server.break_discovery(true);
+    let Err(e) = kube::discovery::Discovery::new(client.clone()).run().await else {
+        panic!("discovery works while broken");
+    };
+    assert_eq!(api_error(e).code, 503);
+    let Err(e) = kube::discovery::group(&client, "metallb.io").await else {
+        panic!("a group's document is served while discovery is broken");
+    };
+    assert_eq!(api_error(e).code, 503);
+    // The resources themselves are served as before.
+    assert!(leases.list(&ListParams::default()).await.is_ok());
+
+    // Mended over HTTP, as a process outside the test would.
+    let req = http_get("/testkit/discovery?broken=false");
+    client.request::<serde_json::Value>(req).await.unwrap();
+    let discovery = kube::discovery::Discovery::new(client)
+        .run()
+        .await
+        .expect("discovery works again");
+    assert!(discovery.has_group("metallb.io"));
+}
+
+#[tokio::test]
 async fn a_written_kubeconfig_names_its_client() {
     let server = ApiServer::start().unwrap();
     let path = std::env::temp_dir().join(format!("herald-kubeconfig-{}", std::process::id()));

@@ -130,6 +130,23 @@ fn test(args: &[&str]) -> Result<()> {
         ]);
         c
     })?;
+    // The test-only fault hooks are built only into testkit's herald: lint them too.
+    run({
+        let mut c = cargo();
+        c.args([
+            "clippy",
+            "-p",
+            "herald",
+            "--all-targets",
+            "--features",
+            "fault-injection",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ]);
+        c
+    })?;
     // cargo-nextest runs the tests of every binary side by side (cargo test runs one binary
     // at a time), which the end-to-end tests, mostly waiting on timers and peers, need to
     // stay well inside CI's time; its settings are in .config/nextest.toml.

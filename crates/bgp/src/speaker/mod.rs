@@ -336,7 +336,7 @@ pub(crate) enum Control {
     /// The peer connected to us.
     Incoming(tokio::net::TcpStream),
     /// Panic, so tests can see the task started again ([`Speaker::revive`]).
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fault-injection"))]
     Panic,
 }
 
@@ -687,11 +687,14 @@ impl Speaker {
         revived
     }
 
-    /// Makes peer `id`'s task panic. Only for tests of [`Speaker::revive`].
-    #[cfg(test)]
-    pub(crate) fn panic_peer(&self, id: &str) {
-        if let Some(e) = self.peers.get(id) {
-            let _ = e.control.send(Control::Panic);
+    /// Makes peer `id`'s task panic, so a test sees it started again ([`Speaker::revive`]);
+    /// false when no such peer is configured. Only in tests and in builds with the
+    /// `fault-injection` feature, which the released binary never has.
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn panic_peer(&self, id: &str) -> bool {
+        match self.peers.get(id) {
+            Some(e) => e.control.send(Control::Panic).is_ok(),
+            None => false,
         }
     }
 

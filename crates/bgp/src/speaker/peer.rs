@@ -247,7 +247,7 @@ impl PeerTask {
                             continue;
                         }
                         Some(Control::Stop(reason, kind)) => (reason, kind),
-                        #[cfg(test)]
+                        #[cfg(any(test, feature = "fault-injection"))]
                         Some(Control::Panic) => panic!("a fault injected by a test"),
                         None => ("speaker stopped".to_string(), StopKind::Shutdown),
                     };

@@ -34,6 +34,22 @@ enum Route {
     Resource(ResReq),
 }
 
+impl Route {
+    /// A discovery document: what clients read to learn which groups, versions and
+    /// resources the server has.
+    fn is_discovery(&self) -> bool {
+        matches!(
+            self,
+            Route::ApiVersions
+                | Route::GroupList
+                | Route::Group(_)
+                | Route::ResourceList(..)
+                | Route::OpenApiIndex
+                | Route::OpenApi(..)
+        )
+    }
+}
+
 #[derive(Debug)]
 struct ResReq {
     res: usize,
@@ -233,6 +249,13 @@ pub async fn handle(State(s): State<Arc<Controls>>, req: Request) -> Response {
     }
     if let Err(e) = s.gate(&client).await {
         return error_response(&e);
+    }
+    if route.is_discovery() && s.faults.borrow().discovery_broken {
+        return error_response(&ApiError::new(
+            503,
+            "ServiceUnavailable",
+            "the server is currently unable to handle the request",
+        ));
     }
     let bytes = match axum::body::to_bytes(body, 64 << 20).await {
         Ok(b) => b,
@@ -826,6 +849,7 @@ fn control(s: &Controls, what: &str, q: &HashMap<String, String>) -> Response {
         "clear-history" => s.clear_history(),
         "cut-off" => s.cut_off_with(&client(), mode()),
         "restore" => s.restore(&client()),
+        "discovery" => s.break_discovery(q.get("broken").map(String::as_str) == Some("true")),
         "state" => {
             return json_response(
                 200,

@@ -20,7 +20,8 @@
 //! - Counters: [`Controls::requests`], [`Controls::requests_from`], [`Controls::request_counts`].
 //! - Faults: [`Controls::stop`] / [`Controls::resume`], [`Controls::set_delay`],
 //!   [`Controls::drop_watches`], [`Controls::clear_history`] / [`Controls::set_history_limit`]
-//!   (forcing 410), [`Controls::cut_off`] / [`Controls::restore`] for one client. The `_with`
+//!   (forcing 410), [`Controls::cut_off`] / [`Controls::restore`] for one client,
+//!   [`Controls::break_discovery`] (discovery documents answer 503). The `_with`
 //!   forms answer 503 instead of hanging; note that kube-rs retries 503s for minutes unless
 //!   its config's `default_retry` is off.
 //! - Setup and inspection without a client: [`Controls::create`], [`Controls::objects`],
@@ -29,7 +30,8 @@
 //!   `clusterIPs`, `ipFamilies`, `ipFamilyPolicy`, with its rejection messages.
 //! - The same controls over HTTP, under `/testkit/`: `counters`, `reset-counters`,
 //!   `stop?mode=hang|unavailable`, `resume`, `delay?ms=N`, `drop-watches`, `history?limit=N`,
-//!   `clear-history`, `cut-off?client=NAME&mode=…`, `restore?client=NAME`, `state`.
+//!   `clear-history`, `cut-off?client=NAME&mode=…`, `restore?client=NAME`,
+//!   `discovery?broken=true|false`, `state`.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -78,6 +80,8 @@ struct Faults {
     cut: HashMap<String, FaultMode>,
     delay: Duration,
     watch_epoch: u64,
+    /// Discovery answers 503 while the resources themselves keep working.
+    discovery_broken: bool,
 }
 
 /// How many requests one client made with one verb on one resource.
@@ -211,6 +215,15 @@ impl Controls {
     /// Delays every response (a watch: its start) by `delay`; zero turns it off.
     pub fn set_delay(&self, delay: Duration) {
         self.faults.send_modify(|f| f.delay = delay);
+    }
+
+    /// Breaks discovery (`true`) or mends it: while broken, every discovery document
+    /// (`/api`, `/apis`, `/api/v1`, `/apis/GROUP[/VERSION]`, `/openapi/v3...`) gets 503
+    /// ServiceUnavailable, as when an aggregated API server is down or the API server cannot
+    /// build its discovery documents, while reads, writes and watches of the resources
+    /// keep working.
+    pub fn break_discovery(&self, broken: bool) {
+        self.faults.send_modify(|f| f.discovery_broken = broken);
     }
 
     /// Cuts every open watch connection; clients reconnect as after a network failure.
