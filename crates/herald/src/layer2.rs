@@ -693,7 +693,7 @@ fn log_socket_errors(responder: &Responder, seen: &mut BTreeMap<String, Option<S
                 error = %e,
                 hint = e
                     .contains("not permitted")
-                    .then_some("herald needs CAP_NET_RAW (and CAP_NET_ADMIN) for Layer 2"),
+                    .then_some("herald needs CAP_NET_RAW to listen for Layer 2 (CAP_NET_ADMIN only raises its receive buffer)"),
                 "cannot listen on the interface, so nothing is answered there"
             ),
             None if seen.get(&name).is_some_and(Option::is_some) => {
