@@ -285,7 +285,14 @@ impl Cluster {
                 }
             } else {
                 let mut nodes = self.endpoint_nodes(i);
-                nodes[0] = node_name(1 + (touched as usize * 3) % (NODES - 1));
+                // Another node than the endpoint is on: a patch that changes nothing makes no
+                // event, and nothing would ever see it.
+                let before = nodes[0].clone();
+                let mut k = touched as usize * 3;
+                while nodes[0] == before {
+                    nodes[0] = node_name(1 + k % (NODES - 1));
+                    k += 1;
+                }
                 Change {
                     write: Write::Patch(slice(i, &[]), json!({"endpoints": endpoints(i, &nodes)})),
                     object: slice_name(i),
