@@ -11,6 +11,10 @@
 //!   `test`): the BGP and Layer 2 codecs, the YAML configuration loader (`model`) and the
 //!   reading of Kubernetes objects into the model (`k8s`).
 
+// The same cargo start as testkit's, without depending on testkit and all it builds.
+#[path = "../../testkit/src/cargo_env.rs"]
+mod cargo_env;
+
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,25 +79,7 @@ fn root() -> PathBuf {
 fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
-    // `cargo xtask` runs with xtask's package variables. ring's build script reruns when
-    // those differ in cargo's environment, so passing them on would rebuild ring and the TLS
-    // and kube crates above it for every task, and again for the next plain cargo run
-    // (testkit's `herald_bin` drops the same ones).
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if [
-            "CARGO_PKG_",
-            "CARGO_MANIFEST_",
-            "CARGO_CRATE_",
-            "CARGO_BIN_",
-        ]
-        .iter()
-        .any(|p| name.starts_with(p))
-            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name)
-        {
-            c.env_remove(&*name);
-        }
-    }
+    cargo_env::without_package_vars(&mut c);
     c
 }
 
