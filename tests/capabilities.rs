@@ -27,9 +27,9 @@
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
-use testkit::lan::{Lan, NODE1_V4, arping, ndisc6, resolve_to};
-use testkit::netns::{Netns, poll_until};
-use testkit::routers::{Kind, Neighbor, ROUTER_AS, ROUTER_V4, Router};
+use testkit::lan::{Lan, arping, ndisc6, resolve_to};
+use testkit::netns::Netns;
+use testkit::routers::{ROUTER_AS, ROUTER_V4, Router};
 use testkit::{PATIENCE, Signal, Speaker};
 
 const NODE: &str = "node-1";
@@ -226,18 +226,7 @@ struct Setup {
 impl Setup {
     fn new() -> Setup {
         let lan = Lan::with_mld_snooping();
-        assert_eq!(testkit::lan::NODE2_V4, ROUTER_V4);
-        let router = Router::start(
-            Kind::Bird,
-            &lan.node2,
-            &[Neighbor {
-                name: "herald".into(),
-                address: NODE1_V4.into(),
-                asn: HERALD_AS,
-                password: Some(PASSWORD.into()),
-                ..Neighbor::default()
-            }],
-        );
+        let router = lan.bird_for_node1(HERALD_AS, Some(PASSWORD));
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("herald.yaml");
         testkit::replace_file(&file, &config());
@@ -256,24 +245,12 @@ impl Setup {
         Speaker::start_wrapped_in(&self.lan.node1, &wrapper, &[&self.file], NODE, &[])
     }
 
-    fn holds(&self, prefix: &str) -> bool {
-        !self.router.routes(prefix).unwrap_or_default().is_empty()
-    }
-
-    fn wait_route(&self, prefix: &str, present: bool) {
-        let what = if present { "hold" } else { "drop" };
-        poll_until(&format!("BIRD to {what} {prefix}"), PATIENCE, |last| {
-            *last = self.router.dump();
-            (self.holds(prefix) == present).then_some(())
-        });
-    }
-
     /// BIRD holds both routes, and the client resolves both addresses to the node, asks
     /// again with arping and ndisc6, and the node's interface has the IPv6 address's
     /// solicited-node group programmed.
     fn announced_both_ways(&self) {
-        self.wait_route(&format!("{WEB_V4}/32"), true);
-        self.wait_route(&format!("{WEB_V6}/128"), true);
+        self.router.wait_holds(&format!("{WEB_V4}/32"), true);
+        self.router.wait_holds(&format!("{WEB_V6}/128"), true);
         let mac = self.lan.node1.mac("eth0");
         resolve_to(&self.lan.client, WEB_V4, "eth0", &mac);
         resolve_to(&self.lan.client, WEB_V6, "eth0", &mac);
@@ -297,8 +274,8 @@ impl Setup {
         herald.signal(Signal::Term);
         let status = herald.wait_exit(PATIENCE).expect("herald exits on SIGTERM");
         assert!(status.success(), "{status:?}\n{}", herald.logs_text());
-        self.wait_route(&format!("{WEB_V4}/32"), false);
-        self.wait_route(&format!("{WEB_V6}/128"), false);
+        self.router.wait_holds(&format!("{WEB_V4}/32"), false);
+        self.router.wait_holds(&format!("{WEB_V6}/128"), false);
         self.lan.client.ip(&["neigh", "flush", "dev", "eth0"]);
     }
 }
@@ -407,8 +384,8 @@ fn without_net_raw_layer2_says_why_it_is_off_and_without_net_admin_only_buffers_
     assert_eq!(fewer.len() + 1, capabilities.len(), "NET_RAW is granted");
     let herald = setup.start(&as_daemonset(user, &fewer));
     assert_eq!(held(herald.pid()).effective, mask(&fewer));
-    setup.wait_route(&format!("{WEB_V4}/32"), true);
-    setup.wait_route(&format!("{WEB_V6}/128"), true);
+    setup.router.wait_holds(&format!("{WEB_V4}/32"), true);
+    setup.router.wait_holds(&format!("{WEB_V6}/128"), true);
     let line = herald
         .wait_for_log(
             |l| l["level"] == "ERROR" && l["interface"] == "eth0" && l["error"].is_string(),

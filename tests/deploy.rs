@@ -388,18 +388,7 @@ fn exported_metrics() -> BTreeSet<String> {
         "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
         "metadata": {"name": "l2", "namespace": "metallb-system"},
     }));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server
-        .write_kubeconfig(&kubeconfig, "herald")
-        .expect("kubeconfig");
-    let kubeconfig = kubeconfig.display().to_string();
-    let speaker = Speaker::start_in(
-        &ns,
-        &Vec::<PathBuf>::new(),
-        "node-a",
-        &["--kubeconfig", &kubeconfig, "--namespace", "metallb-system"],
-    );
+    let speaker = Speaker::start_kubernetes_in(&ns, &server, "node-a", "metallb-system");
     let text = testkit::netns::poll_until("a ready speaker's /metrics", testkit::PATIENCE, |why| {
         let (code, _) = speaker.get("/readyz");
         let (_, metrics) = speaker.get("/metrics");

@@ -20,49 +20,21 @@
 //! Needs root (namespaces) and bird2; fails, never skips, without them. Nothing is timed.
 
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::Duration;
 use testkit::apiserver::{ApiServer, BlockingClient, FaultMode};
 use testkit::lan::{Lan, NODE1_V4, arping, ndisc6, neigh, resolve_to};
 use testkit::netns::poll_until;
-use testkit::routers::{Kind, Neighbor, ROUTER_AS, ROUTER_V4, Router};
-use testkit::{PATIENCE, Speaker, metric};
+use testkit::routers::{ROUTER_AS, ROUTER_V4, Router};
+use testkit::{PATIENCE, Speaker, manifests, metric};
 
 const NAMESPACE: &str = "metallb-system";
 const NODE: &str = "node-1";
 const HERALD_AS: u32 = 64512;
 
-/// The router on the LAN's second node, with herald's node as its (passive) neighbor.
-fn router(lan: &Lan) -> Router {
-    assert_eq!(testkit::lan::NODE2_V4, ROUTER_V4);
-    Router::start(
-        Kind::Bird,
-        &lan.node2,
-        &[Neighbor {
-            name: "herald".into(),
-            address: NODE1_V4.into(),
-            asn: HERALD_AS,
-            ..Neighbor::default()
-        }],
-    )
-}
-
-fn holds(router: &Router, prefix: &str) -> bool {
-    !router.routes(prefix).unwrap_or_default().is_empty()
-}
-
-fn wait_route(router: &Router, prefix: &str, present: bool) {
-    let what = if present { "hold" } else { "drop" };
-    poll_until(&format!("BIRD to {what} {prefix}"), PATIENCE, |last| {
-        *last = router.dump();
-        (holds(router, prefix) == present).then_some(())
-    });
-}
-
 /// Waits until the router holds both routes of a dual-stack Service's addresses.
 fn wait_routes(router: &Router, v4: &str, v6: &str) {
-    wait_route(router, &format!("{v4}/32"), true);
-    wait_route(router, &format!("{v6}/128"), true);
+    router.wait_holds(&format!("{v4}/32"), true);
+    router.wait_holds(&format!("{v6}/128"), true);
 }
 
 /// A dual-stack Service's addresses, number `i` of the pool.
@@ -124,7 +96,7 @@ fn wait_error(herald: &Speaker, what: &str, about: impl Fn(&Value) -> bool) -> V
 #[test]
 fn a_panicked_peer_task_and_interface_task_are_restarted_counted_and_announce_again() {
     let lan = Lan::new();
-    let router = router(&lan);
+    let router = lan.bird_for_node1(HERALD_AS, None);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("herald.yaml");
     testkit::replace_file(&file, &file_config(&["web"]));
@@ -239,48 +211,9 @@ fn a_panicked_peer_task_and_interface_task_are_restarted_counted_and_announce_ag
 
 // ---- the Kubernetes source ----
 
-fn service(name: &str) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"type": "LoadBalancer", "ipFamilyPolicy": "PreferDualStack",
-                 "ports": [{"port": 80}]},
-    })
-}
-
-/// A Service with a ready endpoint on this node and the addresses a controller would have
-/// given it.
+/// Creates Service `name` on this node with its addresses `(v4, v6)`.
 fn create_service(api: &BlockingClient, name: &str, (v4, v6): &(String, String)) {
-    api.create(service(name));
-    api.create(json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": format!("{name}-1"), "namespace": "default",
-                     "labels": {"kubernetes.io/service-name": name}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": ["10.0.0.1"], "nodeName": NODE, "conditions": {"ready": true}}],
-    }));
-    api.patch_status(
-        &service(name),
-        json!({"status": {"loadBalancer": {"ingress": [{"ip": v4}, {"ip": v6}]}}}),
-    );
-}
-
-fn cluster_config() -> Vec<Value> {
-    vec![
-        json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
-               "metadata": {"name": "lan", "namespace": NAMESPACE},
-               "spec": {"addresses": ["192.0.2.200-192.0.2.220", "2001:db8::200-2001:db8::220"]}}),
-        json!({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
-               "metadata": {"name": "l2", "namespace": NAMESPACE}}),
-        json!({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
-               "metadata": {"name": "bgp", "namespace": NAMESPACE}}),
-        json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
-               "metadata": {"name": "router", "namespace": NAMESPACE},
-               "spec": {"myASN": HERALD_AS, "peerASN": ROUTER_AS, "peerAddress": ROUTER_V4,
-                        "dualStackAddressFamily": true}}),
-        json!({"apiVersion": "v1", "kind": "Node",
-               "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE}}}),
-    ]
+    manifests::create_service(api, name, NODE, json!({}), &[v4, v6]);
 }
 
 /// `GET path` on the API server from herald's namespace, as herald would reach it.
@@ -319,28 +252,17 @@ fn running(herald: &mut Speaker) -> bool {
 #[test]
 fn the_kubernetes_source_fails_static_on_api_trouble_and_shuts_down_in_order_when_it_ends() {
     let lan = Lan::new();
-    let router = router(&lan);
+    let router = lan.bird_for_node1(HERALD_AS, None);
     let server = ApiServer::builder()
         .start_in(lan.node1.name())
         .expect("the API server starts");
     let api = BlockingClient::new(&server, "writer", Some(lan.node1.name()));
-    for object in cluster_config() {
+    for object in manifests::lan_configuration(NAMESPACE, NODE, HERALD_AS) {
         api.create(object);
     }
     let web = addresses(1);
     create_service(&api, "web", &web);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server
-        .write_kubeconfig(&kubeconfig, "herald")
-        .expect("writing the kubeconfig");
-    let kubeconfig = kubeconfig.display().to_string();
-    let mut herald = Speaker::start_in(
-        &lan.node1,
-        &Vec::<PathBuf>::new(),
-        NODE,
-        &["--kubeconfig", &kubeconfig, "--namespace", NAMESPACE],
-    );
+    let mut herald = Speaker::start_kubernetes_in(&lan.node1, &server, NODE, NAMESPACE);
     let mac = lan.node1.mac("eth0");
     wait_routes(&router, &web.0, &web.1);
     resolve_to(&lan.client, &web.0, "eth0", &mac);
@@ -474,8 +396,8 @@ fn the_kubernetes_source_fails_static_on_api_trouble_and_shuts_down_in_order_whe
             .unwrap_or_else(|e| e);
         (last.contains("Received: Administrative") && last.contains(NODE)).then_some(())
     });
-    wait_route(&router, &format!("{}/32", web.0), false);
-    wait_route(&router, &format!("{}/128", after_outage.1), false);
+    router.wait_holds(&format!("{}/32", web.0), false);
+    router.wait_holds(&format!("{}/128", after_outage.1), false);
     // The node released its own Lease (the others take its addresses at once), and nobody
     // answers for the addresses any more.
     assert_eq!(

@@ -11,67 +11,12 @@
 //! Needs root (namespaces); fails, never skips, without it. Nothing is timed.
 
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use testkit::apiserver::{ApiServer, BlockingClient};
 use testkit::lan::{Lan, arping, ndisc6, resolve_to};
-use testkit::netns::poll_until;
-use testkit::routers::{Kind, Neighbor, ROUTER_AS, ROUTER_V4, Router};
-use testkit::{PATIENCE, Speaker};
+use testkit::{Speaker, manifests};
 
 const NAMESPACE: &str = "metallb-system";
 const NODE: &str = "node-1";
-
-fn service(name: &str) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"type": "LoadBalancer", "ipFamilyPolicy": "PreferDualStack",
-                 "ports": [{"port": 80}]},
-    })
-}
-
-/// The Service's EndpointSlice, with one ready endpoint on this node.
-fn slice(service: &str) -> Value {
-    json!({
-        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-        "metadata": {"name": format!("{service}-1"), "namespace": "default",
-                     "labels": {"kubernetes.io/service-name": service}},
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": ["10.0.0.1"], "nodeName": NODE, "conditions": {"ready": true}}],
-    })
-}
-
-fn configuration() -> Vec<Value> {
-    vec![
-        json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
-               "metadata": {"name": "lan", "namespace": NAMESPACE},
-               "spec": {"addresses": ["192.0.2.200-192.0.2.220", "2001:db8::200-2001:db8::220"]}}),
-        json!({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
-               "metadata": {"name": "l2", "namespace": NAMESPACE}}),
-        json!({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement",
-               "metadata": {"name": "bgp", "namespace": NAMESPACE}}),
-        json!({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer",
-               "metadata": {"name": "router", "namespace": NAMESPACE},
-               "spec": {"myASN": 64512, "peerASN": ROUTER_AS, "peerAddress": ROUTER_V4,
-                        "dualStackAddressFamily": true}}),
-        json!({"apiVersion": "v1", "kind": "Node",
-               "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE}}}),
-    ]
-}
-
-/// Creates a Service with its endpoints, its annotations, and the ingress addresses a
-/// controller would have written.
-fn create_service(api: &BlockingClient, name: &str, annotations: Value, ingress: &[&str]) {
-    let mut svc = service(name);
-    svc["metadata"]["annotations"] = annotations;
-    api.create(svc);
-    api.create(slice(name));
-    let ingress: Vec<Value> = ingress.iter().map(|ip| json!({"ip": ip})).collect();
-    api.patch_status(
-        &service(name),
-        json!({"status": {"loadBalancer": {"ingress": ingress}}}),
-    );
-}
 
 fn skipped_reason(st: &Value, name: &str) -> Option<String> {
     st["plan"]["skipped"]
@@ -81,75 +26,46 @@ fn skipped_reason(st: &Value, name: &str) -> Option<String> {
         .map(|s| s["reason"].to_string())
 }
 
-fn holds(router: &Router, prefix: &str) -> bool {
-    !router.routes(prefix).unwrap_or_default().is_empty()
-}
-
-fn wait_route(router: &Router, prefix: &str, present: bool) {
-    let what = if present { "hold" } else { "drop" };
-    poll_until(&format!("BIRD to {what} {prefix}"), PATIENCE, |last| {
-        *last = router.dump();
-        (holds(router, prefix) == present).then_some(())
-    });
-}
-
 #[test]
 fn a_service_herald_cannot_use_is_skipped_and_the_others_follow_the_cluster() {
     let lan = Lan::new();
-    assert_eq!(testkit::lan::NODE2_V4, ROUTER_V4);
-    let router = Router::start(
-        Kind::Bird,
-        &lan.node2,
-        &[Neighbor {
-            name: "herald".into(),
-            address: testkit::lan::NODE1_V4.into(),
-            asn: 64512,
-            hold_time: None,
-            password: None,
-            extended_next_hop: false,
-            active: false,
-            ..Neighbor::default()
-        }],
-    );
+    let router = lan.bird_for_node1(64512, None);
     let server = ApiServer::builder()
         .start_in(lan.node1.name())
         .expect("the API server starts");
     let api = BlockingClient::new(&server, "writer", Some(lan.node1.name()));
-    for object in configuration() {
+    for object in manifests::lan_configuration(NAMESPACE, NODE, 64512) {
         api.create(object);
     }
-    create_service(&api, "web", json!({}), &["192.0.2.201", "2001:db8::201"]);
-    create_service(
+    manifests::create_service(
+        &api,
+        "web",
+        NODE,
+        json!({}),
+        &["192.0.2.201", "2001:db8::201"],
+    );
+    manifests::create_service(
         &api,
         "leading-zero",
+        NODE,
         json!({}),
         &["192.0.2.202", "010.0.0.1"],
     );
-    create_service(
+    manifests::create_service(
         &api,
         "bad-annotation",
+        NODE,
         json!({"metallb.io/loadBalancerIPs": "192.0.2.203,192.0.2.x"}),
         &["192.0.2.203"],
     );
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server
-        .write_kubeconfig(&kubeconfig, "herald")
-        .expect("writing the kubeconfig");
-    let kubeconfig = kubeconfig.display().to_string();
-    let herald = Speaker::start_in(
-        &lan.node1,
-        &Vec::<PathBuf>::new(),
-        NODE,
-        &["--kubeconfig", &kubeconfig, "--namespace", NAMESPACE],
-    );
+    let herald = Speaker::start_kubernetes_in(&lan.node1, &server, NODE, NAMESPACE);
     let mac = lan.node1.mac("eth0");
 
     // The valid Service is announced both ways; the two bad ones are skipped, each saying
     // why, and the configuration stays loaded (not stale).
-    wait_route(&router, "192.0.2.201/32", true);
-    wait_route(&router, "2001:db8::201/128", true);
+    router.wait_holds("192.0.2.201/32", true);
+    router.wait_holds("2001:db8::201/128", true);
     resolve_to(&lan.client, "192.0.2.201", "eth0", &mac);
     let st = herald.eventually("both bad Services skipped in /status", |s| {
         let st = s.get_json("/status");
@@ -171,7 +87,7 @@ fn a_service_herald_cannot_use_is_skipped_and_the_others_follow_the_cluster() {
     );
     for prefix in ["192.0.2.202/32", "192.0.2.203/32"] {
         assert!(
-            !holds(&router, prefix),
+            !router.holds(prefix),
             "{prefix} announced:\n{}",
             router.dump()
         );
@@ -186,16 +102,22 @@ fn a_service_herald_cannot_use_is_skipped_and_the_others_follow_the_cluster() {
     }
 
     // A Service created afterwards is announced...
-    create_service(&api, "late", json!({}), &["192.0.2.204", "2001:db8::204"]);
-    wait_route(&router, "192.0.2.204/32", true);
-    wait_route(&router, "2001:db8::204/128", true);
+    manifests::create_service(
+        &api,
+        "late",
+        NODE,
+        json!({}),
+        &["192.0.2.204", "2001:db8::204"],
+    );
+    router.wait_holds("192.0.2.204/32", true);
+    router.wait_holds("2001:db8::204/128", true);
     resolve_to(&lan.client, "192.0.2.204", "eth0", &mac);
     resolve_to(&lan.client, "2001:db8::204", "eth0", &mac);
 
     // ...and withdrawn as usual.
-    api.delete(&service("late"));
-    wait_route(&router, "192.0.2.204/32", false);
-    wait_route(&router, "2001:db8::204/128", false);
+    api.delete(&manifests::load_balancer("late"));
+    router.wait_holds("192.0.2.204/32", false);
+    router.wait_holds("2001:db8::204/128", false);
     herald.eventually("192.0.2.204 no longer answered", |s| {
         let st = s.get_json("/status");
         let answered = st["announcing"]["layer2"]["addresses"]

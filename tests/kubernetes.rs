@@ -8,7 +8,6 @@
 
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Instant;
 use testkit::apiserver::{ApiServer, BlockingClient};
 use testkit::netns::Netns;
@@ -68,7 +67,6 @@ struct Cluster {
     api: BlockingClient,
     herald: Speaker,
     _server: ApiServer,
-    _dir: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -87,23 +85,11 @@ impl Cluster {
             &web(),
             json!({"status": {"loadBalancer": {"ingress": [{"ip": WEB_V4}, {"ip": WEB_V6}]}}}),
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        server
-            .write_kubeconfig(&kubeconfig, "herald")
-            .expect("writing the kubeconfig");
-        let kubeconfig = kubeconfig.display().to_string();
-        let herald = Speaker::start_in(
-            ns,
-            &Vec::<PathBuf>::new(),
-            NODE,
-            &["--kubeconfig", &kubeconfig, "--namespace", NAMESPACE],
-        );
+        let herald = Speaker::start_kubernetes_in(ns, &server, NODE, NAMESPACE);
         Cluster {
             api,
             herald,
             _server: server,
-            _dir: dir,
         }
     }
 

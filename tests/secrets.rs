@@ -7,7 +7,6 @@
 //! Needs root (namespaces); fails, never skips, without it. Nothing is timed.
 
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use testkit::Speaker;
 use testkit::apiserver::{ApiServer, BlockingClient};
 use testkit::netns::Netns;
@@ -140,18 +139,7 @@ fn kubernetes_mode_shows_no_password() {
     for o in objects {
         api.create(o);
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server
-        .write_kubeconfig(&kubeconfig, "herald")
-        .expect("a kubeconfig");
-    let kubeconfig = kubeconfig.display().to_string();
-    let s = Speaker::start_in(
-        &ns,
-        &Vec::<PathBuf>::new(),
-        "node-a",
-        &["--kubeconfig", &kubeconfig, "--namespace", "metallb-system"],
-    );
+    let s = Speaker::start_kubernetes_in(&ns, &server, "node-a", "metallb-system");
     s.eventually("the plan with both peers", |s| {
         let st = s.get_json("/status");
         (st["plan"]["bgp"].as_array().map(Vec::len) == Some(2)).then_some(())

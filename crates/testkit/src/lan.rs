@@ -4,6 +4,7 @@
 
 use crate::PATIENCE;
 use crate::netns::{Bridge, Netns, output, poll_until};
+use crate::routers::{Kind, Neighbor, ROUTER_V4, Router};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,23 @@ pub struct Lan {
 impl Lan {
     pub fn new() -> Lan {
         Lan::build(false)
+    }
+
+    /// BIRD on the second node (the routers' address), peering with herald on the first
+    /// node as AS `herald_as`, with a TCP MD5 `password` when given; herald's end is passive.
+    pub fn bird_for_node1(&self, herald_as: u32, password: Option<&str>) -> Router {
+        assert_eq!(NODE2_V4, ROUTER_V4);
+        Router::start(
+            Kind::Bird,
+            &self.node2,
+            &[Neighbor {
+                name: "herald".into(),
+                address: NODE1_V4.into(),
+                asn: herald_as,
+                password: password.map(str::to_owned),
+                ..Neighbor::default()
+            }],
+        )
     }
 
     /// The same LAN behind a switch that snoops MLD and has a querier (`mcast_snooping 1`,

@@ -7,8 +7,10 @@
 //! what was expected, since they only ever run inside tests and benchmarks.
 
 pub mod apiserver;
+mod cargo_env;
 pub mod cluster;
 pub mod lan;
+pub mod manifests;
 pub mod mrt;
 pub mod netns;
 pub mod routers;
@@ -65,26 +67,7 @@ pub fn herald_bin() -> PathBuf {
             .arg("--manifest-path")
             .arg(root.join("Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target);
-        // Cargo gives the test or benchmark running this its package's variables. Build
-        // scripts (ring's) ask to rerun when those change in cargo's own environment, so
-        // passing them on would rebuild ring and the TLS and kube crates above it here, and
-        // again at the next plain `cargo` run: minutes per run (xtask's `cargo()` drops the
-        // same ones).
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if [
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "CARGO_CRATE_",
-                "CARGO_BIN_",
-            ]
-            .iter()
-            .any(|p| name.starts_with(p))
-                || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&&*name)
-            {
-                build.env_remove(&*name);
-            }
-        }
+        cargo_env::without_package_vars(&mut build);
         let output = build
             .output()
             .unwrap_or_else(|e| panic!("running {cargo:?} build: {e}"));
@@ -235,6 +218,8 @@ pub struct Speaker {
     netns: String,
     /// The namespace made for this speaker alone, deleted after it.
     _own_netns: Option<netns::Netns>,
+    /// Files it was started with that go with it (its kubeconfig).
+    _files: Option<tempfile::TempDir>,
 }
 
 impl Speaker {
@@ -253,9 +238,32 @@ impl Speaker {
         node: &str,
         extra: &[&str],
     ) -> Speaker {
-        let mut args: Vec<&str> = vec!["--node", node];
-        args.extend_from_slice(extra);
-        Speaker::launch(ns.name(), None, &[], configs, &args, |_| {})
+        Speaker::start_wrapped_in(ns, &[], configs, node, extra)
+    }
+
+    /// `herald speaker` in Kubernetes mode in the namespace `ns`, as node `node`, reading
+    /// `server` as user `herald` (a kubeconfig written for it) with its Leases and
+    /// configuration in `namespace`.
+    pub fn start_kubernetes_in(
+        ns: &netns::Netns,
+        server: &apiserver::ApiServer,
+        node: &str,
+        namespace: &str,
+    ) -> Speaker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        server
+            .write_kubeconfig(&kubeconfig, "herald")
+            .expect("writing the kubeconfig");
+        let kubeconfig = kubeconfig.display().to_string();
+        let mut speaker = Speaker::start_in(
+            ns,
+            &Vec::<PathBuf>::new(),
+            node,
+            &["--kubeconfig", &kubeconfig, "--namespace", namespace],
+        );
+        speaker._files = Some(dir);
+        speaker
     }
 
     /// Like [`Speaker::start_in`], with herald started by `wrapper` (a program and its
@@ -378,6 +386,7 @@ impl Speaker {
             logs,
             netns: netns.to_owned(),
             _own_netns: own_netns,
+            _files: None,
         };
         let line = speaker
             .wait_for_log(

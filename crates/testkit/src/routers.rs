@@ -591,6 +591,24 @@ impl Router {
         }
     }
 
+    /// Whether the router holds a route to `prefix`.
+    pub fn holds(&self, prefix: &str) -> bool {
+        !self.routes(prefix).unwrap_or_default().is_empty()
+    }
+
+    /// Waits until the router holds a route to `prefix` (`present`), or holds none.
+    pub fn wait_holds(&self, prefix: &str, present: bool) {
+        let what = if present { "hold" } else { "drop" };
+        crate::netns::poll_until(
+            &format!("{:?} to {what} {prefix}", self.kind),
+            crate::PATIENCE,
+            |last| {
+                *last = self.dump();
+                (self.holds(prefix) == present).then_some(())
+            },
+        );
+    }
+
     /// The router's whole table and neighbor states as it prints them, for failure
     /// messages.
     pub fn dump(&self) -> String {
