@@ -141,6 +141,11 @@ fn main() {
     let mut state = cluster.clone();
     for i in 0..CHANGES {
         let change = state.next_change(i);
+        if !change.affects_plan {
+            // What the change before this one made herald log may still be on its way: let it
+            // come, so that only what this change causes is counted.
+            std::thread::sleep(SILENCE);
+        }
         herald.clear();
         reference.clear();
         let reloads_at = (!change.affects_plan)
@@ -159,7 +164,13 @@ fn main() {
         } else {
             std::thread::sleep(SILENCE);
             unrelated.changes += 1;
-            unrelated.log_lines += herald.seen().len();
+            for (_, line) in herald.seen() {
+                unrelated.log_lines += 1;
+                let message = line["message"].as_str().unwrap_or("?").to_owned();
+                if !unrelated.messages.contains(&message) {
+                    unrelated.messages.push(message);
+                }
+            }
             if let (Some(before), Some(after)) = (reloads_at, reloads(&ns, metrics_addr)) {
                 unrelated.reads += after.saturating_sub(before);
             }
@@ -676,6 +687,8 @@ fn reloads(ns: &Netns, addr: std::net::SocketAddr) -> Option<u64> {
 struct Unrelated {
     changes: usize,
     log_lines: usize,
+    /// What those lines said, each once.
+    messages: Vec<String>,
     reads: u64,
 }
 
@@ -764,6 +777,9 @@ fn report(mut r: Report) {
         r.unrelated.reads,
         verdict(quiet)
     );
+    for message in &r.unrelated.messages {
+        println!("  logged after an unrelated change: {message:?}");
+    }
 }
 
 /// The reference: kube-rs reflectors over what herald watches (every Service, every
