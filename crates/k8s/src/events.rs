@@ -170,11 +170,15 @@ impl EventRecorder {
         let mut count = 0;
         for service in keys {
             let wanted = now.get(&service).cloned().unwrap_or_default();
+            let mut had = self.services.get(&service).cloned().unwrap_or_default();
+            if had == wanted {
+                // Nothing to write, as for most Services after any one change.
+                continue;
+            }
             let Some(regarding) = snapshot.service_reference(&service) else {
                 self.settle(&service, wanted);
                 continue;
             };
-            let mut had = self.services.get(&service).cloned().unwrap_or_default();
             let result = self
                 .announce(&regarding, &wanted, &mut had, &mut count)
                 .await;
