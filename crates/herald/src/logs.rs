@@ -7,7 +7,7 @@
 //!   address and route by route, is logged at debug, and only what changed.
 
 use crate::render;
-use model::plan::{L2Announcement, Route};
+use model::plan::Route;
 use model::world::Peer;
 use model::{Diagnostic, NodePlan, Severity};
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,18 +92,14 @@ pub fn plan_changes(before: Option<&NodePlan>, after: &NodePlan) -> PlanChanges 
     let before = before.unwrap_or(&empty);
     let mut changes = PlanChanges::default();
 
-    let l2 = |p: &NodePlan| -> BTreeSet<L2Announcement> { p.l2.iter().cloned().collect() };
-    let (old, new) = (l2(before), l2(after));
-    for (a, what) in new
-        .difference(&old)
+    let (added, removed) = difference(&before.l2, &after.l2);
+    changes.l2_added = added.len();
+    changes.l2_removed = removed.len();
+    for (a, what) in added
+        .into_iter()
         .map(|a| (a, "planned"))
-        .chain(old.difference(&new).map(|a| (a, "no longer planned")))
+        .chain(removed.into_iter().map(|a| (a, "no longer planned")))
     {
-        if what == "planned" {
-            changes.l2_added += 1;
-        } else {
-            changes.l2_removed += 1;
-        }
         debug!(
             protocol = "layer2",
             ip = %a.ip,
@@ -140,22 +136,17 @@ pub fn plan_changes(before: Option<&NodePlan>, after: &NodePlan) -> PlanChanges 
         debug!(protocol = "bgp", peer = %name, "no longer planned: BGP session");
     }
 
-    let routes = |p: &NodePlan| -> BTreeSet<(String, Route)> {
-        p.routes()
-            .map(|(peer, r)| (peer.name.clone(), r.clone()))
-            .collect()
-    };
-    let (old, new) = (routes(before), routes(after));
-    for ((peer, r), what) in new
-        .difference(&old)
+    fn routes(p: &NodePlan) -> impl Iterator<Item = (&str, &Route)> {
+        p.routes().map(|(peer, r)| (peer.name.as_str(), r))
+    }
+    let (added, removed) = difference(routes(before), routes(after));
+    changes.routes_added = added.len();
+    changes.routes_removed = removed.len();
+    for ((peer, r), what) in added
+        .into_iter()
         .map(|x| (x, "planned"))
-        .chain(old.difference(&new).map(|x| (x, "no longer planned")))
+        .chain(removed.into_iter().map(|x| (x, "no longer planned")))
     {
-        if what == "planned" {
-            changes.routes_added += 1;
-        } else {
-            changes.routes_removed += 1;
-        }
         debug!(
             protocol = "bgp",
             peer = %peer,
@@ -167,12 +158,10 @@ pub fn plan_changes(before: Option<&NodePlan>, after: &NodePlan) -> PlanChanges 
         );
     }
 
-    let (old, new): (BTreeSet<_>, BTreeSet<_>) = (
-        before.skipped.iter().collect(),
-        after.skipped.iter().collect(),
-    );
-    for s in new.difference(&old) {
-        changes.skipped_added += 1;
+    let (added, removed) = difference(&before.skipped, &after.skipped);
+    changes.skipped_added = added.len();
+    changes.skipped_removed = removed.len();
+    for s in added {
         debug!(
             ip = ?s.ip,
             service = %s.service,
@@ -181,15 +170,48 @@ pub fn plan_changes(before: Option<&NodePlan>, after: &NodePlan) -> PlanChanges 
             "not announced"
         );
     }
-    changes.skipped_removed = old.difference(&new).count();
     changes
+}
+
+/// What `new` has and `old` has not, and what `old` has and `new` has not. The items are
+/// references (a plan holds thousands of entries, and one change moves a few): sorted and
+/// merged, nothing copied.
+fn difference<T: Ord>(
+    old: impl IntoIterator<Item = T>,
+    new: impl IntoIterator<Item = T>,
+) -> (Vec<T>, Vec<T>) {
+    let sorted = |items: &mut Vec<T>| {
+        items.sort_unstable();
+        items.dedup();
+    };
+    let (mut old, mut new): (Vec<T>, Vec<T>) =
+        (old.into_iter().collect(), new.into_iter().collect());
+    sorted(&mut old);
+    sorted(&mut new);
+    let (mut added, mut removed) = (Vec::new(), Vec::new());
+    let (mut old, mut new) = (old.into_iter().peekable(), new.into_iter().peekable());
+    loop {
+        match (old.peek(), new.peek()) {
+            (Some(o), Some(n)) => match o.cmp(n) {
+                std::cmp::Ordering::Less => removed.extend(old.next()),
+                std::cmp::Ordering::Greater => added.extend(new.next()),
+                std::cmp::Ordering::Equal => {
+                    old.next();
+                    new.next();
+                }
+            },
+            (Some(_), None) => removed.extend(old.next()),
+            (None, Some(_)) => added.extend(new.next()),
+            (None, None) => return (added, removed),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use model::ResourceRef;
-    use model::plan::{Interfaces, SkipReason, Skipped};
+    use model::plan::{Interfaces, L2Announcement, SkipReason, Skipped};
     use model::world::ServiceRef;
 
     fn warning(text: &str) -> Diagnostic {
