@@ -214,6 +214,30 @@ pub(crate) fn read<K: DeserializeOwned>(
     })
 }
 
+/// What herald reads of an object, as the API's JSON: [`read`] of it makes what `read` of the
+/// whole object makes. An EndpointSlice of a Service that is not herald's is kept so (a few
+/// hundred octets, where the read object takes kilo-octets) in case its Service becomes
+/// herald's; most slices of a cluster are such.
+pub(crate) fn compact(kind: &Kind, object: DynamicObject) -> Box<[u8]> {
+    let DynamicObject { metadata, data, .. } = object;
+    let kind_name = kind.resource.kind.as_str();
+    let mut fields = match data {
+        Value::Object(fields) if isolated_kind(kind_name) => keep_read_fields(kind_name, fields),
+        Value::Object(fields) => fields,
+        _ => Map::new(),
+    };
+    // Metadata that cannot be written as JSON is unreadable either way: `read` says so.
+    if let Ok(m) = serde_json::to_value(kept_metadata(kind_name, metadata)) {
+        fields.insert("metadata".into(), m);
+    }
+    serde_json::to_vec(&fields).unwrap_or_default().into()
+}
+
+/// The object [`compact`] kept, to be read.
+pub(crate) fn expand(json: &[u8]) -> Option<DynamicObject> {
+    serde_json::from_slice(json).ok()
+}
+
 /// The metadata herald reads: identity (with the resourceVersion), labels, `metallb.*`
 /// annotations, and a Node's deletion timestamp (a Node being deleted is going away). The
 /// rest (managed fields, last-applied configurations, owner references, other timestamps)

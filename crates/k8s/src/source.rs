@@ -431,17 +431,46 @@ impl State {
             Feed::BgpPeers => self.bgp_peers.apply(kind, scope, event),
             Feed::Communities => self.communities.apply(kind, scope, event),
             Feed::BfdProfiles => self.bfd_profiles.apply(kind, scope, event),
-            Feed::Services => self.services.apply(kind, scope, event),
-            Feed::EndpointSlices => {
+            Feed::Services => {
+                let relisted = matches!(event, watcher::Event::InitDone);
                 let key = key_of_event(&event);
-                let before = key.as_ref().and_then(|k| self.slice_owner(k));
-                let mut applied = self.endpoint_slices.apply(kind, scope, event);
-                let after = key.as_ref().and_then(|k| self.slice_owner(k));
-                // A slice of a Service that is not ours changes nothing herald shows.
-                let ours = |o: &Option<Key>| o.as_ref().is_some_and(|o| self.services.contains(o));
-                let unknown_owner = key.is_none() || (before.is_none() && after.is_none());
-                if !unknown_owner && !ours(&before) && !ours(&after) {
-                    applied.changed = false;
+                let held = |s: &Store<Service>| key.as_ref().is_some_and(|k| s.contains(k));
+                let before = held(&self.services);
+                let mut applied = self.services.apply(kind, scope, event);
+                // A Service that became ours, or stopped being ours: its slices follow.
+                if relisted || before != held(&self.services) {
+                    let services = &self.services;
+                    applied.changed |= self.endpoint_slices.rehome(
+                        Feed::EndpointSlices.kind(),
+                        scope,
+                        slice_owner,
+                        |owner| services.contains(owner),
+                    );
+                }
+                applied
+            }
+            Feed::EndpointSlices => {
+                let relisted = matches!(event, watcher::Event::InitDone);
+                let services = &self.services;
+                let mut applied = self
+                    .endpoint_slices
+                    .apply_parking(kind, scope, event, |slice| {
+                        let owner = (
+                            slice.metadata.namespace.clone(),
+                            slice
+                                .metadata
+                                .labels
+                                .as_ref()?
+                                .get(SERVICE_NAME_LABEL)?
+                                .clone(),
+                        );
+                        (!services.contains(&owner)).then_some(owner)
+                    });
+                // The list was sorted by the Services of its time.
+                if relisted {
+                    applied.changed |=
+                        self.endpoint_slices
+                            .rehome(kind, scope, slice_owner, |owner| services.contains(owner));
                 }
                 applied
             }
@@ -458,15 +487,6 @@ impl State {
             self.debounce.changed(now);
         }
         applied.changed && *feed == Feed::BgpPeers
-    }
-
-    /// The Service an EndpointSlice the store holds belongs to, as a store key; `None` when
-    /// it is not held (or could not be read, so its owner is unknown).
-    fn slice_owner(&self, key: &Key) -> Option<Key> {
-        let slice = self.endpoint_slices.get(key)?.object.as_ref()?;
-        let labels = slice.object.metadata.labels.as_ref()?;
-        let service = labels.get(SERVICE_NAME_LABEL)?;
-        Some((key.0.clone(), service.clone()))
     }
 
     /// Empties the store of a kind the API server does not serve; says whether that changed
@@ -589,18 +609,8 @@ impl State {
         side.collect(&self.communities, &mut r.communities);
         side.collect(&self.bfd_profiles, &mut r.bfd_profiles);
         side.collect(&self.services, &mut r.services);
-        // Only the slices of our Services; those of others were kept (compact) in case their
-        // Service becomes ours, but they are no concern of the model's.
-        side.collect_where(&self.endpoint_slices, &mut r.endpoint_slices, |read| {
-            let Some(slice) = read.object.as_ref() else {
-                return true;
-            };
-            let namespace = slice.object.metadata.namespace.clone();
-            let labels = slice.object.metadata.labels.as_ref();
-            labels
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                .is_some_and(|s| self.services.contains(&(namespace, s.clone())))
-        });
+        // Only the slices of our Services: the others are parked.
+        side.collect(&self.endpoint_slices, &mut r.endpoint_slices);
         side.collect(&self.node, &mut r.nodes);
         for (key, w) in &self.secrets {
             if w.store.synced() {
@@ -667,6 +677,14 @@ impl State {
     }
 }
 
+/// The Service a read EndpointSlice belongs to, as a store key; `None` when it could not be
+/// read.
+fn slice_owner(slice: &Read<EndpointSlice>) -> Option<Key> {
+    let slice = &slice.object.as_ref()?.object;
+    let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+    Some((slice.metadata.namespace.clone(), service.clone()))
+}
+
 /// The key of the object an event is about, when it is about one.
 fn key_of_event(event: &watcher::Event<DynamicObject>) -> Option<Key> {
     match event {
@@ -689,17 +707,8 @@ struct Side {
 impl Side {
     /// Adds every object of `store` (shared, not copied), and what could not be read.
     fn collect<K>(&mut self, store: &Store<K>, into: &mut Vec<Sourced<K>>) {
-        self.collect_where(store, into, |_| true);
-    }
-
-    fn collect_where<K>(
-        &mut self,
-        store: &Store<K>,
-        into: &mut Vec<Sourced<K>>,
-        keep: impl Fn(&Read<K>) -> bool,
-    ) {
         into.reserve(store.len());
-        for read in store.objects().filter(|r| keep(r)) {
+        for read in store.objects() {
             let Read {
                 object,
                 reference,

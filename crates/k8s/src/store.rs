@@ -8,12 +8,18 @@
 //! keeps only the part herald reads, shared (`Arc`) with every snapshot that shows it; it
 //! drops Services that are not herald's; and an update that leaves what herald reads as it
 //! was changes nothing.
+//!
+//! A store can also park objects: kept, not shown, as the compact JSON of what herald reads
+//! of them ([`compact`]), with the key of what they belong to. EndpointSlices of Services that
+//! are not herald's are parked (in a cluster most slices are such, and a read slice takes
+//! several times the room), and read when their Service becomes herald's.
 
 use crate::kinds::Kind;
-use crate::read::{Read, Scope, read};
+use crate::read::{Read, Scope, compact, expand, read};
 use kube::Resource;
 use kube::core::DynamicObject;
 use kube::runtime::watcher::Event;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 
@@ -22,9 +28,30 @@ pub(crate) type Key = (Option<String>, String);
 
 pub(crate) struct Store<K> {
     objects: BTreeMap<Key, Read<K>>,
+    parked: BTreeMap<Key, Parked>,
     /// A re-list in progress: shown once complete.
-    relisting: Option<BTreeMap<Key, Read<K>>>,
+    relisting: Option<Listing<K>>,
     synced: bool,
+}
+
+/// An object kept aside: what it belongs to, and what herald reads of it as JSON.
+struct Parked {
+    owner: Key,
+    json: Box<[u8]>,
+}
+
+struct Listing<K> {
+    objects: BTreeMap<Key, Read<K>>,
+    parked: BTreeMap<Key, Parked>,
+}
+
+impl<K> Default for Listing<K> {
+    fn default() -> Self {
+        Self {
+            objects: BTreeMap::new(),
+            parked: BTreeMap::new(),
+        }
+    }
 }
 
 /// Counts only: a store may hold Secrets.
@@ -32,7 +59,11 @@ impl<K> std::fmt::Debug for Store<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("objects", &self.objects.len())
-            .field("relisting", &self.relisting.as_ref().map(BTreeMap::len))
+            .field("parked", &self.parked.len())
+            .field(
+                "relisting",
+                &self.relisting.as_ref().map(|l| l.objects.len()),
+            )
             .field("synced", &self.synced)
             .finish()
     }
@@ -42,6 +73,7 @@ impl<K> Default for Store<K> {
     fn default() -> Self {
         Self {
             objects: BTreeMap::new(),
+            parked: BTreeMap::new(),
             relisting: None,
             synced: false,
         }
@@ -89,6 +121,17 @@ fn same<K: Resource + Clone + PartialEq>(a: &Read<K>, b: &Read<K>) -> bool {
 
 impl<K: DeserializeOwned + Resource + Clone + PartialEq> Store<K> {
     pub fn apply(&mut self, kind: &Kind, scope: &Scope, event: Event<DynamicObject>) -> Applied {
+        self.apply_parking(kind, scope, event, |_| None)
+    }
+
+    /// [`Store::apply`], parking each object `park` names an owner for instead of reading it.
+    pub fn apply_parking(
+        &mut self,
+        kind: &Kind,
+        scope: &Scope,
+        event: Event<DynamicObject>,
+        park: impl Fn(&DynamicObject) -> Option<Key>,
+    ) -> Applied {
         let received = |r: Option<&Read<K>>| Applied {
             received: 1,
             unreadable: u64::from(r.is_some_and(|r| r.object.is_none())),
@@ -96,23 +139,28 @@ impl<K: DeserializeOwned + Resource + Clone + PartialEq> Store<K> {
         };
         match event {
             Event::Init => {
-                self.relisting = Some(BTreeMap::new());
+                self.relisting = Some(Listing::default());
                 Applied::default()
             }
             Event::InitApply(object) => {
                 let key = key_of(&object);
+                let listing = self.relisting.get_or_insert_with(Listing::default);
+                if let Some(owner) = park(&object) {
+                    let json = compact(kind, object);
+                    listing.parked.insert(key, Parked { owner, json });
+                    return received(None);
+                }
                 let r = read(kind, scope, object);
                 let applied = received(r.as_ref());
                 if let Some(r) = r {
-                    self.relisting
-                        .get_or_insert_with(BTreeMap::new)
-                        .insert(key, r);
+                    listing.objects.insert(key, r);
                 }
                 applied
             }
             Event::InitDone => {
                 if let Some(listed) = self.relisting.take() {
-                    self.objects = listed;
+                    self.objects = listed.objects;
+                    self.parked = listed.parked;
                 }
                 self.synced = true;
                 Applied {
@@ -122,6 +170,15 @@ impl<K: DeserializeOwned + Resource + Clone + PartialEq> Store<K> {
             }
             Event::Apply(object) => {
                 let key = key_of(&object);
+                if let Some(owner) = park(&object) {
+                    let json = compact(kind, object);
+                    self.parked.insert(key.clone(), Parked { owner, json });
+                    return Applied {
+                        changed: self.objects.remove(&key).is_some(),
+                        ..received(None)
+                    };
+                }
+                self.parked.remove(&key);
                 let r = read(kind, scope, object);
                 let mut applied = received(r.as_ref());
                 let changed = match r {
@@ -139,6 +196,7 @@ impl<K: DeserializeOwned + Resource + Clone + PartialEq> Store<K> {
             }
             Event::Delete(object) => {
                 let key = key_of(&object);
+                self.parked.remove(&key);
                 let changed = self.objects.remove(&key).is_some();
                 Applied {
                     changed,
@@ -148,6 +206,54 @@ impl<K: DeserializeOwned + Resource + Clone + PartialEq> Store<K> {
             }
         }
     }
+
+    /// Shows the objects `owner_of` says belong to what `shown` accepts, and parks the others:
+    /// reads the parked ones that now belong, and parks the shown ones that no longer do (one
+    /// that could not be read has nothing to park and is dropped; its next change, or the next
+    /// list, brings it back). Says whether what is shown changed.
+    pub fn rehome(
+        &mut self,
+        kind: &Kind,
+        scope: &Scope,
+        owner_of: impl Fn(&Read<K>) -> Option<Key>,
+        shown: impl Fn(&Key) -> bool,
+    ) -> bool
+    where
+        K: Serialize,
+    {
+        let leaving: Vec<(Key, Key)> = self
+            .objects
+            .iter()
+            .filter_map(|(k, r)| owner_of(r).filter(|o| !shown(o)).map(|o| (k.clone(), o)))
+            .collect();
+        let coming: Vec<Key> = self
+            .parked
+            .iter()
+            .filter(|(_, p)| shown(&p.owner))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (key, owner) in &leaving {
+            let Some(r) = self.objects.remove(key) else {
+                continue;
+            };
+            if let Some(o) = &r.object
+                && let Ok(json) = serde_json::to_vec(&*o.object)
+            {
+                let owner = owner.clone();
+                let json = json.into();
+                self.parked.insert(key.clone(), Parked { owner, json });
+            }
+        }
+        for key in &coming {
+            let Some(parked) = self.parked.remove(key) else {
+                continue;
+            };
+            if let Some(r) = expand(&parked.json).and_then(|o| read(kind, scope, o)) {
+                self.objects.insert(key.clone(), r);
+            }
+        }
+        !leaving.is_empty() || !coming.is_empty()
+    }
 }
 
 impl<K> Store<K> {
@@ -156,6 +262,7 @@ impl<K> Store<K> {
     pub fn absent(&mut self) -> bool {
         let changed = !self.synced || !self.objects.is_empty();
         self.objects.clear();
+        self.parked.clear();
         self.relisting = None;
         self.synced = true;
         changed
@@ -173,10 +280,6 @@ impl<K> Store<K> {
 
     pub fn contains(&self, key: &Key) -> bool {
         self.objects.contains_key(key)
-    }
-
-    pub fn get(&self, key: &Key) -> Option<&Read<K>> {
-        self.objects.get(key)
     }
 
     pub fn len(&self) -> usize {
@@ -340,5 +443,124 @@ mod tests {
             s.apply(&NODES, &scope, Event::Apply(node("3", "t3", "True")))
                 .changed
         );
+    }
+}
+
+#[cfg(test)]
+mod parking {
+    use super::*;
+    use crate::kinds::ENDPOINT_SLICES;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use serde_json::json;
+
+    fn slice(name: &str, service: &str, node: &str) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"),
+                         "resourceVersion": "5",
+                         "labels": {"kubernetes.io/service-name": service},
+                         "managedFields": [{"manager": "kube-controller-manager"}]},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": ["10.0.0.1"], "nodeName": node,
+                           "conditions": {"ready": true},
+                           "targetRef": {"kind": "Pod", "name": "p", "namespace": "ns"}}],
+        }))
+        .expect("a DynamicObject")
+    }
+
+    fn owner(r: &Read<EndpointSlice>) -> Option<Key> {
+        let o = &r.object.as_ref()?.object;
+        let service = o
+            .metadata
+            .labels
+            .as_ref()?
+            .get("kubernetes.io/service-name")?;
+        Some((o.metadata.namespace.clone(), service.clone()))
+    }
+
+    #[test]
+    fn a_parked_object_reads_as_it_would_have_and_parks_again() {
+        let scope = Scope::default();
+        let ours = |s: &str| (Some("ns".to_owned()), s.to_owned());
+        let park_unless_a = |o: &DynamicObject| {
+            let s = o
+                .metadata
+                .labels
+                .as_ref()?
+                .get("kubernetes.io/service-name")?;
+            (s != "a").then(|| ours(s))
+        };
+        let mut direct = Store::<EndpointSlice>::default();
+        direct.apply(
+            &ENDPOINT_SLICES,
+            &scope,
+            Event::Apply(slice("b-1", "b", "n1")),
+        );
+        let expected = direct.objects().next().expect("read").clone();
+
+        let mut s = Store::<EndpointSlice>::default();
+        let a = s.apply_parking(
+            &ENDPOINT_SLICES,
+            &scope,
+            Event::Apply(slice("a-1", "a", "n1")),
+            park_unless_a,
+        );
+        assert!(a.changed, "a slice of a shown owner is shown");
+        let b = s.apply_parking(
+            &ENDPOINT_SLICES,
+            &scope,
+            Event::Apply(slice("b-1", "b", "n1")),
+            park_unless_a,
+        );
+        assert!(!b.changed, "a parked slice changes nothing shown");
+        assert_eq!(s.len(), 1);
+
+        // b's Service becomes ours: its slice is read as if it had never been parked.
+        assert!(s.rehome(&ENDPOINT_SLICES, &scope, owner, |_| true));
+        assert_eq!(s.len(), 2);
+        let unparked = s
+            .objects()
+            .find(|r| owner(r) == Some(ours("b")))
+            .expect("shown");
+        assert_eq!(
+            unparked.object.as_ref().map(|o| &o.object),
+            expected.object.as_ref().map(|o| &o.object)
+        );
+        assert_eq!(unparked.reference, expected.reference);
+        assert!(
+            !s.rehome(&ENDPOINT_SLICES, &scope, owner, |_| true),
+            "nothing moves twice"
+        );
+
+        // a's Service stops being ours; an update while parked is kept, and shown when it is
+        // ours again.
+        assert!(s.rehome(&ENDPOINT_SLICES, &scope, owner, |o| *o == ours("b")));
+        assert_eq!(s.len(), 1);
+        s.apply_parking(
+            &ENDPOINT_SLICES,
+            &scope,
+            Event::Apply(slice("a-1", "a", "n2")),
+            |o| Some((o.metadata.namespace.clone(), "a".to_owned())),
+        );
+        assert!(s.rehome(&ENDPOINT_SLICES, &scope, owner, |_| true));
+        let a = s
+            .objects()
+            .find(|r| owner(r) == Some(ours("a")))
+            .expect("shown");
+        let node = a
+            .object
+            .as_ref()
+            .and_then(|o| o.object.endpoints[0].node_name.clone());
+        assert_eq!(node.as_deref(), Some("n2"));
+        // A deleted parked object is gone for good.
+        s.rehome(&ENDPOINT_SLICES, &scope, owner, |_| false);
+        s.apply_parking(
+            &ENDPOINT_SLICES,
+            &scope,
+            Event::Delete(slice("a-1", "a", "n2")),
+            |_| None,
+        );
+        s.rehome(&ENDPOINT_SLICES, &scope, owner, |_| true);
+        assert_eq!(s.len(), 1);
     }
 }
