@@ -848,6 +848,7 @@ async fn log_sessions(events: Option<tokio::sync::broadcast::Receiver<SessionEve
     let Some(mut events) = events else {
         return std::future::pending().await;
     };
+    let mut failing: BTreeMap<String, String> = BTreeMap::new();
     loop {
         let e = match events.recv().await {
             Ok(e) => e,
@@ -864,46 +865,70 @@ async fn log_sessions(events: Option<tokio::sync::broadcast::Receiver<SessionEve
         };
         let from = format!("{:?}", e.from);
         let to = format!("{:?}", e.to);
-        if e.to == State::Established {
-            info!(
-                protocol = "bgp",
-                peer = %e.id,
-                address = %e.address,
-                from,
-                families = ?e.families,
-                routes = e.wanted,
-                "BGP session established"
-            );
-        } else if e.from == State::Established {
-            warn!(
-                protocol = "bgp",
-                peer = %e.id,
-                address = %e.address,
-                to,
-                reason = e.reason.as_deref().unwrap_or(""),
+        let reason = e.reason.as_deref();
+        let (peer, address) = (&e.id, &e.address);
+        match session_line(&mut failing, &e.id.to_string(), e.from, e.to, reason) {
+            SessionLine::Established => info!(
+                protocol = "bgp", %peer, %address, from, families = ?e.families,
+                routes = e.wanted, "BGP session established"
+            ),
+            SessionLine::Down => warn!(
+                protocol = "bgp", %peer, %address, to, reason = reason.unwrap_or(""),
                 "BGP session down"
-            );
-        } else if e.reason.is_some() && matches!(e.to, State::Active | State::Idle) {
-            warn!(
-                protocol = "bgp",
-                peer = %e.id,
-                address = %e.address,
-                from,
-                to,
-                reason = e.reason.as_deref().unwrap_or(""),
-                "BGP session not established"
-            );
-        } else {
-            info!(
-                protocol = "bgp",
-                peer = %e.id,
-                address = %e.address,
-                from,
-                to,
-                reason = e.reason.as_deref(),
+            ),
+            SessionLine::NotEstablished => warn!(
+                protocol = "bgp", %peer, %address, from, to, reason,
+                "BGP session not established; retrying (attempts that fail alike are logged at debug)"
+            ),
+            SessionLine::StillNotEstablished => debug!(
+                protocol = "bgp", %peer, %address, from, to, reason,
+                "BGP session still not established"
+            ),
+            SessionLine::Changed => info!(
+                protocol = "bgp", %peer, %address, from, to, reason,
                 "BGP session state changed"
-            );
+            ),
         }
+    }
+}
+
+/// How one change of a session's state is logged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SessionLine {
+    Established,
+    Down,
+    /// A failure to come up, the first or one unlike the last logged (warn).
+    NotEstablished,
+    /// A retry of a session that keeps failing (debug).
+    StillNotEstablished,
+    Changed,
+}
+
+/// `failing` holds the sessions failing to come up, with the reason last logged: a peer that
+/// keeps failing the same way (a router that refuses, an address nobody answers) is logged
+/// when it starts failing and when it is established, its retries in between at debug.
+fn session_line(
+    failing: &mut BTreeMap<String, String>,
+    id: &str,
+    from: State,
+    to: State,
+    reason: Option<&str>,
+) -> SessionLine {
+    if to == State::Established {
+        failing.remove(id);
+        SessionLine::Established
+    } else if from == State::Established {
+        SessionLine::Down
+    } else if let Some(reason) = reason
+        && matches!(to, State::Active | State::Idle)
+        && failing.get(id).map(String::as_str) != Some(reason)
+    {
+        failing.insert(id.to_owned(), reason.to_owned());
+        SessionLine::NotEstablished
+    } else if failing.contains_key(id) {
+        SessionLine::StillNotEstablished
+    } else {
+        SessionLine::Changed
     }
 }
 
@@ -1149,6 +1174,43 @@ impl Collector for BgpCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_that_keeps_failing_alike_is_logged_once_until_it_is_established() {
+        use SessionLine::*;
+        let mut failing = BTreeMap::new();
+        let refused = Some("connection refused");
+        let mut line = |from, to, reason| session_line(&mut failing, "router", from, to, reason);
+        assert_eq!(line(State::Idle, State::Connect, None), Changed);
+        assert_eq!(line(State::Connect, State::Active, refused), NotEstablished);
+        // The retries, failing the same way: nothing at info or above.
+        for _ in 0..5 {
+            assert_eq!(
+                line(State::Active, State::Connect, None),
+                StillNotEstablished
+            );
+            assert_eq!(
+                line(State::Connect, State::Active, refused),
+                StillNotEstablished
+            );
+        }
+        // Failing another way is news.
+        let timed_out = Some("connection timed out");
+        assert_eq!(
+            line(State::Connect, State::Active, timed_out),
+            NotEstablished
+        );
+        assert_eq!(
+            line(State::OpenConfirm, State::Established, None),
+            Established
+        );
+        assert_eq!(
+            line(State::Established, State::Idle, Some("hold timer expired")),
+            Down
+        );
+        // Down, then failing as before it was up: news again.
+        assert_eq!(line(State::Connect, State::Active, refused), NotEstablished);
+    }
 
     #[test]
     fn hashed_router_id_is_stable_and_never_zero() {
