@@ -148,12 +148,12 @@ fn a_panicked_peer_task_and_interface_task_are_restarted_counted_and_announce_ag
         "the error line says it panicked: {line}"
     );
     herald.eventually(
-        "herald_l2_task_restarts_total{task=interface:eth0} to be 1",
+        "herald_task_restarts_total{task=interface:eth0} to be 1",
         |h| {
             let m = h.scrape();
             let labels = [("task", interface_task)];
-            let restarted = metric(&m, "herald_l2_task_restarts_total", &labels) == Some(1.0);
-            let up = metric(&m, "herald_l2_task_up", &labels) == Some(1.0);
+            let restarted = metric(&m, "herald_task_restarts_total", &labels) == Some(1.0);
+            let up = metric(&m, "herald_task_up", &labels) == Some(1.0);
             (restarted && up).then_some(())
         },
     );
@@ -188,7 +188,7 @@ fn a_panicked_peer_task_and_interface_task_are_restarted_counted_and_announce_ag
         1.0
     );
     assert_eq!(
-        restarts(&herald, "herald_l2_task_restarts_total", interface_task),
+        restarts(&herald, "herald_task_restarts_total", interface_task),
         1.0
     );
     let others: Vec<String> = herald

@@ -7,7 +7,7 @@
 //! - `bgp_peer:NAME`: the BGP session task of the BGPPeer NAME (restarted by the session
 //!   watcher, counted in `herald_task_restarts_total{task="bgp_peer:NAME"}`);
 //! - `interface:NAME`: the Layer 2 task of interface NAME (restarted by the responder,
-//!   counted in `herald_l2_task_restarts_total{task="interface:NAME"}`);
+//!   counted in `herald_task_restarts_total{task="interface:NAME"}`);
 //! - `kubernetes_watches`: the Kubernetes source's watches (not restarted: the source fails
 //!   and herald shuts down in order, as after any source failure).
 //!

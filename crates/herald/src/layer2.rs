@@ -16,7 +16,7 @@
 
 use crate::leadership;
 use crate::metrics::{Family, counter_family, gauge_family};
-use crate::supervise::Tasks;
+use crate::supervise::{TaskHealth, Tasks};
 use election::{Elector, Event as ElectionEvent, Members};
 use l2::{InterfaceSelection, Link, LinkTable, Responder};
 use model::plan::{Interfaces, L2Announcement};
@@ -286,6 +286,14 @@ impl Layer2 {
         });
         let (plan, plan_rx) = watch::channel(Arc::new(Vec::new()));
         let (changed_tx, changed) = watch::channel(0);
+        let followed = Arc::downgrade(&state);
+        tasks.follow(move || {
+            let state = followed.upgrade();
+            let health = state
+                .as_ref()
+                .and_then(|s| Some(s.responder.as_ref()?.health()));
+            health.map(|h| responder_tasks(&h)).unwrap_or_default()
+        });
         if let Some(r) = &state.responder {
             // Everything the loop reads outlives it, so a loop that died is started again
             // and takes up where the state is (level-based). The election's events are
@@ -430,16 +438,6 @@ impl Layer2 {
             .is_some_and(|r| r.inject_interface_failure(interface))
     }
 
-    /// Why Layer 2 is not healthy: a task of the responder that ended and is not running
-    /// again yet (for `/healthz`). Empty when all is well, or when Layer 2 is off.
-    pub fn problems(&self) -> Vec<String> {
-        self.state
-            .responder
-            .as_ref()
-            .map(|r| r.health().problems())
-            .unwrap_or_default()
-    }
-
     /// The metrics of Layer 2, read at scrape time.
     pub fn collector(&self) -> Box<dyn Collector> {
         Box::new(Layer2Collector(self.state.clone()))
@@ -458,6 +456,23 @@ impl Layer2 {
             e.elector.shutdown(RELEASE_TIMEOUT).await;
         }
     }
+}
+
+/// The Layer 2 responder's own tasks (it starts them again itself), named as the speaker's
+/// tasks are: `link_monitor`, `interface:NAME`.
+fn responder_tasks(health: &l2::responder::Health) -> Vec<(String, TaskHealth)> {
+    let task = |t: &l2::link::TaskHealth| TaskHealth {
+        up: t.up,
+        restarts: t.restarts,
+        last_failure: t.last_error.clone(),
+    };
+    let interfaces = health
+        .interfaces
+        .iter()
+        .map(|(n, t)| (format!("interface:{n}"), task(t)));
+    std::iter::once(("link_monitor".to_owned(), task(&health.link_monitor.task)))
+        .chain(interfaces)
+        .collect()
 }
 
 /// The name of the reconcile loop among the speaker's tasks.
@@ -842,30 +857,6 @@ impl Collector for Layer2Collector {
                 .collect(),
         )?;
         let health = responder.health();
-        let tasks = std::iter::once(("link_monitor".to_owned(), &health.link_monitor.task)).chain(
-            health
-                .interfaces
-                .iter()
-                .map(|(n, t)| (format!("interface:{n}"), t)),
-        );
-        let (mut up, mut restarts) = (Vec::new(), Vec::new());
-        for (task, h) in tasks {
-            up.push((vec![("task", task.clone())], u64::from(h.up)));
-            restarts.push((vec![("task", task)], h.restarts));
-        }
-        gauge_family(
-            &mut encoder,
-            "herald_l2_task_up",
-            "1 while a task of the Layer 2 responder runs, 0 between its unexpected end and its restart",
-            prometheus_client::metrics::MetricType::Gauge,
-            up,
-        )?;
-        counter_family(
-            &mut encoder,
-            "herald_l2_task_restarts",
-            "Times a task of the Layer 2 responder ended unexpectedly and was started again",
-            restarts,
-        )?;
         counter_family(
             &mut encoder,
             "herald_l2_link_resyncs",

@@ -7,6 +7,11 @@
 //! with each quick failure. Tasks are level-based (they read what they act on from channels
 //! that outlive them), so a restarted task simply takes up where the state is.
 //!
+//! Tasks supervised elsewhere are counted under the same names: the BGP speaker's peer tasks
+//! report their restarts ([`Tasks::reporter`]), and the Layer 2 responder's own tasks (an
+//! interface's, the link monitor) are read from it ([`Tasks::follow`]), so one metric and one
+//! `/healthz` cover them all.
+//!
 //! Dropping the [`Tasks`] (or calling [`Tasks::stop`]) ends every task it holds; an end
 //! asked for is not a failure.
 
@@ -54,6 +59,16 @@ struct Inner {
     /// Bumped on every change of `health`, so tests (and nothing else) can wait for one.
     changed: watch::Sender<u64>,
     first_backoff: Duration,
+    followed: Mutex<Vec<Followed>>,
+}
+
+/// The health of tasks supervised elsewhere, read each time health is asked for.
+struct Followed(Box<dyn Fn() -> Vec<(String, TaskHealth)> + Send + Sync>);
+
+impl std::fmt::Debug for Followed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Followed")
+    }
 }
 
 impl Default for Tasks {
@@ -121,6 +136,7 @@ impl Tasks {
             handles: Mutex::new(BTreeMap::new()),
             changed: watch::channel(0).0,
             first_backoff,
+            followed: Mutex::new(Vec::new()),
         }))
     }
 
@@ -199,14 +215,24 @@ impl Tasks {
         }
     }
 
+    /// Counts, and shows in `/healthz`, the tasks `health` reports: tasks that are
+    /// supervised elsewhere (started again there), by name.
+    pub fn follow(&self, health: impl Fn() -> Vec<(String, TaskHealth)> + Send + Sync + 'static) {
+        lock(&self.0.followed).push(Followed(Box::new(health)));
+    }
+
     /// Each task's health, by name.
     pub fn health(&self) -> BTreeMap<String, TaskHealth> {
-        lock(&self.0.health).clone()
+        let mut health = lock(&self.0.health).clone();
+        for f in lock(&self.0.followed).iter() {
+            health.extend((f.0)());
+        }
+        health
     }
 
     /// Why the speaker is not healthy: each task that is not running. Empty when all run.
     pub fn problems(&self) -> Vec<String> {
-        lock(&self.0.health)
+        self.health()
             .iter()
             .filter(|(_, h)| !h.up)
             .map(|(name, h)| {
@@ -296,6 +322,41 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(60), wait)
             .await
             .expect("the tasks reach the state wanted");
+    }
+
+    #[test]
+    fn tasks_supervised_elsewhere_are_counted_and_shown_alike() {
+        let tasks = Tasks::default();
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let d = down.clone();
+        tasks.follow(move || {
+            let up = !d.load(Ordering::Relaxed);
+            let failure = (!up).then(|| "it panicked: boom".to_owned());
+            let health = TaskHealth {
+                up,
+                restarts: u64::from(!up),
+                last_failure: failure,
+            };
+            vec![("interface:eth0".to_owned(), health)]
+        });
+        assert!(tasks.problems().is_empty());
+        down.store(true, Ordering::Relaxed);
+        assert_eq!(
+            tasks.problems(),
+            ["task interface:eth0 ended (it panicked: boom); waiting to start it again"]
+        );
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(tasks.collector());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        assert!(
+            text.contains("herald_task_restarts_total{task=\"interface:eth0\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_task_up{task=\"interface:eth0\"} 0"),
+            "{text}"
+        );
     }
 
     #[tokio::test]
