@@ -904,7 +904,8 @@ enum SessionLine {
     Changed,
 }
 
-/// `failing` holds the sessions failing to come up, with the reason last logged: a peer that
+/// `failing` holds the sessions failing to come up, with the reason last logged (empty while
+/// a first attempt is under way): a peer that
 /// keeps failing the same way (a router that refuses, an address nobody answers) is logged
 /// when it starts failing and when it is established, its retries in between at debug.
 fn session_line(
@@ -928,6 +929,8 @@ fn session_line(
     } else if failing.contains_key(id) {
         SessionLine::StillNotEstablished
     } else {
+        // The first step of a first attempt: what follows is logged when it fails.
+        failing.insert(id.to_owned(), String::new());
         SessionLine::Changed
     }
 }
@@ -1183,6 +1186,11 @@ mod tests {
         let mut line = |from, to, reason| session_line(&mut failing, "router", from, to, reason);
         assert_eq!(line(State::Idle, State::Connect, None), Changed);
         assert_eq!(line(State::Connect, State::Active, refused), NotEstablished);
+        // Steps that say nothing new, however often: at debug.
+        assert_eq!(
+            line(State::Active, State::Connect, None),
+            StillNotEstablished
+        );
         // The retries, failing the same way: nothing at info or above.
         for _ in 0..5 {
             assert_eq!(

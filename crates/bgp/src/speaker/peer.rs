@@ -348,8 +348,12 @@ impl PeerTask {
         let event = {
             let mut s = self.stats();
             s.state = Some(to);
+            // Falling back to Active or Idle is a failure too (a connection refused, a peer
+            // that closed): say which, as for a session that goes down.
             let reason = reason.or_else(|| {
-                (to != State::Established && from == State::Established)
+                let failed =
+                    from == State::Established || matches!(to, State::Active | State::Idle);
+                (to != State::Established && failed)
                     .then(|| s.last_error.clone())
                     .flatten()
             });
