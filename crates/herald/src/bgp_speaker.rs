@@ -904,10 +904,10 @@ enum SessionLine {
     Changed,
 }
 
-/// `failing` holds the sessions failing to come up, with the reason last logged (empty while
-/// a first attempt is under way): a peer that
-/// keeps failing the same way (a router that refuses, an address nobody answers) is logged
-/// when it starts failing and when it is established, its retries in between at debug.
+/// `failing` holds the sessions failing to come up, with the reason last logged (empty while a
+/// first attempt is under way): a peer that keeps failing the same way (a router that refuses,
+/// an address nobody answers) is logged when it starts failing and when it is established,
+/// its retries in between at debug.
 fn session_line(
     failing: &mut BTreeMap<String, String>,
     id: &str,
