@@ -75,8 +75,9 @@ pub struct Planned {
     /// Other nodes are described by Node objects but this one is not: likely a wrong
     /// `--node`. Holds the described names.
     pub unknown_node: Option<Vec<String>>,
-    /// The checked configuration the plan was made from, when it is valid (for the node
-    /// checks the speaker runs).
+    /// The checked configuration the plan was made from, when it is valid, for the node
+    /// checks the speaker runs: without its Services, which they do not read (in a large
+    /// cluster they are most of a World, and the speaker keeps this one until the next).
     pub world: Option<std::sync::Arc<World>>,
 }
 
@@ -103,8 +104,11 @@ pub fn plan_snapshot(snapshot: &k8s::Snapshot, node: &str) -> Planned {
 fn plan_world(mut diagnostics: Vec<Diagnostic>, world: Option<World>, node: &str) -> Planned {
     let (plan, world) = match world {
         None => (None, None),
-        Some(world) => match guarded("planning", || model::plan(&world, node)) {
-            Ok(plan) => (Some(plan), Some(std::sync::Arc::new(world))),
+        Some(mut world) => match guarded("planning", || model::plan(&world, node)) {
+            Ok(plan) => {
+                world.services.clear();
+                (Some(plan), Some(std::sync::Arc::new(world)))
+            }
             Err(bug) => {
                 diagnostics.push(*bug);
                 (None, None)
