@@ -65,7 +65,7 @@ struct Planned {
     peer: Peer,
     /// Which services each planned route is for (for `metallb_speaker_announced`); the
     /// routes themselves go to the speaker.
-    services: BTreeMap<Prefix, BTreeSet<ServiceRef>>,
+    services: BTreeMap<Prefix, Vec<ServiceRef>>,
     session: Result<PeerConfig, String>,
     /// Its BFD session, when the peer names a profile.
     bfd: Option<BfdConfig>,

@@ -93,14 +93,16 @@ pub struct PeerPlan {
 pub struct Route {
     /// A /32 or /128, or the aggregate the advertisement asks for.
     pub prefix: IpNet,
-    /// Services with an address inside the prefix that this route is for.
-    pub services: BTreeSet<ServiceRef>,
+    /// Services with an address inside the prefix that this route is for, sorted. (A sorted
+    /// list rather than a set: a route usually has one, and a set's node is sized for eleven.)
+    pub services: Vec<ServiceRef>,
     pub communities: BTreeSet<Community>,
     pub large_communities: BTreeSet<LargeCommunity>,
     /// What goes on the wire: the advertisement's value (100 if unset) to iBGP peers,
     /// `None` to eBGP peers, where LOCAL_PREF is not sent.
     pub local_pref: Option<u32>,
-    pub advertisements: BTreeSet<String>,
+    /// Sorted.
+    pub advertisements: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -270,6 +272,9 @@ pub fn plan(world: &World, node: &str) -> NodePlan {
     l2.dedup();
     skipped.sort();
     skipped.dedup();
+    // Kept until the next plan: without the room left from growing (a Skipped is large).
+    l2.shrink_to_fit();
+    skipped.shrink_to_fit();
     let mut bgp: Vec<PeerPlan> = peers
         .iter()
         .map(|peer| PeerPlan {
@@ -481,17 +486,17 @@ fn add_routes<'a>(
                 .entry(prefix)
                 .or_insert_with(|| Route {
                     prefix,
-                    services: BTreeSet::new(),
+                    services: Vec::new(),
                     communities: BTreeSet::new(),
                     large_communities: BTreeSet::new(),
                     local_pref: None,
-                    advertisements: BTreeSet::new(),
+                    advertisements: Vec::new(),
                 });
-            route.services.insert(svc.key.clone());
+            insert_sorted(&mut route.services, &svc.key);
             route.communities.extend(&ad.communities);
             route.large_communities.extend(&ad.large_communities);
             route.local_pref = route.local_pref.max(ad.local_pref);
-            route.advertisements.insert(ad.name.clone());
+            insert_sorted(&mut route.advertisements, &ad.name);
         }
     }
     if targeted.is_empty() {
@@ -505,6 +510,13 @@ fn add_routes<'a>(
         })
     } else {
         Ok(())
+    }
+}
+
+/// Adds `item` to the sorted `list` unless it is there.
+fn insert_sorted<T: Ord + Clone>(list: &mut Vec<T>, item: &T) {
+    if let Err(at) = list.binary_search(item) {
+        list.insert(at, item.clone());
     }
 }
 

@@ -211,11 +211,16 @@ mod builder {
     pub fn route(prefix: &str, services: &[&str], ads: &[&str], local_pref: Option<u32>) -> Route {
         Route {
             prefix: net(prefix),
-            services: services.iter().map(|s| svc_ref(s)).collect(),
+            services: services
+                .iter()
+                .map(|s| svc_ref(s))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
             communities: BTreeSet::new(),
             large_communities: BTreeSet::new(),
             local_pref,
-            advertisements: names(ads),
+            advertisements: names(ads).into_iter().collect(),
         }
     }
 
