@@ -335,16 +335,16 @@ impl Known<'_> {
 }
 
 fn build(out: &mut Sink, res: &Resources) -> World {
-    let pools = unique(out, &res.pools, |_| String::new());
-    let l2s = unique(out, &res.l2_advertisements, |_| String::new());
-    let bgp_ads = unique(out, &res.bgp_advertisements, |_| String::new());
-    let peers = unique(out, &res.bgp_peers, |_| String::new());
-    let communities = unique(out, &res.communities, |_| String::new());
-    let bfds = unique(out, &res.bfd_profiles, |_| String::new());
-    let services = unique(out, &res.services, |r| namespace_of(r).to_owned());
-    let slices = unique(out, &res.endpoint_slices, |r| namespace_of(r).to_owned());
-    let nodes = unique(out, &res.nodes, |_| String::new());
-    let secrets = unique(out, &res.secrets, |r| namespace_of(r).to_owned());
+    let pools = unique(out, &res.pools, false);
+    let l2s = unique(out, &res.l2_advertisements, false);
+    let bgp_ads = unique(out, &res.bgp_advertisements, false);
+    let peers = unique(out, &res.bgp_peers, false);
+    let communities = unique(out, &res.communities, false);
+    let bfds = unique(out, &res.bfd_profiles, false);
+    let services = unique(out, &res.services, true);
+    let slices = unique(out, &res.endpoint_slices, true);
+    let nodes = unique(out, &res.nodes, false);
+    let secrets = unique(out, &res.secrets, true);
 
     let mut entries = Vec::new();
     let pools = pools
@@ -428,10 +428,10 @@ fn build(out: &mut Sink, res: &Resources) -> World {
         })
         .collect();
     keys.extend(unreadable_services.iter().map(|(key, _)| key.clone()));
-    let endpoints = endpoints(out, &slices, &keys);
+    let mut endpoints = endpoints(out, &slices, &keys);
     let mut services: BTreeMap<ServiceRef, world::Service> = ours
         .iter()
-        .map(|r| service(out, &known, r, &endpoints, res.endpoints_mode))
+        .map(|r| service(out, &known, r, &mut endpoints, res.endpoints_mode))
         .map(|s| (s.key.clone(), s))
         .collect();
     for (key, problem) in unreadable_services {
@@ -464,12 +464,13 @@ fn build(out: &mut Sink, res: &Resources) -> World {
 }
 
 /// The named objects of one kind, one per name: the first by origin, so the choice does not
-/// depend on input order. Unnamed objects and later duplicates are errors. `scope` is the
-/// namespace for kinds whose names are unique per namespace.
+/// depend on input order. Unnamed objects and later duplicates are errors. `namespaced`: the
+/// kind's names are unique per namespace. Compares what the objects hold, copying nothing
+/// (it runs on every object of every snapshot).
 fn unique<'a, T: Resource<DynamicType = ()> + Serialize>(
     out: &mut Sink,
     list: &'a [Res<T>],
-    scope: impl Fn(&Res<T>) -> String,
+    namespaced: bool,
 ) -> Vec<&'a Res<T>> {
     let kind = T::kind(&());
     // A Service, EndpointSlice or Node that cannot be told apart from another harms only
@@ -479,32 +480,32 @@ fn unique<'a, T: Resource<DynamicType = ()> + Serialize>(
     } else {
         Severity::Error
     };
-    let mut sorted: Vec<((Origin, crate::ResourceRef), &Res<T>)> = list
-        .iter()
-        .map(|r| ((r.origin.clone(), r.resource_ref()), r))
-        .collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    // By origin, then name as a ResourceRef orders them (the kind is the same for all).
+    let order = |r: &'a Res<T>| (&r.origin, r.object.meta().namespace.as_deref(), r.name());
+    let mut sorted: Vec<&'a Res<T>> = list.iter().collect();
+    sorted.sort_by(|a, b| order(a).cmp(&order(b)));
     // Objects from nowhere in particular (the API, tests) can tie on origin and name only
     // when the same name comes twice; their content decides, so the input order does not.
-    for run in sorted.chunk_by_mut(|a, b| a.0 == b.0) {
+    for run in sorted.chunk_by_mut(|a, b| order(a) == order(b)) {
         if run.len() > 1 {
-            run.sort_by_cached_key(|(_, r)| serde_json::to_string(&*r.object).unwrap_or_default());
+            run.sort_by_cached_key(|r| serde_json::to_string(&*r.object).unwrap_or_default());
         }
     }
-    let mut seen: BTreeMap<(String, String), &Res<T>> = BTreeMap::new();
+    let scope = |r: &'a Res<T>| if namespaced { namespace_of(r) } else { "" };
+    let mut seen: BTreeMap<(&'a str, &'a str), &'a Res<T>> = BTreeMap::new();
     let mut unique = Vec::new();
-    for (_, r) in sorted {
+    for r in sorted {
         let field = "metadata.name";
         if r.name().trim().is_empty() {
             let fix = format!("set metadata.name; every {kind} needs a unique name");
             out.push(severity, r, field, "", "the object has no name", fix);
-        } else if let Some(first) = seen.get(&(scope(r), r.name().to_owned())) {
+        } else if let Some(first) = seen.get(&(scope(r), r.name())) {
             let there = place(&first.origin_at(field));
             let problem = format!("another {kind} is named {:?}{there}", r.name());
             let fix = "rename one of them, or merge them into one object";
             out.push(severity, r, field, r.name(), problem, fix);
         } else {
-            seen.insert((scope(r), r.name().to_owned()), r);
+            seen.insert((scope(r), r.name()), r);
             unique.push(r);
         }
     }
@@ -1628,7 +1629,7 @@ fn service(
     out: &mut Sink,
     known: &Known,
     r: &Res<Service>,
-    endpoints: &BTreeMap<ServiceRef, Endpoints>,
+    endpoints: &mut BTreeMap<ServiceRef, Endpoints>,
     mode: EndpointsMode,
 ) -> world::Service {
     let key = service_ref(r);
@@ -1715,9 +1716,14 @@ fn service(
         }
     }
 
-    let mut eps = endpoints.get(&key).cloned().unwrap_or_default();
-    eps.assumed_everywhere =
-        mode == EndpointsMode::AssumeReadyEverywhere && !endpoints.contains_key(&key);
+    // Taken, not copied: each Service's endpoints are its own (a Service that is there twice
+    // is reported by `unique`, and only the first is kept).
+    let found = endpoints.remove(&key);
+    let assumed_everywhere = mode == EndpointsMode::AssumeReadyEverywhere && found.is_none();
+    let eps = Endpoints {
+        assumed_everywhere,
+        ..found.unwrap_or_default()
+    };
     world::Service {
         labels: r.object.metadata.labels.clone().unwrap_or_default(),
         is_load_balancer: true,
