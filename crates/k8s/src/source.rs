@@ -50,8 +50,9 @@ pub struct SourceConfig {
     /// The `spec.loadBalancerClass` of the Services herald announces; `None` for Services
     /// without a class, as MetalLB's default.
     pub load_balancer_class: Option<String>,
-    /// Publish once changes have stopped for this long (default 10 ms: changes that come
-    /// together, such as a Service and its EndpointSlices, make one snapshot)...
+    /// A change after this long without one is published at once; changes that follow
+    /// closely are published once they have stopped for this long (default 10 ms: the rest of
+    /// a burst, such as a Service's EndpointSlices after it, makes one snapshot)...
     pub quiet: Duration,
     /// ...or this long after the first unpublished change, whichever is sooner (default
     /// 100 ms), so a steady stream of changes cannot hold a new snapshot back.
@@ -592,7 +593,7 @@ impl State {
         );
         tx.send_replace(Some(Arc::new(snapshot)));
         Metrics::add(&self.metrics.0.snapshots, 1);
-        self.debounce.published();
+        self.debounce.published(Instant::now());
     }
 
     fn snapshot(&self) -> Snapshot {
@@ -812,7 +813,7 @@ mod tests {
                 s.follow_peers(&mut feeds, t0);
             }
         }
-        s.debounce.published();
+        s.debounce.published(t0);
         assert_eq!(s.publish_at(), None);
 
         let t1 = t0 + 1000 * MS;
@@ -839,7 +840,7 @@ mod tests {
         list(&mut s, &Feed::Secret(key.clone()), vec![secret], t2);
         assert_eq!(s.publish_at(), Some(t1 + 500 * MS).min(Some(t2 + 150 * MS)));
         assert_eq!(s.snapshot().resources.secrets.len(), 1);
-        s.debounce.published();
+        s.debounce.published(t2);
 
         // A second Secret that cannot be listed: past the wait it goes out as unreadable, with
         // the API server's reason, rather than as missing.
