@@ -21,6 +21,7 @@ use crate::store::{Applied, Key, Store};
 use futures::stream::{self, AbortHandle, BoxStream, SelectAll, StreamExt};
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Client;
 use kube::api::Api;
 use kube::core::DynamicObject;
@@ -440,38 +441,20 @@ impl State {
                 let mut applied = self.services.apply(kind, scope, event);
                 // A Service that became ours, or stopped being ours: its slices follow.
                 if relisted || before != held(&self.services) {
-                    let services = &self.services;
-                    applied.changed |= self.endpoint_slices.rehome(
-                        Feed::EndpointSlices.kind(),
-                        scope,
-                        slice_owner,
-                        |owner| services.contains(owner),
-                    );
+                    applied.changed |= self.sort_slices();
                 }
                 applied
             }
             Feed::EndpointSlices => {
                 let relisted = matches!(event, watcher::Event::InitDone);
                 let services = &self.services;
-                let mut applied = self
-                    .endpoint_slices
-                    .apply_parking(kind, scope, event, |slice| {
-                        let owner = (
-                            slice.metadata.namespace.clone(),
-                            slice
-                                .metadata
-                                .labels
-                                .as_ref()?
-                                .get(SERVICE_NAME_LABEL)?
-                                .clone(),
-                        );
-                        (!services.contains(&owner)).then_some(owner)
-                    });
+                let mut applied = self.endpoint_slices.apply_parking(kind, scope, event, |s| {
+                    let owner = (s.metadata.namespace.clone(), service_label(&s.metadata)?);
+                    (!services.contains(&owner)).then_some(owner)
+                });
                 // The list was sorted by the Services of its time.
                 if relisted {
-                    applied.changed |=
-                        self.endpoint_slices
-                            .rehome(kind, scope, slice_owner, |owner| services.contains(owner));
+                    applied.changed |= self.sort_slices();
                 }
                 applied
             }
@@ -488,6 +471,24 @@ impl State {
             self.debounce.changed(now);
         }
         applied.changed && *feed == Feed::BgpPeers
+    }
+
+    /// Shows the EndpointSlices of our Services and parks the others; says whether what is
+    /// shown changed.
+    fn sort_slices(&mut self) -> bool {
+        let services = &self.services;
+        self.endpoint_slices.rehome(
+            Feed::EndpointSlices.kind(),
+            &self.scope,
+            |r| {
+                let slice = &r.object.as_ref()?.object;
+                Some((
+                    slice.metadata.namespace.clone(),
+                    service_label(&slice.metadata)?,
+                ))
+            },
+            |owner| services.contains(owner),
+        )
     }
 
     /// Empties the store of a kind the API server does not serve; says whether that changed
@@ -678,12 +679,9 @@ impl State {
     }
 }
 
-/// The Service a read EndpointSlice belongs to, as a store key; `None` when it could not be
-/// read.
-fn slice_owner(slice: &Read<EndpointSlice>) -> Option<Key> {
-    let slice = &slice.object.as_ref()?.object;
-    let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
-    Some((slice.metadata.namespace.clone(), service.clone()))
+/// The name of the Service an EndpointSlice belongs to.
+fn service_label(metadata: &ObjectMeta) -> Option<String> {
+    metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL).cloned()
 }
 
 /// The key of the object an event is about, when it is about one.
