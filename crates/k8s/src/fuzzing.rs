@@ -57,8 +57,9 @@ pub fn read_check_and_plan(kind: u8, json: &[u8]) {
 }
 
 /// Through a store, as a watch delivers it: applied twice (the second changes nothing),
-/// then the read added to the resources.
-fn add<K: DeserializeOwned + kube::Resource + Clone + PartialEq>(
+/// then the read added to the resources. Parked and read again, as an EndpointSlice is when
+/// its Service becomes herald's, it must read the same.
+fn add<K: DeserializeOwned + serde::Serialize + kube::Resource + Clone + PartialEq>(
     kind: &Kind,
     object: DynamicObject,
     r: &mut Resources,
@@ -67,9 +68,30 @@ fn add<K: DeserializeOwned + kube::Resource + Clone + PartialEq>(
     let scope = Scope::default();
     let mut store = Store::<K>::default();
     store.apply(kind, &scope, Event::Apply(object.clone()));
+    let mut parked = Store::<K>::default();
+    let owner = (None, String::new());
+    parked.apply_parking(kind, &scope, Event::Apply(object.clone()), |_| {
+        Some(owner.clone())
+    });
+    parked.rehome(kind, &scope, |_| None, |_| true);
     let again = store.apply(kind, &scope, Event::Apply(object));
     debug_assert!(!again.changed || store.len() == 0);
     let reads: Vec<Read<K>> = store.objects().cloned().collect();
+    let unparked: Vec<Read<K>> = parked.objects().cloned().collect();
+    assert_eq!(
+        reads.len(),
+        unparked.len(),
+        "parking kept or lost an object"
+    );
+    for (a, b) in reads.iter().zip(&unparked) {
+        let object = |r: &Read<K>| r.object.as_ref().map(|o| o.object.clone());
+        assert!(object(a) == object(b), "a parked object reads otherwise");
+        assert_eq!(
+            a.diagnostics, b.diagnostics,
+            "a parked object reads otherwise"
+        );
+        assert_eq!(a.reference, b.reference, "a parked object reads otherwise");
+    }
     for read in reads {
         match read.object {
             Some(o) => list(r).push(o),
