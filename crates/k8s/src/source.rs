@@ -17,7 +17,7 @@ use crate::debounce::Debounce;
 use crate::kinds::{Feed, SecretKey};
 use crate::read::{Read, Scope};
 use crate::snapshot::Snapshot;
-use crate::store::{Applied, Key, Store};
+use crate::store::{Applied, Key, Store, key_of};
 use futures::stream::{self, AbortHandle, BoxStream, SelectAll, StreamExt};
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -687,10 +687,7 @@ fn service_label(metadata: &ObjectMeta) -> Option<String> {
 /// The key of the object an event is about, when it is about one.
 fn key_of_event(event: &watcher::Event<DynamicObject>) -> Option<Key> {
     match event {
-        watcher::Event::Apply(o) | watcher::Event::Delete(o) => Some((
-            o.metadata.namespace.clone(),
-            o.metadata.name.clone().unwrap_or_default(),
-        )),
+        watcher::Event::Apply(o) | watcher::Event::Delete(o) => Some(key_of(o)),
         _ => None,
     }
 }

@@ -92,7 +92,7 @@ pub(crate) struct Applied {
     pub unreadable: u64,
 }
 
-fn key_of(object: &DynamicObject) -> Key {
+pub(crate) fn key_of(object: &DynamicObject) -> Key {
     (
         object.metadata.namespace.clone(),
         object.metadata.name.clone().unwrap_or_default(),
